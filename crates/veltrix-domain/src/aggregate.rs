@@ -1,0 +1,189 @@
+//! The namespace aggregate: `decide` turns a command into an event or a
+//! rejection against the current state, `evolve` folds a committed event into
+//! the state. Both are pure; the command service runs them under the
+//! event store's expected-sequence check, which makes the decision safe
+//! against every other writer.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    time::{Duration, SystemTime},
+};
+
+use crate::{
+    Revision,
+    command::{ChangeSetCommand, Expectation, Operation},
+    event::{ChangeSetCommitted, KeyChange, KeyOp},
+    names::{Key, Namespace, RequestId},
+};
+
+/// What the command side knows of one live key (no values: they are not
+/// needed to decide).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KeyMeta {
+    pub create_revision: Revision,
+    pub mod_revision: Revision,
+    /// Number of sets since the key was last created.
+    pub version: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RequestRecord {
+    revision: Revision,
+    digest: Vec<u8>,
+}
+
+/// The state of one namespace as of `revision`.
+#[derive(Debug, Clone)]
+pub struct NamespaceState {
+    revision: Revision,
+    keys: HashMap<Key, KeyMeta>,
+    requests: HashMap<RequestId, RequestRecord>,
+    /// Request ids in commit order with their commit time, for pruning.
+    request_order: VecDeque<(SystemTime, RequestId)>,
+    idempotency_window: Duration,
+}
+
+impl NamespaceState {
+    /// An empty namespace that remembers request ids for `idempotency_window`
+    /// (measured between event times, so folding is deterministic).
+    pub fn new(idempotency_window: Duration) -> Self {
+        Self {
+            revision: 0,
+            keys: HashMap::new(),
+            requests: HashMap::new(),
+            request_order: VecDeque::new(),
+            idempotency_window,
+        }
+    }
+
+    /// Revision of the last event folded in; 0 for a namespace without events.
+    pub fn revision(&self) -> Revision {
+        self.revision
+    }
+
+    pub fn key(&self, key: &Key) -> Option<&KeyMeta> {
+        self.keys.get(key)
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Folds a committed event in. Events at or below the current revision
+    /// are ignored, so replaying is harmless.
+    pub fn evolve(&mut self, revision: Revision, event: &ChangeSetCommitted) {
+        if revision <= self.revision {
+            return;
+        }
+        self.revision = revision;
+        for change in &event.changes {
+            match change.op {
+                KeyOp::Set { .. } => {
+                    let meta = self.keys.entry(change.key.clone()).or_insert(KeyMeta {
+                        create_revision: revision,
+                        mod_revision: revision,
+                        version: 0,
+                    });
+                    meta.mod_revision = revision;
+                    meta.version += 1;
+                }
+                KeyOp::Delete => {
+                    self.keys.remove(&change.key);
+                }
+            }
+        }
+        self.remember_request(revision, event);
+    }
+
+    fn remember_request(&mut self, revision: Revision, event: &ChangeSetCommitted) {
+        while let Some((time, id)) = self.request_order.front() {
+            let expired = time.checked_add(self.idempotency_window).is_some_and(|until| until < event.time);
+            if !expired {
+                break;
+            }
+            self.requests.remove(id);
+            self.request_order.pop_front();
+        }
+        if !event.request_id.is_empty() {
+            let record = RequestRecord { revision, digest: event.request_digest.clone() };
+            if self.requests.insert(event.request_id.clone(), record).is_none() {
+                self.request_order.push_back((event.time, event.request_id.clone()));
+            }
+        }
+    }
+}
+
+/// The outcome of deciding a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Append this event; its revision becomes the change set's revision.
+    Append(ChangeSetCommitted),
+    /// The same request was committed before at this revision: answer it
+    /// again and append nothing.
+    AlreadyApplied(Revision),
+}
+
+/// Why a command is refused. Nothing is appended.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error(
+        "revision conflict on key '{key}': expected_revision {expected} but its current mod_revision is {current}",
+        expected = expected.to_wire()
+    )]
+    Conflict { key: Key, expected: Expectation, current: Revision },
+    #[error("key '{key}' does not exist in namespace '{namespace}'")]
+    NotFound { namespace: Namespace, key: Key },
+    #[error("request_id '{request_id}' was already used for a different request (committed at revision {revision})")]
+    RequestIdReused { request_id: RequestId, revision: Revision },
+}
+
+/// Decides a command against the state: the event to append, the earlier
+/// revision of the same request, or a rejection.
+pub fn decide(state: &NamespaceState, cmd: &ChangeSetCommand) -> Result<Decision, Rejection> {
+    let meta = cmd.meta();
+    // Idempotency comes first: a retry whose first attempt committed carries
+    // a now-stale expected_revision and must still succeed.
+    if let Some(record) = state.requests.get(&meta.request_id) {
+        return if record.digest == cmd.digest() {
+            Ok(Decision::AlreadyApplied(record.revision))
+        } else {
+            Err(Rejection::RequestIdReused { request_id: meta.request_id.clone(), revision: record.revision })
+        };
+    }
+    let mut changes = Vec::with_capacity(cmd.changes().len());
+    for c in cmd.changes() {
+        let current = state.key(&c.key).map_or(0, |m| m.mod_revision);
+        if let Some(expected) = c.expected {
+            if !expected.holds(current) {
+                return Err(Rejection::Conflict { key: c.key.clone(), expected, current });
+            }
+        }
+        let op = match &c.op {
+            Operation::Set { value, content_type } => {
+                KeyOp::Set { value: value.clone(), content_type: content_type.clone() }
+            }
+            Operation::Delete if current == 0 => {
+                return Err(Rejection::NotFound { namespace: cmd.namespace().clone(), key: c.key.clone() });
+            }
+            Operation::Delete => KeyOp::Delete,
+        };
+        changes.push(KeyChange { key: c.key.clone(), op, previous_mod_revision: current, expected: c.expected });
+    }
+    Ok(Decision::Append(ChangeSetCommitted {
+        namespace: cmd.namespace().clone(),
+        changes,
+        actor: meta.actor.clone(),
+        reason: meta.reason.clone(),
+        request_id: meta.request_id.clone(),
+        request_digest: cmd.digest().to_vec(),
+        time: meta.time,
+        trace: meta.trace.clone(),
+    }))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,161 @@
+//! Commands: what a client asks the aggregate to do, already validated.
+
+use std::{collections::HashSet, time::SystemTime};
+
+use crate::{
+    Revision,
+    digest::request_digest,
+    event::TraceContext,
+    names::{Actor, ContentType, Key, Namespace, Reason, RequestId},
+    validation::ValidationError,
+};
+
+/// Limits that validation enforces; configurable per deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest value accepted, in bytes.
+    pub max_value_bytes: usize,
+    /// Most changes in one change set.
+    pub max_changes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_value_bytes: 1024 * 1024, max_changes: 1000 }
+    }
+}
+
+/// A compare-and-set condition on one key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Expectation {
+    /// The key must not exist (`expected_revision = 0`).
+    Absent,
+    /// The key's current mod_revision must be this (`expected_revision = N`).
+    At(Revision),
+}
+
+impl Expectation {
+    /// `None` is unconditional; `Some(0)` is absent; `Some(n)` is at `n`.
+    pub fn from_wire(expected_revision: Option<u64>) -> Option<Self> {
+        expected_revision.map(|r| if r == 0 { Self::Absent } else { Self::At(r) })
+    }
+
+    pub fn to_wire(self) -> u64 {
+        match self {
+            Self::Absent => 0,
+            Self::At(r) => r,
+        }
+    }
+
+    pub fn holds(self, current_mod_revision: Revision) -> bool {
+        match self {
+            Self::Absent => current_mod_revision == 0,
+            Self::At(r) => current_mod_revision == r,
+        }
+    }
+}
+
+/// What to do to one key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Operation {
+    Set { value: Vec<u8>, content_type: ContentType },
+    Delete,
+}
+
+impl Operation {
+    /// A validated set: the value fits the limit and a JSON value parses.
+    /// Errors name the fields `value` and `content_type`.
+    pub fn set(value: Vec<u8>, content_type: &str, limits: &Limits) -> Result<Self, ValidationError> {
+        let content_type = ContentType::parse(content_type)?;
+        if value.len() > limits.max_value_bytes {
+            return Err(ValidationError::new(
+                "value",
+                format!("must be at most {} bytes (got {})", limits.max_value_bytes, value.len()),
+            ));
+        }
+        if content_type.is_json() {
+            if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&value) {
+                return Err(ValidationError::new(
+                    "value",
+                    format!("must be valid JSON for content type {content_type}: {e}"),
+                ));
+            }
+        }
+        Ok(Self::Set { value, content_type })
+    }
+}
+
+/// One key's part of a change set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyCommand {
+    pub key: Key,
+    pub expected: Option<Expectation>,
+    pub op: Operation,
+}
+
+/// Who asks, why, and in which trace; part of every event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandMeta {
+    pub actor: Actor,
+    pub reason: Reason,
+    pub request_id: RequestId,
+    pub trace: TraceContext,
+    pub time: SystemTime,
+}
+
+/// A validated change set for one namespace: 1..=max_changes changes, each
+/// to a different key. Put and Delete are change sets of one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeSetCommand {
+    namespace: Namespace,
+    changes: Vec<KeyCommand>,
+    meta: CommandMeta,
+    digest: [u8; 32],
+}
+
+impl ChangeSetCommand {
+    pub fn new(
+        namespace: Namespace,
+        changes: Vec<KeyCommand>,
+        meta: CommandMeta,
+        limits: &Limits,
+    ) -> Result<Self, ValidationError> {
+        if changes.is_empty() {
+            return Err(ValidationError::new("changes", "must hold at least one change"));
+        }
+        if changes.len() > limits.max_changes {
+            return Err(ValidationError::new(
+                "changes",
+                format!("must hold at most {} changes (got {})", limits.max_changes, changes.len()),
+            ));
+        }
+        let mut seen = HashSet::with_capacity(changes.len());
+        for (i, c) in changes.iter().enumerate() {
+            if !seen.insert(&c.key) {
+                return Err(ValidationError::new(
+                    format!("changes[{i}].key"),
+                    format!("must not repeat a key of the same change set ('{}')", c.key),
+                ));
+            }
+        }
+        let digest = request_digest(&namespace, &changes, &meta.reason);
+        Ok(Self { namespace, changes, meta, digest })
+    }
+
+    pub fn namespace(&self) -> &Namespace {
+        &self.namespace
+    }
+
+    pub fn changes(&self) -> &[KeyCommand] {
+        &self.changes
+    }
+
+    pub fn meta(&self) -> &CommandMeta {
+        &self.meta
+    }
+
+    /// SHA-256 of the canonical request (see [`crate::digest`]).
+    pub fn digest(&self) -> [u8; 32] {
+        self.digest
+    }
+}

@@ -1,0 +1,7 @@
+//! Conversions between wire types and domain types.
+
+mod command;
+mod event;
+
+pub use command::{CallContext, IntoCommand};
+pub use event::{EVENT_TYPE, EventDecodeError, decode_event, encode_event};

@@ -1,0 +1,91 @@
+//! Requests of `ConfigCommand` to validated domain commands. Field names in
+//! errors are the request's own (`changes[2].set.value`).
+
+use std::time::SystemTime;
+
+use veltrix_domain::{
+    Actor, ChangeSetCommand, CommandMeta, Expectation, Key, KeyCommand, Limits, Namespace, Operation, Reason,
+    RequestId, TraceContext, ValidationError,
+};
+
+use crate::v1::{ApplyRequest, DeleteRequest, PutRequest, change};
+
+/// What a call carries besides its message: who, when, in which trace.
+#[derive(Debug, Clone)]
+pub struct CallContext {
+    pub actor: Actor,
+    pub trace: TraceContext,
+    pub time: SystemTime,
+}
+
+/// A request that becomes one change set.
+pub trait IntoCommand {
+    fn into_command(self, ctx: CallContext, limits: &Limits) -> Result<ChangeSetCommand, ValidationError>;
+}
+
+fn meta(ctx: CallContext, request_id: &str, reason: &str) -> Result<CommandMeta, ValidationError> {
+    Ok(CommandMeta {
+        actor: ctx.actor,
+        reason: Reason::parse(reason)?,
+        request_id: RequestId::parse(request_id)?,
+        trace: ctx.trace,
+        time: ctx.time,
+    })
+}
+
+impl IntoCommand for PutRequest {
+    fn into_command(self, ctx: CallContext, limits: &Limits) -> Result<ChangeSetCommand, ValidationError> {
+        let namespace = Namespace::parse(&self.namespace)?;
+        let change = KeyCommand {
+            key: Key::parse(&self.key)?,
+            expected: Expectation::from_wire(self.expected_revision),
+            op: Operation::set(self.value, &self.content_type, limits)?,
+        };
+        let meta = meta(ctx, &self.request_id, &self.reason)?;
+        ChangeSetCommand::new(namespace, vec![change], meta, limits)
+    }
+}
+
+impl IntoCommand for DeleteRequest {
+    fn into_command(self, ctx: CallContext, limits: &Limits) -> Result<ChangeSetCommand, ValidationError> {
+        let namespace = Namespace::parse(&self.namespace)?;
+        let change = KeyCommand {
+            key: Key::parse(&self.key)?,
+            expected: Expectation::from_wire(self.expected_revision),
+            op: Operation::Delete,
+        };
+        let meta = meta(ctx, &self.request_id, &self.reason)?;
+        ChangeSetCommand::new(namespace, vec![change], meta, limits)
+    }
+}
+
+impl IntoCommand for ApplyRequest {
+    fn into_command(self, ctx: CallContext, limits: &Limits) -> Result<ChangeSetCommand, ValidationError> {
+        let namespace = Namespace::parse(&self.namespace)?;
+        if self.changes.len() > limits.max_changes {
+            // Checked before converting so that a huge request costs little.
+            return Err(ValidationError::new(
+                "changes",
+                format!("must hold at most {} changes (got {})", limits.max_changes, self.changes.len()),
+            ));
+        }
+        let changes = self
+            .changes
+            .into_iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let at = format!("changes[{i}]");
+                let key = Key::parse(&c.key).map_err(|e| e.under(&at))?;
+                let op = match c.op {
+                    Some(change::Op::Set(set)) => Operation::set(set.value, &set.content_type, limits)
+                        .map_err(|e| e.under(&format!("{at}.set")))?,
+                    Some(change::Op::Delete(_)) => Operation::Delete,
+                    None => return Err(ValidationError::new(format!("{at}.op"), "must be set to 'set' or 'delete'")),
+                };
+                Ok(KeyCommand { key, expected: Expectation::from_wire(c.expected_revision), op })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let meta = meta(ctx, &self.request_id, &self.reason)?;
+        ChangeSetCommand::new(namespace, changes, meta, limits)
+    }
+}

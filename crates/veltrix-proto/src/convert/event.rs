@@ -1,0 +1,167 @@
+//! The stored event format: `ChangeSetCommitted` (domain) <-> protobuf bytes.
+
+use std::time::{Duration, SystemTime};
+
+use prost::Message;
+use veltrix_domain::{
+    Actor, ChangeSetCommitted, ContentType, Expectation, Key, KeyChange, KeyOp, Namespace, Reason, RequestId,
+    TraceContext, ValidationError,
+};
+
+use crate::v1;
+
+/// Value of the `Veltrix-Event` header: payload type and schema version.
+/// Readers accept exactly the versions they know.
+pub const EVENT_TYPE: &str = "ChangeSetCommitted/1";
+
+#[derive(Debug, thiserror::Error)]
+pub enum EventDecodeError {
+    #[error("malformed protobuf")]
+    Protobuf(#[from] prost::DecodeError),
+    #[error("invalid field {0}")]
+    Invalid(#[from] ValidationError),
+    #[error("changes[{0}].op is not set or is an operation this version does not know")]
+    UnknownOp(usize),
+    #[error("unsupported event type {0:?} (this version reads {EVENT_TYPE:?})")]
+    UnsupportedType(String),
+}
+
+pub fn encode_event(event: &ChangeSetCommitted) -> Vec<u8> {
+    let since_epoch = event.time.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let wire = v1::ChangeSetCommitted {
+        namespace: event.namespace.to_string(),
+        changes: event.changes.iter().map(encode_change).collect(),
+        actor: event.actor.to_string(),
+        reason: event.reason.to_string(),
+        request_id: event.request_id.to_string(),
+        request_digest: event.request_digest.clone(),
+        time: Some(prost_types::Timestamp {
+            seconds: i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX),
+            nanos: i32::try_from(since_epoch.subsec_nanos()).unwrap_or_default(),
+        }),
+        traceparent: event.trace.traceparent.clone(),
+        tracestate: event.trace.tracestate.clone(),
+    };
+    wire.encode_to_vec()
+}
+
+fn encode_change(c: &KeyChange) -> v1::EventKeyChange {
+    let op = match &c.op {
+        KeyOp::Set { value, content_type } => v1::event_key_change::Op::Set(v1::EventSetValue {
+            value: value.clone(),
+            content_type: content_type.to_string(),
+        }),
+        KeyOp::Delete => v1::event_key_change::Op::Delete(v1::EventDeleteKey {}),
+    };
+    v1::EventKeyChange {
+        key: c.key.to_string(),
+        op: Some(op),
+        previous_mod_revision: c.previous_mod_revision,
+        expected_revision: c.expected.map(Expectation::to_wire),
+    }
+}
+
+/// Decodes a stored event. `event_type` is the `Veltrix-Event` header (absent
+/// is read as the first version).
+pub fn decode_event(event_type: Option<&str>, payload: &[u8]) -> Result<ChangeSetCommitted, EventDecodeError> {
+    if let Some(t) = event_type {
+        if t != EVENT_TYPE {
+            return Err(EventDecodeError::UnsupportedType(t.to_owned()));
+        }
+    }
+    let wire = v1::ChangeSetCommitted::decode(payload)?;
+    let changes = wire
+        .changes
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let op = match c.op {
+                Some(v1::event_key_change::Op::Set(s)) => {
+                    KeyOp::Set { value: s.value, content_type: ContentType::parse(&s.content_type)? }
+                }
+                Some(v1::event_key_change::Op::Delete(_)) => KeyOp::Delete,
+                None => return Err(EventDecodeError::UnknownOp(i)),
+            };
+            Ok(KeyChange {
+                key: Key::parse(&c.key)?,
+                op,
+                previous_mod_revision: c.previous_mod_revision,
+                expected: Expectation::from_wire(c.expected_revision),
+            })
+        })
+        .collect::<Result<Vec<_>, EventDecodeError>>()?;
+    let time = wire.time.map_or(SystemTime::UNIX_EPOCH, |t| {
+        let secs = u64::try_from(t.seconds).unwrap_or_default();
+        let nanos = u32::try_from(t.nanos).unwrap_or_default();
+        SystemTime::UNIX_EPOCH + Duration::new(secs, nanos)
+    });
+    Ok(ChangeSetCommitted {
+        namespace: Namespace::parse(&wire.namespace)?,
+        changes,
+        actor: Actor::parse(&wire.actor)?,
+        reason: Reason::parse(&wire.reason)?,
+        request_id: RequestId::parse(&wire.request_id)?,
+        request_digest: wire.request_digest,
+        time,
+        trace: TraceContext { traceparent: wire.traceparent, tracestate: wire.tracestate },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn event(values: Vec<(u8, Option<Vec<u8>>, Option<u64>)>, secs: u32, nanos: u32) -> ChangeSetCommitted {
+        ChangeSetCommitted {
+            namespace: Namespace::parse("payments/prod").unwrap(),
+            changes: values
+                .into_iter()
+                .map(|(k, v, expected)| KeyChange {
+                    key: Key::parse(&format!("key{k}")).unwrap(),
+                    op: match v {
+                        Some(value) => KeyOp::Set { value, content_type: ContentType::parse("").unwrap() },
+                        None => KeyOp::Delete,
+                    },
+                    previous_mod_revision: u64::from(k),
+                    expected: Expectation::from_wire(expected),
+                })
+                .collect(),
+            actor: Actor::parse("alice").unwrap(),
+            reason: Reason::parse("rotate").unwrap(),
+            request_id: RequestId::parse("r-1").unwrap(),
+            request_digest: vec![7; 32],
+            time: SystemTime::UNIX_EPOCH + Duration::new(u64::from(secs), nanos % 1_000_000_000),
+            trace: TraceContext { traceparent: "00-aa-bb-01".into(), tracestate: String::new() },
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn events_round_trip(
+            changes in proptest::collection::vec((any::<u8>(), proptest::option::of(proptest::collection::vec(any::<u8>(), 0..64)), proptest::option::of(any::<u64>())), 1..8),
+            secs in any::<u32>(), nanos in any::<u32>(),
+        ) {
+            let e = event(changes, secs, nanos);
+            prop_assert_eq!(decode_event(Some(EVENT_TYPE), &encode_event(&e)).unwrap(), e);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = decode_event(None, &bytes);
+        }
+    }
+
+    #[test]
+    fn unknown_versions_and_ops_are_errors_not_skips() {
+        let e = event(vec![(1, None, None)], 1, 1);
+        assert!(matches!(
+            decode_event(Some("ChangeSetCommitted/2"), &encode_event(&e)),
+            Err(EventDecodeError::UnsupportedType(_))
+        ));
+        let mut wire = v1::ChangeSetCommitted::decode(encode_event(&e).as_slice()).unwrap();
+        wire.changes[0].op = None;
+        assert!(matches!(decode_event(None, &wire.encode_to_vec()), Err(EventDecodeError::UnknownOp(0))));
+    }
+}
