@@ -1,1 +1,24 @@
+//! NATS JetStream adapter of Veltrix Config: the event stream (created or
+//! verified at start-up) and an [`EventStore`](veltrix_domain::EventStore)
+//! that appends change sets with `Nats-Expected-Last-Subject-Sequence` and
+//! reads a namespace's events back.
+//!
+//! Subject layout: one subject per namespace, `{prefix}.{segment}.{segment}`
+//! (namespace segments are valid subject tokens by construction), all in one
+//! stream whose sequence is the global revision.
 
+mod classify;
+mod connect;
+mod error;
+mod settings;
+mod store;
+mod stream;
+
+pub use connect::{ConnectionEvents, connect};
+pub use error::Error;
+pub use settings::StreamSettings;
+pub use store::{JetStreamEventStore, decode_message};
+pub use stream::ensure_stream;
+
+/// Header naming the payload type and version of an event.
+pub const EVENT_TYPE_HEADER: &str = "Veltrix-Event";

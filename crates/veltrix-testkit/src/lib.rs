@@ -1,1 +1,39 @@
+//! Test helpers: real `nats-server -js` and `redis-server` child processes on
+//! free loopback ports with their own temporary directories, killed on drop,
+//! and able to be killed and restarted to test faults. A missing server
+//! binary fails the test with a message that says how to install it; nothing
+//! is skipped.
 
+mod process;
+
+use std::{future::Future, time::Duration};
+
+pub use process::{NatsServer, RedisServer};
+
+/// Polls `check` until it returns `Some`, for at most `within`; panics with
+/// `what` when the time runs out. For bounded waits on asynchronous effects
+/// (projection lag, reconnects), never for timing assertions.
+pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            panic!("not reached within {within:?}: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released at once).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("cannot find a free port on 127.0.0.1: {e}"))
+}

@@ -1,0 +1,59 @@
+//! Connecting to NATS: keep trying at start-up, reconnect forever with a
+//! capped backoff, and count what happens to the connection.
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use async_nats::{Client, ConnectOptions, Event};
+
+use crate::Error;
+
+/// Counters of connection events, for metrics and tests.
+#[derive(Debug, Default)]
+pub struct ConnectionEvents {
+    pub connects: AtomicU64,
+    pub disconnects: AtomicU64,
+}
+
+/// Connects to `url` (comma-separated for several servers). Returns at once;
+/// the client connects and reconnects in the background, and requests made
+/// while disconnected fail or time out instead of hanging.
+pub async fn connect(url: &str, name: &str) -> Result<(Client, Arc<ConnectionEvents>), Error> {
+    let events = Arc::new(ConnectionEvents::default());
+    let counters = events.clone();
+    let client = ConnectOptions::new()
+        .name(name)
+        .retry_on_initial_connect()
+        .connection_timeout(Duration::from_secs(2))
+        .ping_interval(Duration::from_secs(10))
+        .reconnect_delay_callback(|attempts| {
+            // 0, 100 ms, 200 ms, ... capped at 2 s: a restarted server is
+            // found again quickly, a dead one is not hammered.
+            Duration::from_millis((attempts as u64).saturating_mul(100).min(2_000))
+        })
+        .event_callback(move |event| {
+            let counters = counters.clone();
+            async move {
+                match event {
+                    Event::Connected => {
+                        counters.connects.fetch_add(1, Ordering::Relaxed);
+                        tracing::info!("connected to NATS");
+                    }
+                    Event::Disconnected => {
+                        counters.disconnects.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!("disconnected from NATS; reconnecting");
+                    }
+                    other => tracing::warn!(event = %other, "NATS connection event"),
+                }
+            }
+        })
+        .connect(url)
+        .await
+        .map_err(|e| Error::JetStream { context: "connecting to NATS", source: Box::new(e) })?;
+    Ok((client, events))
+}

@@ -1,0 +1,193 @@
+//! [`EventStore`] on JetStream: one subject per namespace in one stream.
+
+use std::time::Duration;
+
+use async_nats::{
+    HeaderMap,
+    jetstream::{
+        self,
+        consumer::{AckPolicy, DeliverPolicy, pull},
+        message::PublishMessage,
+        stream::{LastRawMessageErrorKind, Stream},
+    },
+};
+use futures::StreamExt;
+use veltrix_domain::{Appended, ChangeSetCommitted, EventStore, Namespace, Revision, StoreError, StoredEvent};
+use veltrix_proto::convert::{EVENT_TYPE, decode_event, encode_event};
+
+use crate::{EVENT_TYPE_HEADER, Error, StreamSettings, classify::publish_error, ensure_stream};
+
+/// Reads with per-message leader gets up to this many events, then switches
+/// to a consumer (a long catch-up or a first load).
+const SHORT_READ: usize = 8;
+const FETCH_BATCH: usize = 1000;
+
+#[derive(Clone)]
+pub struct JetStreamEventStore {
+    js: jetstream::Context,
+    stream: Stream,
+    settings: StreamSettings,
+}
+
+impl JetStreamEventStore {
+    /// Opens the store, creating or verifying the stream. `request_timeout`
+    /// bounds every JetStream request (including the wait for a publish ack).
+    pub async fn open(
+        client: async_nats::Client,
+        settings: StreamSettings,
+        request_timeout: Duration,
+    ) -> Result<Self, Error> {
+        let js = jetstream::ContextBuilder::new().timeout(request_timeout).build(client);
+        let stream = ensure_stream(&js, &settings).await?;
+        Ok(Self { js, stream, settings })
+    }
+
+    pub fn settings(&self) -> &StreamSettings {
+        &self.settings
+    }
+
+    pub fn stream(&self) -> &Stream {
+        &self.stream
+    }
+
+    async fn last_revision(&self, subject: &str) -> Result<Option<Revision>, StoreError> {
+        match self.stream.get_last_raw_message_by_subject(subject).await {
+            Ok(m) => Ok(Some(m.sequence)),
+            Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
+            Err(e) => Err(StoreError::unavailable("reading a namespace's last event", e)),
+        }
+    }
+
+    /// Reads events of `subject` from `from` until `last` with a short-lived
+    /// consumer, appending to `out`.
+    async fn read_with_consumer(
+        &self,
+        subject: &str,
+        from: Revision,
+        last: Revision,
+        out: &mut Vec<StoredEvent>,
+    ) -> Result<(), StoreError> {
+        let consumer = self
+            .stream
+            .create_consumer(pull::Config {
+                filter_subject: subject.to_owned(),
+                deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: from },
+                ack_policy: AckPolicy::None,
+                inactive_threshold: Duration::from_secs(30),
+                memory_storage: true,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| StoreError::unavailable("creating a reader for a namespace", e))?;
+        let name = consumer.cached_info().name.clone();
+        let result = async {
+            let mut empty_fetches = 0;
+            loop {
+                let mut batch = consumer
+                    .fetch()
+                    .max_messages(FETCH_BATCH)
+                    .messages()
+                    .await
+                    .map_err(|e| StoreError::unavailable("fetching a namespace's events", e))?;
+                let mut got = 0;
+                while let Some(msg) = batch.next().await {
+                    let msg = msg.map_err(|e| StoreError::unavailable("fetching a namespace's events", e))?;
+                    let seq = msg
+                        .info()
+                        .map_err(|e| StoreError::unavailable("reading an event's metadata", e))?
+                        .stream_sequence;
+                    out.push(decode_message(seq, msg.headers.as_ref(), &msg.payload)?);
+                    got += 1;
+                    if seq >= last {
+                        return Ok(());
+                    }
+                }
+                empty_fetches = if got == 0 { empty_fetches + 1 } else { 0 };
+                if empty_fetches > 3 {
+                    return Err(StoreError::Unavailable {
+                        message: format!("the reader stopped before revision {last}"),
+                        source: None,
+                    });
+                }
+            }
+        }
+        .await;
+        // The inactivity threshold removes it anyway; deleting now leaves no
+        // garbage behind a busy service.
+        if let Err(e) = self.stream.delete_consumer(&name).await {
+            tracing::debug!(consumer = %name, error = %e, "could not delete a reader consumer");
+        }
+        result
+    }
+}
+
+/// Decodes a stored message into an event, refusing unknown types.
+pub fn decode_message(
+    revision: Revision,
+    headers: Option<&HeaderMap>,
+    payload: &[u8],
+) -> Result<StoredEvent, StoreError> {
+    let event_type = headers.and_then(|h| h.get(EVENT_TYPE_HEADER)).map(|v| v.as_str());
+    decode_event(event_type, payload)
+        .map(|event| StoredEvent { revision, event })
+        .map_err(|e| StoreError::Undecodable { revision, message: e.to_string() })
+}
+
+impl EventStore for JetStreamEventStore {
+    #[tracing::instrument(level = "debug", skip(self), fields(namespace = %namespace))]
+    async fn read(&self, namespace: &Namespace, after: Revision) -> Result<Vec<StoredEvent>, StoreError> {
+        let subject = self.settings.subject(namespace);
+        let Some(last) = self.last_revision(&subject).await? else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        let mut next = after + 1;
+        while next <= last {
+            if out.len() >= SHORT_READ {
+                self.read_with_consumer(&subject, next, last, &mut out).await?;
+                break;
+            }
+            // A leader read: sees every acknowledged write.
+            let msg = self
+                .stream
+                .raw_message_builder()
+                .sequence(next)
+                .next_by_subject(subject.clone())
+                .send()
+                .await
+                .map_err(|e| StoreError::unavailable("reading a namespace's events", e))?;
+            out.push(decode_message(msg.sequence, Some(&msg.headers), &msg.payload)?);
+            next = msg.sequence + 1;
+        }
+        Ok(out)
+    }
+
+    #[tracing::instrument(level = "debug", skip(self, event), fields(namespace = %event.namespace))]
+    async fn append(&self, expected_last: Revision, event: &ChangeSetCommitted) -> Result<Appended, StoreError> {
+        let subject = self.settings.subject(&event.namespace);
+        let mut headers = HeaderMap::new();
+        headers.insert(EVENT_TYPE_HEADER, EVENT_TYPE);
+        if !event.trace.traceparent.is_empty() {
+            headers.insert("traceparent", event.trace.traceparent.as_str());
+            if !event.trace.tracestate.is_empty() {
+                headers.insert("tracestate", event.trace.tracestate.as_str());
+            }
+        }
+        // The header map first: `.headers()` replaces what was set before.
+        let mut publish = PublishMessage::build()
+            .headers(headers)
+            .payload(encode_event(event).into())
+            .expected_last_subject_sequence(expected_last);
+        if !event.request_id.is_empty() {
+            publish = publish.message_id(format!("{}:{}", event.namespace, event.request_id));
+        }
+        let ack = self
+            .js
+            .send_publish(subject, publish)
+            .await
+            .map_err(|e| publish_error(e, expected_last))?
+            .await
+            .map_err(|e| publish_error(e, expected_last))?;
+        Ok(if ack.duplicate { Appended::Duplicate(ack.sequence) } else { Appended::Committed(ack.sequence) })
+    }
+}

@@ -1,0 +1,194 @@
+//! Server child processes.
+
+use std::{
+    fs::File,
+    net::TcpStream,
+    path::PathBuf,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use tempfile::TempDir;
+
+use crate::free_port;
+
+const START_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// A server process that can be killed and started again on the same port
+/// and data directory.
+struct Server {
+    name: &'static str,
+    program: String,
+    args: Vec<String>,
+    port: u16,
+    dir: TempDir,
+    child: Option<Child>,
+    starts: u32,
+}
+
+impl Server {
+    fn new(name: &'static str, env_override: &str, install_hint: &str, port: u16, args: Vec<String>) -> Self {
+        let program = std::env::var(env_override).unwrap_or_else(|_| name.to_owned());
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("veltrix-{name}-"))
+            .tempdir()
+            .unwrap_or_else(|e| panic!("cannot create a temporary directory for {name}: {e}"));
+        let mut server = Self { name, program, args, port, dir, child: None, starts: 0 };
+        server.start(env_override, install_hint);
+        server
+    }
+
+    fn start(&mut self, env_override: &str, install_hint: &str) {
+        assert!(self.child.is_none(), "{} is already running", self.name);
+        self.starts += 1;
+        let log_path = self.dir.path().join(format!("{}-{}.log", self.name, self.starts));
+        let log = File::create(&log_path).unwrap_or_else(|e| panic!("cannot create {}: {e}", log_path.display()));
+        let err = log.try_clone().unwrap_or_else(|e| panic!("cannot clone log handle: {e}"));
+        let args: Vec<String> = self
+            .args
+            .iter()
+            .map(|a| {
+                a.replace("{dir}", &self.dir.path().display().to_string()).replace("{port}", &self.port.to_string())
+            })
+            .collect();
+        let child = Command::new(&self.program)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start {} ({e}): the tests need a real {}. {install_hint}, or set {env_override} to its path",
+                    self.program, self.name
+                )
+            });
+        self.child = Some(child);
+        self.wait_ready(&log_path);
+    }
+
+    fn wait_ready(&mut self, log_path: &PathBuf) {
+        let deadline = Instant::now() + START_TIMEOUT;
+        loop {
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    let log = std::fs::read_to_string(log_path).unwrap_or_default();
+                    panic!("{} exited at start-up with {status} on port {}:\n{log}", self.name, self.port);
+                }
+            }
+            if Instant::now() > deadline {
+                panic!("{} did not accept connections on port {} within {START_TIMEOUT:?}", self.name, self.port);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A `nats-server -js` with file storage in a temporary directory.
+pub struct NatsServer(Server);
+
+impl NatsServer {
+    const ENV: &str = "VELTRIX_NATS_SERVER";
+    const HINT: &str = "Install it (Debian: apt-get install nats-server)";
+
+    pub fn start() -> Self {
+        Self::start_with_args(&[])
+    }
+
+    /// Starts with extra command-line arguments (e.g. `--config FILE`).
+    pub fn start_with_args(extra: &[&str]) -> Self {
+        let mut args: Vec<String> =
+            ["-js", "-a", "127.0.0.1", "-p", "{port}", "-sd", "{dir}/jetstream"].map(String::from).to_vec();
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
+        Self(Server::new("nats-server", Self::ENV, Self::HINT, free_port(), args))
+    }
+
+    pub fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.0.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.0.port
+    }
+
+    /// Kills the server with SIGKILL: no graceful shutdown, no flush.
+    pub fn kill(&mut self) {
+        self.0.kill();
+    }
+
+    /// Starts the server again on the same port with the same data.
+    pub fn restart(&mut self) {
+        self.0.kill();
+        self.0.start(Self::ENV, Self::HINT);
+    }
+}
+
+/// A `redis-server` without persistence on a free port.
+pub struct RedisServer(Server);
+
+impl RedisServer {
+    const ENV: &str = "VELTRIX_REDIS_SERVER";
+    const HINT: &str = "Install it (Debian: apt-get install redis-server)";
+
+    pub fn start() -> Self {
+        let args = ["--port", "{port}", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", "{dir}"]
+            .map(String::from)
+            .to_vec();
+        Self(Server::new("redis-server", Self::ENV, Self::HINT, free_port(), args))
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.0.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.0.port
+    }
+
+    pub fn kill(&mut self) {
+        self.0.kill();
+    }
+
+    /// Starts the server again on the same port (its data is gone: it keeps
+    /// nothing on disk).
+    pub fn restart(&mut self) {
+        self.0.kill();
+        self.0.start(Self::ENV, Self::HINT);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn servers_start_restart_and_stop() {
+        let mut nats = NatsServer::start();
+        let mut redis = RedisServer::start();
+        assert!(TcpStream::connect(("127.0.0.1", nats.port())).is_ok());
+        assert!(TcpStream::connect(("127.0.0.1", redis.port())).is_ok());
+        nats.kill();
+        redis.kill();
+        assert!(TcpStream::connect(("127.0.0.1", nats.port())).is_err());
+        nats.restart();
+        redis.restart();
+        assert!(TcpStream::connect(("127.0.0.1", nats.port())).is_ok());
+        assert!(TcpStream::connect(("127.0.0.1", redis.port())).is_ok());
+    }
+}
