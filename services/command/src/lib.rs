@@ -1,1 +1,13 @@
+//! The command service of Veltrix Config: validates config changes (put,
+//! delete, atomic change sets, compare-and-set, idempotent retries) and
+//! appends each as one event to NATS JetStream. `main.rs` only parses the
+//! configuration and runs [`app::start`].
 
+pub mod app;
+pub mod config;
+pub mod grpc;
+pub mod handler;
+pub mod status;
+
+pub use app::{Running, start};
+pub use config::Config;

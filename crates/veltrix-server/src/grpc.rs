@@ -1,0 +1,157 @@
+//! The gRPC server's shared parts: health, reflection, transport settings,
+//! and a gate that answers UNAVAILABLE until the service's dependencies are
+//! ready.
+
+use std::{
+    future::Future,
+    sync::{Arc, OnceLock},
+    time::Duration,
+};
+
+use tokio_util::sync::CancellationToken;
+
+use tonic::{Status, transport::Server};
+use tonic_health::{
+    ServingStatus,
+    pb::health_server::HealthServer,
+    server::{HealthReporter, health_reporter},
+};
+use tonic_reflection::server::{v1, v1alpha};
+
+/// The health statuses of one server: the overall status ("") and each named
+/// gRPC service move together.
+#[derive(Clone)]
+pub struct Health {
+    reporter: HealthReporter,
+    services: Vec<&'static str>,
+}
+
+impl Health {
+    /// A health service that starts NOT_SERVING for "" and every name given
+    /// (e.g. `veltrix.config.v1.ConfigCommand`).
+    pub async fn new(
+        services: Vec<&'static str>,
+    ) -> (Self, HealthServer<impl tonic_health::pb::health_server::Health>) {
+        let (reporter, server) = health_reporter();
+        let health = Self { reporter, services };
+        health.set(false).await;
+        (health, server)
+    }
+
+    pub async fn set(&self, serving: bool) {
+        let status = if serving { ServingStatus::Serving } else { ServingStatus::NotServing };
+        self.reporter.set_service_status("", status).await;
+        for s in &self.services {
+            self.reporter.set_service_status(*s, status).await;
+        }
+    }
+}
+
+/// Server reflection v1 and v1alpha (grpcurl, buf curl and older tools) over
+/// the Veltrix and health descriptors.
+#[allow(clippy::type_complexity)]
+pub fn reflection_services() -> Result<
+    (
+        v1::ServerReflectionServer<impl v1::ServerReflection>,
+        v1alpha::ServerReflectionServer<impl v1alpha::ServerReflection>,
+    ),
+    tonic_reflection::server::Error,
+> {
+    let builder = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(veltrix_proto::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    Ok((builder().build_v1()?, builder().build_v1alpha()?))
+}
+
+/// Transport settings for long-lived HTTP/2 connections: keepalive detects
+/// dead peers, a maximum connection age rebalances clients across replicas,
+/// and streams per connection are bounded.
+#[derive(Debug, Clone, Copy)]
+pub struct TransportSettings {
+    pub keepalive_interval: Duration,
+    pub keepalive_timeout: Duration,
+    pub max_concurrent_streams: u32,
+    pub max_connection_age: Duration,
+}
+
+impl Default for TransportSettings {
+    fn default() -> Self {
+        Self {
+            keepalive_interval: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(10),
+            max_concurrent_streams: 1024,
+            max_connection_age: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+pub fn server_builder(t: TransportSettings) -> Server {
+    Server::builder()
+        .tcp_nodelay(true)
+        .http2_keepalive_interval(Some(t.keepalive_interval))
+        .http2_keepalive_timeout(Some(t.keepalive_timeout))
+        .max_concurrent_streams(t.max_concurrent_streams)
+        .max_connection_age(t.max_connection_age)
+}
+
+/// A value that is set once the service's dependencies are ready; until
+/// then calls are answered UNAVAILABLE.
+pub struct ServingGate<T> {
+    cell: Arc<OnceLock<T>>,
+    waiting_for: &'static str,
+}
+
+impl<T> Clone for ServingGate<T> {
+    fn clone(&self) -> Self {
+        Self { cell: self.cell.clone(), waiting_for: self.waiting_for }
+    }
+}
+
+impl<T> ServingGate<T> {
+    pub fn new(waiting_for: &'static str) -> Self {
+        Self { cell: Arc::new(OnceLock::new()), waiting_for }
+    }
+
+    pub fn open(&self, value: T) {
+        let _ = self.cell.set(value);
+    }
+
+    pub fn get(&self) -> Result<&T, Status> {
+        self.cell.get().ok_or_else(|| Status::unavailable(format!("not ready yet: {}", self.waiting_for)))
+    }
+}
+
+/// Runs `server` (built with a graceful-shutdown future that watches
+/// `shutdown`) until it ends; after `shutdown` fires, gives in-flight calls
+/// `grace` to finish, then closes what is left.
+pub async fn run_until_shutdown<F>(
+    server: F,
+    shutdown: CancellationToken,
+    grace: Duration,
+) -> Result<(), tonic::transport::Error>
+where
+    F: Future<Output = Result<(), tonic::transport::Error>> + Send + 'static,
+{
+    let mut serving = tokio::spawn(server);
+    let joined = |r: Result<Result<(), tonic::transport::Error>, tokio::task::JoinError>| match r {
+        Ok(result) => result,
+        Err(e) => {
+            tracing::error!(error = %e, "the server task failed");
+            Ok(())
+        }
+    };
+    tokio::select! {
+        result = &mut serving => return joined(result),
+        () = shutdown.cancelled() => {}
+    }
+    match tokio::time::timeout(grace, &mut serving).await {
+        Ok(result) => joined(result),
+        Err(_) => {
+            tracing::warn!(?grace, "in-flight calls did not finish within the grace period; closing");
+            serving.abort();
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! Server plumbing shared by `veltrix-command` and `veltrix-query`: typed
+//! configuration helpers, gRPC deadlines, the health and reflection services,
+//! and shutdown on SIGTERM/SIGINT. Nothing here knows about config keys or
+//! events.
+
+mod cli;
+mod deadline;
+mod grpc;
+mod signal;
+
+pub use cli::{EX_CONFIG, parse_duration, parse_or_exit};
+pub use deadline::{call_budget, grpc_timeout};
+pub use grpc::{Health, ServingGate, TransportSettings, reflection_services, run_until_shutdown, server_builder};
+pub use signal::shutdown_signal;
+pub use tokio_util::sync::CancellationToken;

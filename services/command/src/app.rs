@@ -1,0 +1,140 @@
+//! The command service as a running application: bind, serve health and
+//! reflection at once, connect to NATS and prepare the stream in the
+//! background, then report SERVING; stop on request.
+
+use std::{
+    net::SocketAddr,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
+use tokio_stream::wrappers::TcpListenerStream;
+use veltrix_jetstream::{Error as StoreSetupError, JetStreamEventStore, connect};
+use veltrix_proto::v1::config_command_server::ConfigCommandServer;
+use veltrix_server::{CancellationToken, Health, ServingGate, reflection_services, run_until_shutdown, server_builder};
+
+use crate::{config::Config, grpc::CommandService, handler::CommandHandler};
+
+const SERVICE_NAME: &str = "veltrix.config.v1.ConfigCommand";
+/// Room for the rest of a request besides its values.
+const MESSAGE_OVERHEAD: usize = 64 * 1024;
+
+/// A started command service.
+pub struct Running {
+    addr: SocketAddr,
+    shutdown: CancellationToken,
+    ready: watch::Receiver<bool>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Waits until the service reports SERVING (connected, stream ready).
+    pub async fn ready(&mut self) -> anyhow::Result<()> {
+        self.ready.wait_for(|r| *r).await.map(|_| ()).context("the service stopped before it was ready")
+    }
+
+    /// Asks the service to stop: health NOT_SERVING, drain, close.
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// A token that stops the service when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Waits for the service to end; an error if it could not start.
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("the service task panicked")?
+    }
+}
+
+/// Binds and starts serving; the store is prepared in the background.
+pub async fn start(config: Config) -> anyhow::Result<Running> {
+    let listener =
+        TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let shutdown = CancellationToken::new();
+    let (ready_tx, ready) = watch::channel(false);
+    let (health, health_service) = Health::new(vec![SERVICE_NAME]).await;
+    let (reflection_v1, reflection_v1alpha) = reflection_services()?;
+    let gate = ServingGate::new("connecting to NATS and preparing the event stream");
+    let limits = config.limits();
+    let service = ConfigCommandServer::new(CommandService::new(gate.clone(), limits, config.default_deadline))
+        .max_decoding_message_size(limits.max_value_bytes.saturating_add(MESSAGE_OVERHEAD));
+    let fatal: Arc<Mutex<Option<anyhow::Error>>> = Arc::default();
+
+    let prepare =
+        tokio::spawn(prepare_store(config.clone(), gate, health.clone(), ready_tx, shutdown.clone(), fatal.clone()));
+    let server = server_builder(config.transport())
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(service)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), {
+            let shutdown = shutdown.clone();
+            let health = health.clone();
+            async move {
+                shutdown.cancelled().await;
+                health.set(false).await;
+            }
+        });
+    tracing::info!(%addr, "command service listening");
+    let grace = config.shutdown_grace;
+    let stop = shutdown.clone();
+    let task = tokio::spawn(async move {
+        run_until_shutdown(server, stop, grace).await?;
+        prepare.abort();
+        match fatal.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    });
+    Ok(Running { addr, shutdown, ready, task })
+}
+
+/// Connects to NATS and opens the store, retrying while NATS is away; an
+/// incompatible stream is fatal (the operator must act).
+async fn prepare_store(
+    config: Config,
+    gate: ServingGate<Arc<CommandHandler<JetStreamEventStore>>>,
+    health: Health,
+    ready: watch::Sender<bool>,
+    shutdown: CancellationToken,
+    fatal: Arc<Mutex<Option<anyhow::Error>>>,
+) {
+    let mut delay = Duration::from_millis(100);
+    let store = loop {
+        let attempt = async {
+            let (client, _events) = connect(&config.nats_url, "veltrix-command").await?;
+            JetStreamEventStore::open(client, config.stream_settings(), config.default_deadline).await
+        };
+        match attempt.await {
+            Ok(store) => break store,
+            Err(e @ (StoreSetupError::IncompatibleStream { .. } | StoreSetupError::Settings(_))) => {
+                tracing::error!(error = %e, "cannot use the event stream");
+                *fatal.lock().unwrap_or_else(PoisonError::into_inner) = Some(e.into());
+                shutdown.cancel();
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?delay, "event store not ready");
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = shutdown.cancelled() => return,
+                }
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    };
+    gate.open(Arc::new(CommandHandler::new(store, config.idempotency_window)));
+    health.set(true).await;
+    let _ = ready.send(true);
+    tracing::info!("command service ready");
+}

@@ -1,0 +1,87 @@
+//! `ConfigCommand` over gRPC: metadata and message to a validated command,
+//! the handler, and its error to a status.
+
+use std::{
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
+
+use tonic::{Request, Response, Status, metadata::MetadataMap};
+use veltrix_domain::{Actor, EventStore, Limits, TraceContext};
+use veltrix_proto::{
+    convert::{CallContext, IntoCommand},
+    v1::{
+        ApplyRequest, ApplyResponse, DeleteRequest, DeleteResponse, PutRequest, PutResponse,
+        config_command_server::ConfigCommand,
+    },
+};
+use veltrix_server::{ServingGate, call_budget};
+use veltrix_telemetry::{TRACEPARENT, TRACESTATE, child_traceparent};
+
+use crate::{handler::CommandHandler, status::to_status};
+
+/// Metadata naming who makes a change (until authentication is on).
+pub const ACTOR_HEADER: &str = "x-veltrix-actor";
+
+pub struct CommandService<S> {
+    handler: ServingGate<Arc<CommandHandler<S>>>,
+    limits: Limits,
+    default_deadline: Duration,
+}
+
+impl<S> CommandService<S> {
+    pub fn new(handler: ServingGate<Arc<CommandHandler<S>>>, limits: Limits, default_deadline: Duration) -> Self {
+        Self { handler, limits, default_deadline }
+    }
+}
+
+impl<S: EventStore> CommandService<S> {
+    #[tracing::instrument(level = "info", skip_all, fields(rpc = rpc))]
+    async fn run<R: IntoCommand>(&self, rpc: &'static str, request: Request<R>) -> Result<u64, Status> {
+        let budget = call_budget(request.metadata(), self.default_deadline);
+        let deadline = tokio::time::Instant::now() + budget;
+        let ctx = call_context(request.metadata())?;
+        let cmd = request
+            .into_inner()
+            .into_command(ctx, &self.limits)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let handler = self.handler.get()?;
+        let revision = handler.execute(&cmd, deadline).await.map_err(to_status)?;
+        tracing::info!(namespace = %cmd.namespace(), revision, changes = cmd.changes().len(), "committed");
+        Ok(revision)
+    }
+}
+
+fn call_context(md: &MetadataMap) -> Result<CallContext, Status> {
+    let text = |name: &'static str| md.get(name).map(move |v| v.to_str().map_err(|_| name));
+    let actor = match text(ACTOR_HEADER) {
+        None => Actor::anonymous(),
+        Some(Ok(a)) if !a.is_empty() => {
+            Actor::parse(a).map_err(|e| Status::invalid_argument(format!("{ACTOR_HEADER} metadata: {}", e.rule)))?
+        }
+        Some(Ok(_)) => Actor::anonymous(),
+        Some(Err(name)) => return Err(Status::invalid_argument(format!("{name} metadata: must be printable ASCII"))),
+    };
+    let traceparent = child_traceparent(text(TRACEPARENT).and_then(Result::ok));
+    // W3C caps tracestate at 512 bytes; a longer one is dropped, not cut.
+    let tracestate = text(TRACESTATE).and_then(Result::ok).filter(|s| s.len() <= 512).unwrap_or_default().to_owned();
+    Ok(CallContext { actor, trace: TraceContext { traceparent, tracestate }, time: SystemTime::now() })
+}
+
+#[tonic::async_trait]
+impl<S: EventStore> ConfigCommand for CommandService<S> {
+    async fn put(&self, request: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
+        let revision = self.run("Put", request).await?;
+        Ok(Response::new(PutResponse { revision }))
+    }
+
+    async fn delete(&self, request: Request<DeleteRequest>) -> Result<Response<DeleteResponse>, Status> {
+        let revision = self.run("Delete", request).await?;
+        Ok(Response::new(DeleteResponse { revision }))
+    }
+
+    async fn apply(&self, request: Request<ApplyRequest>) -> Result<Response<ApplyResponse>, Status> {
+        let revision = self.run("Apply", request).await?;
+        Ok(Response::new(ApplyResponse { revision }))
+    }
+}

@@ -1,0 +1,129 @@
+//! The command handler: per namespace, decide against the cached state and
+//! append under the event store's expected-revision check; on a conflict,
+//! catch up and decide again.
+//!
+//! Writes to one namespace are serialized in this process by a per-namespace
+//! lock (so they do not conflict with each other); writers in other processes
+//! are serialized by the store's check. The lock is an optimisation, the
+//! store's check is what makes it correct.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
+
+use tokio::time::{Instant, timeout_at};
+use veltrix_domain::{
+    Appended, ChangeSetCommand, Decision, EventStore, Namespace, NamespaceState, Rejection, Revision, StoreError,
+    ValidationError, decide,
+};
+
+/// Decide-append rounds before giving up on a namespace with heavy contention.
+const MAX_ATTEMPTS: usize = 8;
+
+type Slot = Arc<tokio::sync::Mutex<Option<NamespaceState>>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    #[error(transparent)]
+    Rejected(#[from] Rejection),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(
+        "the event store did not answer within the call's deadline; the outcome is unknown, retry with the same request_id"
+    )]
+    Timeout,
+    #[error("too many concurrent writers on namespace '{0}'; retry")]
+    Contention(Namespace),
+}
+
+pub struct CommandHandler<S> {
+    store: S,
+    namespaces: Mutex<HashMap<Namespace, Slot>>,
+    idempotency_window: Duration,
+}
+
+impl<S: EventStore> CommandHandler<S> {
+    pub fn new(store: S, idempotency_window: Duration) -> Self {
+        Self { store, namespaces: Mutex::new(HashMap::new()), idempotency_window }
+    }
+
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Runs a command to completion or until `deadline`; answers the revision
+    /// of its change set.
+    pub async fn execute(&self, cmd: &ChangeSetCommand, deadline: Instant) -> Result<Revision, CommandError> {
+        let slot = self.slot(cmd.namespace());
+        let mut state = timeout_at(deadline, slot.lock()).await.map_err(|_| CommandError::Timeout)?;
+        match timeout_at(deadline, self.execute_locked(&mut state, cmd)).await {
+            Ok(result) => result,
+            Err(_) => {
+                // An append may still land: forget the state, reload it next time.
+                *state = None;
+                Err(CommandError::Timeout)
+            }
+        }
+    }
+
+    async fn execute_locked(
+        &self,
+        slot: &mut Option<NamespaceState>,
+        cmd: &ChangeSetCommand,
+    ) -> Result<Revision, CommandError> {
+        for _ in 0..MAX_ATTEMPTS {
+            let state = match slot {
+                Some(state) => state,
+                None => slot.insert(self.load(cmd.namespace()).await?),
+            };
+            let event = match decide(state, cmd)? {
+                Decision::AlreadyApplied(revision) => return Ok(revision),
+                Decision::Append(event) => event,
+            };
+            match self.store.append(state.revision(), &event).await {
+                Ok(Appended::Committed(revision)) => {
+                    state.evolve(revision, &event);
+                    return Ok(revision);
+                }
+                // Another writer, or an earlier attempt of this request, got
+                // there first: learn what it wrote and decide again. A
+                // duplicate is then answered from the request ids in the state.
+                Ok(Appended::Duplicate(_)) | Err(StoreError::WrongLastRevision { .. }) => {
+                    if let Err(e) = self.catch_up(cmd.namespace(), state).await {
+                        *slot = None;
+                        return Err(e);
+                    }
+                }
+                Err(e) => {
+                    *slot = None;
+                    return Err(e.into());
+                }
+            }
+        }
+        Err(CommandError::Contention(cmd.namespace().clone()))
+    }
+
+    async fn load(&self, namespace: &Namespace) -> Result<NamespaceState, CommandError> {
+        let mut state = NamespaceState::new(self.idempotency_window);
+        self.catch_up(namespace, &mut state).await?;
+        tracing::debug!(%namespace, revision = state.revision(), keys = state.len(), "namespace state loaded");
+        Ok(state)
+    }
+
+    /// Folds in every event of the namespace after the state's revision.
+    async fn catch_up(&self, namespace: &Namespace, state: &mut NamespaceState) -> Result<(), CommandError> {
+        for stored in self.store.read(namespace, state.revision()).await? {
+            state.evolve(stored.revision, &stored.event);
+        }
+        Ok(())
+    }
+
+    fn slot(&self, namespace: &Namespace) -> Slot {
+        let mut map = self.namespaces.lock().unwrap_or_else(PoisonError::into_inner);
+        map.entry(namespace.clone()).or_default().clone()
+    }
+}

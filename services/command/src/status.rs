@@ -1,0 +1,49 @@
+//! The one place where command errors become gRPC statuses.
+
+use tonic::{Code, Status};
+use veltrix_domain::{Rejection, StoreError};
+
+use crate::handler::CommandError;
+
+pub fn to_status(err: CommandError) -> Status {
+    match err {
+        CommandError::Invalid(e) => Status::invalid_argument(e.to_string()),
+        CommandError::Rejected(r @ Rejection::Conflict { .. }) => Status::aborted(r.to_string()),
+        CommandError::Rejected(r @ Rejection::NotFound { .. }) => Status::not_found(r.to_string()),
+        CommandError::Rejected(r @ Rejection::RequestIdReused { .. }) => Status::already_exists(r.to_string()),
+        CommandError::Timeout => Status::unavailable(err.to_string()),
+        CommandError::Contention(_) => Status::aborted(err.to_string()),
+        CommandError::Store(e) => store_status(e),
+    }
+}
+
+fn store_status(e: StoreError) -> Status {
+    match e {
+        StoreError::Unavailable { .. } => {
+            tracing::warn!(error = %chain(&e), "event store unavailable");
+            Status::unavailable(format!("{e}; the outcome is unknown, retry with the same request_id"))
+        }
+        StoreError::Refused { .. } => Status::new(Code::FailedPrecondition, e.to_string()),
+        StoreError::Undecodable { .. } => {
+            tracing::error!(error = %e, "namespace holds an event this version cannot read");
+            Status::failed_precondition(format!("{e}; upgrade the command service"))
+        }
+        // Handled by retrying in the handler; reaching here is a bug.
+        StoreError::WrongLastRevision { .. } => {
+            tracing::error!(error = %e, "unexpected revision conflict escaped the handler");
+            Status::internal("internal error")
+        }
+    }
+}
+
+/// The error and its causes on one line, for logs.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
