@@ -157,10 +157,10 @@ pub fn decide(state: &NamespaceState, cmd: &ChangeSetCommand) -> Result<Decision
     let mut changes = Vec::with_capacity(cmd.changes().len());
     for c in cmd.changes() {
         let current = state.key(&c.key).map_or(0, |m| m.mod_revision);
-        if let Some(expected) = c.expected {
-            if !expected.holds(current) {
-                return Err(Rejection::Conflict { key: c.key.clone(), expected, current });
-            }
+        if let Some(expected) = c.expected
+            && !expected.holds(current)
+        {
+            return Err(Rejection::Conflict { key: c.key.clone(), expected, current });
         }
         let op = match &c.op {
             Operation::Set { value, content_type } => {

@@ -73,13 +73,10 @@ impl Operation {
                 format!("must be at most {} bytes (got {})", limits.max_value_bytes, value.len()),
             ));
         }
-        if content_type.is_json() {
-            if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&value) {
-                return Err(ValidationError::new(
-                    "value",
-                    format!("must be valid JSON for content type {content_type}: {e}"),
-                ));
-            }
+        if content_type.is_json()
+            && let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&value)
+        {
+            return Err(ValidationError::new("value", format!("must be valid JSON for content type {content_type}: {e}")));
         }
         Ok(Self::Set { value, content_type })
     }

@@ -46,10 +46,10 @@ impl EventStore for MemoryEventStore {
         let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
         let ns = event.namespace.clone();
         let dedupe_key = (ns.clone(), event.request_id.as_str().to_owned());
-        if !event.request_id.is_empty() {
-            if let Some(rev) = inner.dedupe.get(&dedupe_key) {
-                return Ok(Appended::Duplicate(*rev));
-            }
+        if !event.request_id.is_empty()
+            && let Some(rev) = inner.dedupe.get(&dedupe_key)
+        {
+            return Ok(Appended::Duplicate(*rev));
         }
         let last = inner.last_by_namespace.get(&ns).copied().unwrap_or(0);
         if last != expected_last {

@@ -73,11 +73,11 @@ impl Server {
             if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
                 return;
             }
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    let log = std::fs::read_to_string(log_path).unwrap_or_default();
-                    panic!("{} exited at start-up with {status} on port {}:\n{log}", self.name, self.port);
-                }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                let log = std::fs::read_to_string(log_path).unwrap_or_default();
+                panic!("{} exited at start-up with {status} on port {}:\n{log}", self.name, self.port);
             }
             if Instant::now() > deadline {
                 panic!("{} did not accept connections on port {} within {START_TIMEOUT:?}", self.name, self.port);

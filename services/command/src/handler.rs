@@ -19,8 +19,12 @@ use veltrix_domain::{
     ValidationError, decide,
 };
 
-/// Decide-append rounds before giving up on a namespace with heavy contention.
-const MAX_ATTEMPTS: usize = 8;
+/// Decide-append rounds before giving up on a namespace with heavy
+/// contention (the call's deadline bounds them too).
+const MAX_ATTEMPTS: u32 = 32;
+/// Longest pause between two rounds; the pause is random so that writers in
+/// different processes stop colliding.
+const MAX_BACKOFF: Duration = Duration::from_millis(20);
 
 type Slot = Arc<tokio::sync::Mutex<Option<NamespaceState>>>;
 
@@ -75,7 +79,10 @@ impl<S: EventStore> CommandHandler<S> {
         slot: &mut Option<NamespaceState>,
         cmd: &ChangeSetCommand,
     ) -> Result<Revision, CommandError> {
-        for _ in 0..MAX_ATTEMPTS {
+        for attempt in 0..MAX_ATTEMPTS {
+            if attempt > 0 {
+                tokio::time::sleep(backoff(attempt)).await;
+            }
             let state = match slot {
                 Some(state) => state,
                 None => slot.insert(self.load(cmd.namespace()).await?),
@@ -125,5 +132,66 @@ impl<S: EventStore> CommandHandler<S> {
     fn slot(&self, namespace: &Namespace) -> Slot {
         let mut map = self.namespaces.lock().unwrap_or_else(PoisonError::into_inner);
         map.entry(namespace.clone()).or_default().clone()
+    }
+}
+
+/// Full jitter: a random pause up to 0.25 ms × 2^attempt, capped.
+fn backoff(attempt: u32) -> Duration {
+    let cap = Duration::from_micros(250u64 << attempt.min(10)).min(MAX_BACKOFF);
+    cap.mul_f64(fastrand::f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use veltrix_domain::{
+        Actor, CommandMeta, Expectation, Key, KeyCommand, Limits, Operation, Reason, RequestId, TraceContext,
+        memory::MemoryEventStore,
+    };
+
+    use super::*;
+
+    fn cmd(key: &str, expected: Option<u64>, request_id: &str) -> ChangeSetCommand {
+        let change = KeyCommand {
+            key: Key::parse(key).unwrap(),
+            expected: Expectation::from_wire(expected),
+            op: Operation::set(b"v".to_vec(), "", &Limits::default()).unwrap(),
+        };
+        let meta = CommandMeta {
+            actor: Actor::anonymous(),
+            reason: Reason::default(),
+            request_id: RequestId::parse(request_id).unwrap(),
+            trace: TraceContext::default(),
+            time: SystemTime::now(),
+        };
+        ChangeSetCommand::new(Namespace::parse("ns").unwrap(), vec![change], meta, &Limits::default()).unwrap()
+    }
+
+    fn deadline() -> Instant {
+        Instant::now() + Duration::from_secs(5)
+    }
+
+    fn event_of(c: &ChangeSetCommand) -> veltrix_domain::ChangeSetCommitted {
+        match decide(&NamespaceState::new(Duration::from_secs(60)), c) {
+            Ok(Decision::Append(e)) => e,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn catches_up_with_another_writer_and_decides_again() {
+        let h = CommandHandler::new(MemoryEventStore::new(), Duration::from_secs(3600));
+        assert_eq!(h.execute(&cmd("a", None, ""), deadline()).await.unwrap(), 1);
+        // Another process writes key b, unknown to this handler's cache.
+        h.store().append(1, &event_of(&cmd("b", None, "other-1"))).await.unwrap();
+        // An unconditional write still succeeds after catching up...
+        assert_eq!(h.execute(&cmd("c", None, ""), deadline()).await.unwrap(), 3);
+        // ...a conditional one sees the other writer's key...
+        let err = h.execute(&cmd("b", Some(0), ""), deadline()).await.unwrap_err();
+        assert!(matches!(err, CommandError::Rejected(Rejection::Conflict { current: 2, .. })), "{err:?}");
+        // ...and a retry of the other writer's request is answered, not appended.
+        assert_eq!(h.execute(&cmd("b", None, "other-1"), deadline()).await.unwrap(), 2);
+        assert_eq!(h.store().all().len(), 3);
     }
 }

@@ -156,10 +156,10 @@ impl Reference {
             return Outcome::Reused; // never generated: filtered below
         }
         let fingerprint = format!("{:?}", cmd.changes);
-        if let Some(id) = cmd.request_id {
-            if let Some((rev, fp)) = self.requests.get(&id) {
-                return if *fp == fingerprint { Outcome::Committed(*rev) } else { Outcome::Reused };
-            }
+        if let Some(id) = cmd.request_id
+            && let Some((rev, fp)) = self.requests.get(&id)
+        {
+            return if *fp == fingerprint { Outcome::Committed(*rev) } else { Outcome::Reused };
         }
         for (k, expected, op) in &cmd.changes {
             let current = self.keys.get(k).map_or(0, |m| m.1);

@@ -64,10 +64,10 @@ fn encode_change(c: &KeyChange) -> v1::EventKeyChange {
 /// Decodes a stored event. `event_type` is the `Veltrix-Event` header (absent
 /// is read as the first version).
 pub fn decode_event(event_type: Option<&str>, payload: &[u8]) -> Result<ChangeSetCommitted, EventDecodeError> {
-    if let Some(t) = event_type {
-        if t != EVENT_TYPE {
-            return Err(EventDecodeError::UnsupportedType(t.to_owned()));
-        }
+    if let Some(t) = event_type
+        && t != EVENT_TYPE
+    {
+        return Err(EventDecodeError::UnsupportedType(t.to_owned()));
     }
     let wire = v1::ChangeSetCommitted::decode(payload)?;
     let changes = wire

@@ -1,0 +1,83 @@
+# Veltrix Config: the one entry point for building, running and testing.
+# `just` lists the recipes.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+nats_port := env_var_or_default("VELTRIX_DEV_NATS_PORT", "4222")
+redis_port := env_var_or_default("VELTRIX_DEV_REDIS_PORT", "6379")
+command_listen := env_var_or_default("VELTRIX_DEV_COMMAND_LISTEN", "127.0.0.1:50051")
+query_listen := env_var_or_default("VELTRIX_DEV_QUERY_LISTEN", "127.0.0.1:50052")
+
+default:
+    @just --list
+
+# Run everything locally: NATS (JetStream) and Redis (reused if already running on their ports, else started with data under .data/), then both services.
+dev: ensure-servers
+    #!/usr/bin/env bash
+    set -euo pipefail
+    mkdir -p .data
+    pids=()
+    cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+    trap cleanup EXIT INT TERM
+    up() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+    if up {{nats_port}}; then
+        echo "using the NATS server already on 127.0.0.1:{{nats_port}}"
+    else
+        nats-server -js -a 127.0.0.1 -p {{nats_port}} -sd .data/nats -l .data/nats.log & pids+=($!)
+        echo "started nats-server -js on 127.0.0.1:{{nats_port}} (data and log under .data/)"
+    fi
+    if up {{redis_port}}; then
+        echo "using the Redis server already on 127.0.0.1:{{redis_port}}"
+    else
+        redis-server --port {{redis_port}} --bind 127.0.0.1 --dir .data --logfile redis.log & pids+=($!)
+        echo "started redis-server on 127.0.0.1:{{redis_port}} (data and log under .data/)"
+    fi
+    cargo build -p veltrix-command -p veltrix-query
+    export VELTRIX_NATS_URL=nats://127.0.0.1:{{nats_port}} VELTRIX_REDIS_URL=redis://127.0.0.1:{{redis_port}}
+    target/debug/veltrix-command --listen {{command_listen}} & pids+=($!)
+    target/debug/veltrix-query --listen {{query_listen}} & pids+=($!)
+    sleep 2
+    echo
+    echo "veltrix-command on {{command_listen}}, veltrix-query on {{query_listen}}. Try:"
+    echo "  grpcurl -plaintext {{command_listen}} list"
+    echo "  grpcurl -plaintext -d '{\"namespace\":\"payments/prod\",\"key\":\"db/url\",\"value\":\"$(printf postgres://db | base64)\",\"reason\":\"first\"}' {{command_listen}} veltrix.config.v1.ConfigCommand/Put"
+    echo "  grpcurl -plaintext -d '{\"service\":\"veltrix.config.v1.ConfigCommand\"}' {{command_listen}} grpc.health.v1.Health/Check"
+    echo "Ctrl-C stops what this recipe started."
+    wait -n "${pids[@]}"
+
+# Install nats-server and redis-server from Debian packages when missing (as root), or say how.
+ensure-servers:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    missing=()
+    command -v nats-server >/dev/null || missing+=(nats-server)
+    command -v redis-server >/dev/null || missing+=(redis-server)
+    [ ${#missing[@]} -eq 0 ] && exit 0
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+    else
+        echo "missing: ${missing[*]}. Install with: sudo apt-get install -y ${missing[*]}" >&2
+        exit 1
+    fi
+
+# Run every test (real nats-server and redis-server processes are started by the tests).
+test: ensure-servers
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if cargo nextest --version >/dev/null 2>&1; then
+        cargo nextest run --workspace --no-fail-fast
+    else
+        cargo test --workspace --no-fail-fast
+    fi
+
+# Formatting and lints, as CI checks them.
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# Format the code.
+fmt:
+    cargo fmt --all
+
+# What .ci/run runs: lints, then every test.
+ci: lint test
