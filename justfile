@@ -70,10 +70,15 @@ test: ensure-servers
         cargo test --workspace --no-fail-fast
     fi
 
-# Formatting and lints, as CI checks them.
+# Formatting and lints, as CI checks them (buf: npm install -g @bufbuild/buf).
 lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
+    buf lint
+
+# Check that proto/ stays wire-compatible with main (deployed clients, stored events).
+proto-breaking against="main":
+    buf breaking --against '.git#branch={{against}}'
 
 # Format the code.
 fmt:

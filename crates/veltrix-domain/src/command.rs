@@ -76,7 +76,10 @@ impl Operation {
         if content_type.is_json()
             && let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&value)
         {
-            return Err(ValidationError::new("value", format!("must be valid JSON for content type {content_type}: {e}")));
+            return Err(ValidationError::new(
+                "value",
+                format!("must be valid JSON for content type {content_type}: {e}"),
+            ));
         }
         Ok(Self::Set { value, content_type })
     }

@@ -48,9 +48,12 @@ impl Health {
 }
 
 /// Server reflection v1 and v1alpha (grpcurl, buf curl and older tools) over
-/// the Veltrix and health descriptors.
+/// the Veltrix and health descriptors, listing health, reflection and the
+/// `served` services (fully qualified names) and no others.
 #[allow(clippy::type_complexity)]
-pub fn reflection_services() -> Result<
+pub fn reflection_services(
+    served: &[&'static str],
+) -> Result<
     (
         v1::ServerReflectionServer<impl v1::ServerReflection>,
         v1alpha::ServerReflectionServer<impl v1alpha::ServerReflection>,
@@ -58,9 +61,16 @@ pub fn reflection_services() -> Result<
     tonic_reflection::server::Error,
 > {
     let builder = || {
-        tonic_reflection::server::Builder::configure()
+        let mut b = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(veltrix_proto::FILE_DESCRIPTOR_SET)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .with_service_name("grpc.health.v1.Health")
+            .with_service_name("grpc.reflection.v1.ServerReflection")
+            .with_service_name("grpc.reflection.v1alpha.ServerReflection");
+        for name in served {
+            b = b.with_service_name(*name);
+        }
+        b
     };
     Ok((builder().build_v1()?, builder().build_v1alpha()?))
 }

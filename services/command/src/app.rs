@@ -63,7 +63,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let shutdown = CancellationToken::new();
     let (ready_tx, ready) = watch::channel(false);
     let (health, health_service) = Health::new(vec![SERVICE_NAME]).await;
-    let (reflection_v1, reflection_v1alpha) = reflection_services()?;
+    let (reflection_v1, reflection_v1alpha) = reflection_services(&[SERVICE_NAME])?;
     let gate = ServingGate::new("connecting to NATS and preparing the event stream");
     let limits = config.limits();
     let service = ConfigCommandServer::new(CommandService::new(gate.clone(), limits, config.default_deadline))

@@ -20,7 +20,8 @@ async fn health_and_reflection_work_for_standard_tools() {
     let ch = channel(&svc).await;
     let mut health = HealthClient::new(ch.clone());
     for service in ["", "veltrix.config.v1.ConfigCommand"] {
-        let status = health.check(HealthCheckRequest { service: service.into() }).await.expect("check").into_inner().status;
+        let status =
+            health.check(HealthCheckRequest { service: service.into() }).await.expect("check").into_inner().status;
         assert_eq!(status, ServingStatus::Serving as i32, "{service:?}");
     }
 
@@ -39,7 +40,8 @@ async fn health_and_reflection_work_for_standard_tools() {
         panic!("a service list")
     };
     let names: Vec<_> = list.service.into_iter().map(|s| s.name).collect();
-    for expected in ["veltrix.config.v1.ConfigCommand", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"] {
+    for expected in ["veltrix.config.v1.ConfigCommand", "grpc.health.v1.Health", "grpc.reflection.v1.ServerReflection"]
+    {
         assert!(names.iter().any(|n| n == expected), "{expected} in {names:?}");
     }
 
@@ -67,6 +69,9 @@ async fn shutdown_stops_serving_and_ends_cleanly() {
     client.put(put("ns", "k", "v")).await.expect("serving");
     let addr = svc.addr();
     svc.shutdown();
-    tokio::time::timeout(Duration::from_secs(10), svc.wait()).await.expect("stops within the grace period").expect("clean");
+    tokio::time::timeout(Duration::from_secs(10), svc.wait())
+        .await
+        .expect("stops within the grace period")
+        .expect("clean");
     assert!(tokio::net::TcpStream::connect(addr).await.is_err(), "the port is closed");
 }

@@ -54,7 +54,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let addr = listener.local_addr()?;
     let shutdown = CancellationToken::new();
     let (health, health_service) = Health::new(vec![]).await;
-    let (v1, v1alpha) = reflection_services()?;
+    let (v1, v1alpha) = reflection_services(&[])?;
     health.set(true).await;
     let stop = shutdown.clone();
     let server = server_builder(TransportSettings::default())
