@@ -156,12 +156,18 @@ pub fn decide(state: &NamespaceState, cmd: &ChangeSetCommand) -> Result<Decision
     }
     let mut changes = Vec::with_capacity(cmd.changes().len());
     for c in cmd.changes() {
-        let current = state.key(&c.key).map_or(0, |m| m.mod_revision);
+        let meta = state.key(&c.key).copied();
+        let current = meta.map_or(0, |m| m.mod_revision);
         if let Some(expected) = c.expected
             && !expected.holds(current)
         {
             return Err(Rejection::Conflict { key: c.key.clone(), expected, current });
         }
+        let (create_revision, version) = match (&c.op, meta) {
+            (Operation::Set { .. }, Some(m)) => (m.create_revision, m.version + 1),
+            (Operation::Set { .. }, None) => (0, 1),
+            (Operation::Delete, _) => (0, 0),
+        };
         let op = match &c.op {
             Operation::Set { value, content_type } => {
                 KeyOp::Set { value: value.clone(), content_type: content_type.clone() }
@@ -171,7 +177,14 @@ pub fn decide(state: &NamespaceState, cmd: &ChangeSetCommand) -> Result<Decision
             }
             Operation::Delete => KeyOp::Delete,
         };
-        changes.push(KeyChange { key: c.key.clone(), op, previous_mod_revision: current, expected: c.expected });
+        changes.push(KeyChange {
+            key: c.key.clone(),
+            op,
+            previous_mod_revision: current,
+            expected: c.expected,
+            create_revision,
+            version,
+        });
     }
     Ok(Decision::Append(ChangeSetCommitted {
         namespace: cmd.namespace().clone(),

@@ -39,6 +39,14 @@ pub struct KeyChange {
     pub previous_mod_revision: Revision,
     /// The condition the writer asserted, kept for the audit trail.
     pub expected: Option<Expectation>,
+    /// For a set: the key's create_revision, 0 when this change creates it
+    /// (the event's own revision is not known when it is decided). 0 for a
+    /// delete.
+    pub create_revision: Revision,
+    /// For a set: the key's version after the change (1 when it creates the
+    /// key). 0 for a delete. Carried so that a projection needs no earlier
+    /// state and can apply events in any order.
+    pub version: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

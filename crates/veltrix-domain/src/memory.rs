@@ -83,6 +83,8 @@ pub mod conformance {
                 op: KeyOp::Set { value: key.as_bytes().to_vec(), content_type: ContentType::parse("").expect("ct") },
                 previous_mod_revision: 0,
                 expected: None,
+                create_revision: 0,
+                version: 1,
             }],
             actor: Actor::anonymous(),
             reason: Reason::default(),

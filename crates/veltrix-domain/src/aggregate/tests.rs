@@ -41,6 +41,12 @@ fn run(state: &mut NamespaceState, next: &mut u64, cmd: &ChangeSetCommand) -> Re
         Decision::Append(event) => {
             *next += 1;
             state.evolve(*next, &event);
+            // The event carries what a projection needs without earlier state.
+            for c in event.changes.iter().filter(|c| matches!(c.op, KeyOp::Set { .. })) {
+                let meta = state.key(&c.key).copied().unwrap();
+                let create = if c.create_revision == 0 { *next } else { c.create_revision };
+                assert_eq!((meta.create_revision, meta.version), (create, c.version));
+            }
             Ok(*next)
         }
     }

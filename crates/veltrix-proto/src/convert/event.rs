@@ -58,6 +58,8 @@ fn encode_change(c: &KeyChange) -> v1::EventKeyChange {
         op: Some(op),
         previous_mod_revision: c.previous_mod_revision,
         expected_revision: c.expected.map(Expectation::to_wire),
+        create_revision: c.create_revision,
+        version: c.version,
     }
 }
 
@@ -87,6 +89,8 @@ pub fn decode_event(event_type: Option<&str>, payload: &[u8]) -> Result<ChangeSe
                 op,
                 previous_mod_revision: c.previous_mod_revision,
                 expected: Expectation::from_wire(c.expected_revision),
+                create_revision: c.create_revision,
+                version: c.version,
             })
         })
         .collect::<Result<Vec<_>, EventDecodeError>>()?;
@@ -126,6 +130,8 @@ mod tests {
                     },
                     previous_mod_revision: u64::from(k),
                     expected: Expectation::from_wire(expected),
+                    create_revision: u64::from(k) / 2,
+                    version: u64::from(k) % 5,
                 })
                 .collect(),
             actor: Actor::parse("alice").unwrap(),
