@@ -9,7 +9,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let well_known = protoc_bin_vendored::include_path()?;
 
     let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
-    let files = ["command.proto", "event.proto"].map(|f| root.join("veltrix/config/v1").join(f));
+    let files = ["command.proto", "event.proto", "query.proto", "readmodel.proto"]
+        .map(|f| root.join("veltrix/config/v1").join(f));
     let out = PathBuf::from(env::var("OUT_DIR")?);
 
     tonic_prost_build::configure().file_descriptor_set_path(out.join("veltrix_descriptor.bin")).compile_with_config(

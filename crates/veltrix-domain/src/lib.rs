@@ -13,6 +13,7 @@ pub mod event;
 #[cfg(feature = "test-util")]
 pub mod memory;
 pub mod names;
+pub mod projection;
 pub mod store;
 pub mod validation;
 

@@ -2,6 +2,7 @@
 
 mod command;
 mod event;
+pub mod read;
 
 pub use command::{CallContext, IntoCommand};
 pub use event::{EVENT_TYPE, EventDecodeError, decode_event, encode_event};

@@ -27,7 +27,6 @@ pub enum EventDecodeError {
 }
 
 pub fn encode_event(event: &ChangeSetCommitted) -> Vec<u8> {
-    let since_epoch = event.time.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
     let wire = v1::ChangeSetCommitted {
         namespace: event.namespace.to_string(),
         changes: event.changes.iter().map(encode_change).collect(),
@@ -35,10 +34,7 @@ pub fn encode_event(event: &ChangeSetCommitted) -> Vec<u8> {
         reason: event.reason.to_string(),
         request_id: event.request_id.to_string(),
         request_digest: event.request_digest.clone(),
-        time: Some(prost_types::Timestamp {
-            seconds: i64::try_from(since_epoch.as_secs()).unwrap_or(i64::MAX),
-            nanos: i32::try_from(since_epoch.subsec_nanos()).unwrap_or_default(),
-        }),
+        time: Some(super::read::timestamp(event.time)),
         traceparent: event.trace.traceparent.clone(),
         tracestate: event.trace.tracestate.clone(),
     };

@@ -1,0 +1,69 @@
+//! Committed events to the read model's records: what the projection stores
+//! in Redis, already in the form the query API answers with.
+
+use std::time::SystemTime;
+
+use veltrix_domain::{ChangeSetCommitted, KeyChange, KeyOp, Revision};
+
+use crate::v1::{ChangeRecord, KeyChange as WireKeyChange, KeyHistoryEntry, KeyValue, key_change::Op};
+
+pub fn timestamp(t: SystemTime) -> prost_types::Timestamp {
+    let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    prost_types::Timestamp {
+        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        nanos: i32::try_from(d.subsec_nanos()).unwrap_or_default(),
+    }
+}
+
+fn wire_change(c: &KeyChange) -> WireKeyChange {
+    let (op, value, content_type) = match &c.op {
+        KeyOp::Set { value, content_type } => (Op::Set, value.clone(), content_type.to_string()),
+        KeyOp::Delete => (Op::Delete, Vec::new(), String::new()),
+    };
+    WireKeyChange {
+        key: c.key.to_string(),
+        op: op as i32,
+        value,
+        content_type,
+        previous_mod_revision: c.previous_mod_revision,
+    }
+}
+
+/// The change set as History shows it, with every change.
+pub fn change_record(revision: Revision, event: &ChangeSetCommitted) -> ChangeRecord {
+    ChangeRecord { changes: event.changes.iter().map(wire_change).collect(), ..change_record_meta(revision, event) }
+}
+
+/// The key's state right after a set; `None` for a delete.
+pub fn key_value_after(revision: Revision, event: &ChangeSetCommitted, c: &KeyChange) -> Option<KeyValue> {
+    let KeyOp::Set { value, content_type } = &c.op else { return None };
+    Some(KeyValue {
+        key: c.key.to_string(),
+        value: value.clone(),
+        content_type: content_type.to_string(),
+        create_revision: if c.create_revision == 0 { revision } else { c.create_revision },
+        mod_revision: revision,
+        version: c.version.max(1),
+        updated_at: Some(timestamp(event.time)),
+        updated_by: event.actor.to_string(),
+    })
+}
+
+/// One key's entry in its history: the record restricted to that key, and
+/// the state after it.
+pub fn key_history_entry(revision: Revision, event: &ChangeSetCommitted, c: &KeyChange) -> KeyHistoryEntry {
+    let record = ChangeRecord { changes: vec![wire_change(c)], ..change_record_meta(revision, event) };
+    KeyHistoryEntry { revision, record: Some(record), kv: key_value_after(revision, event, c) }
+}
+
+fn change_record_meta(revision: Revision, event: &ChangeSetCommitted) -> ChangeRecord {
+    ChangeRecord {
+        revision,
+        namespace: event.namespace.to_string(),
+        time: Some(timestamp(event.time)),
+        actor: event.actor.to_string(),
+        reason: event.reason.to_string(),
+        request_id: event.request_id.to_string(),
+        changes: Vec::new(),
+    }
+}

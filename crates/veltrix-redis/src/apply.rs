@@ -1,0 +1,149 @@
+//! The projection: one change set, one script, one namespace slot.
+
+use std::sync::LazyLock;
+
+use prost::Message;
+use redis::Script;
+use veltrix_domain::{ChangeSetCommitted, KeyOp, Revision};
+use veltrix_proto::convert::read::{change_record, key_history_entry, key_value_after};
+
+use crate::{Error, ReadModel};
+
+/// KEYS: kv, mods, live, all, log, meta, then one history key per change.
+/// ARGV: revision, change record, keep, n, then per change: key, op (s|d),
+/// key value (empty for a delete), history entry.
+///
+/// Per key the change is applied only if it is newer than the last applied
+/// one (`mods`), so replays and out-of-order deliveries change nothing; the
+/// sorted sets are keyed by deterministic members, so re-adding is a no-op.
+/// Revisions stay strings: Lua numbers would print large ones in exponent form.
+static APPLY: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local rev = ARGV[1]
+local nrev = tonumber(rev)
+local keep = tonumber(ARGV[3])
+local n = tonumber(ARGV[4])
+redis.call('ZADD', KEYS[5], rev, ARGV[2])
+local floor = redis.call('HGET', KEYS[6], 'floor') or '0'
+if keep > 0 then
+  local size = redis.call('ZCARD', KEYS[5])
+  if size > keep then
+    redis.call('ZREMRANGEBYRANK', KEYS[5], 0, size - keep - 1)
+    local first = redis.call('ZRANGE', KEYS[5], 0, 0, 'WITHSCORES')
+    if tonumber(first[2]) > tonumber(floor) then
+      floor = first[2]
+      redis.call('HSET', KEYS[6], 'floor', floor)
+    end
+  end
+end
+for i = 0, n - 1 do
+  local a = 5 + i * 4
+  local key, op, kv, hist = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
+  local hkey = KEYS[7 + i]
+  redis.call('ZADD', hkey, rev, hist)
+  redis.call('ZADD', KEYS[4], 0, key)
+  local cur = tonumber(redis.call('HGET', KEYS[2], key) or '0')
+  if nrev > cur then
+    redis.call('HSET', KEYS[2], key, rev)
+    if op == 's' then
+      redis.call('HSET', KEYS[1], key, kv)
+      redis.call('ZADD', KEYS[3], 0, key)
+    else
+      redis.call('HDEL', KEYS[1], key)
+      redis.call('ZREM', KEYS[3], key)
+    end
+  end
+  if tonumber(floor) > 0 then
+    local below = redis.call('ZREVRANGEBYSCORE', hkey, '(' .. floor, '-inf', 'WITHSCORES', 'LIMIT', 0, 1)
+    if #below > 0 then
+      redis.call('ZREMRANGEBYSCORE', hkey, '-inf', '(' .. below[2])
+    end
+  end
+end
+local nsrev = tonumber(redis.call('HGET', KEYS[6], 'rev') or '0')
+if nrev > nsrev then
+  redis.call('HSET', KEYS[6], 'rev', rev)
+end
+return 1
+"#,
+    )
+});
+
+/// Raises a watermark, never lowers it. KEYS: watermark. ARGV: revision.
+static RAISE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) > cur then
+  redis.call('SET', KEYS[1], ARGV[1])
+  return ARGV[1]
+end
+return tostring(cur)
+"#,
+    )
+});
+
+/// How the projection treats history.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApplyOptions {
+    /// Change sets of history kept per namespace; 0 keeps all. Point-in-time
+    /// reads and History before the oldest kept one are OUT_OF_RANGE.
+    pub history_keep: u64,
+}
+
+impl ReadModel {
+    /// Applies one committed change set to `generation`. Idempotent.
+    pub async fn apply(
+        &self,
+        generation: u64,
+        revision: Revision,
+        event: &ChangeSetCommitted,
+        options: ApplyOptions,
+    ) -> Result<(), Error> {
+        let ns = self.keys.namespace(generation, &event.namespace);
+        let mut conn = self.conn();
+        // The namespace index is another slot; adding first means a listed
+        // namespace may briefly show revision 0, never that one is missing.
+        redis::cmd("ZADD")
+            .arg(self.keys.namespaces(generation))
+            .arg(0)
+            .arg(event.namespace.as_str())
+            .exec_async(&mut conn)
+            .await?;
+        let mut invocation = APPLY.prepare_invoke();
+        invocation
+            .key(ns.kv())
+            .key(ns.mods())
+            .key(ns.live())
+            .key(ns.all())
+            .key(ns.log())
+            .key(ns.meta())
+            .arg(revision)
+            .arg(change_record(revision, event).encode_to_vec())
+            .arg(options.history_keep)
+            .arg(event.changes.len());
+        for c in &event.changes {
+            invocation.key(ns.history(c.key.as_str()));
+            let (op, kv) = match c.op {
+                KeyOp::Set { .. } => ("s", key_value_after(revision, event, c).map(|kv| kv.encode_to_vec())),
+                KeyOp::Delete => ("d", None),
+            };
+            invocation
+                .arg(c.key.as_str())
+                .arg(op)
+                .arg(kv.unwrap_or_default())
+                .arg(key_history_entry(revision, event, c).encode_to_vec());
+        }
+        invocation.invoke_async::<()>(&mut conn).await?;
+        Ok(())
+    }
+
+    /// Raises the generation's watermark to `revision` (never lowers it);
+    /// answers the stored watermark.
+    pub async fn raise_applied(&self, generation: u64, revision: Revision) -> Result<Revision, Error> {
+        let stored: String =
+            RAISE.key(self.keys.applied(generation)).arg(revision).invoke_async(&mut self.conn()).await?;
+        stored.parse().map_err(|_| Error::Corrupt(format!("watermark {stored:?}")))
+    }
+}

@@ -1,0 +1,111 @@
+//! The key layout. Every key of a namespace carries the namespace as its hash
+//! tag: `{prefix}:g{gen}:{payments/prod}:kv`.
+
+use veltrix_domain::Namespace;
+
+#[derive(Debug, Clone)]
+pub struct Keys {
+    prefix: String,
+}
+
+/// The keys of one namespace in one generation.
+pub struct NsKeys {
+    base: String,
+}
+
+impl Keys {
+    /// `prefix` must not contain `{` or `}` (checked by the service config).
+    pub fn new(prefix: &str) -> Self {
+        Self { prefix: prefix.replace(['{', '}'], "") }
+    }
+
+    /// Counter that hands out generation numbers.
+    pub fn generation_counter(&self) -> String {
+        format!("{}:generation", self.prefix)
+    }
+
+    /// The generation reads should use.
+    pub fn active(&self) -> String {
+        format!("{}:active", self.prefix)
+    }
+
+    /// Set once a generation holds every event up to the stream's head as it
+    /// was when the generation started.
+    pub fn complete(&self, generation: u64) -> String {
+        format!("{}:g{generation}:complete", self.prefix)
+    }
+
+    /// The contiguous watermark: every change set up to it is applied.
+    pub fn applied(&self, generation: u64) -> String {
+        format!("{}:g{generation}:applied", self.prefix)
+    }
+
+    pub fn namespaces(&self, generation: u64) -> String {
+        format!("{}:g{generation}:namespaces", self.prefix)
+    }
+
+    /// Pattern of every key of a generation (for deleting an old one).
+    pub fn generation_pattern(&self, generation: u64) -> String {
+        format!("{}:g{generation}:*", self.prefix)
+    }
+
+    pub fn ns(&self, generation: u64, namespace: &str) -> NsKeys {
+        NsKeys { base: format!("{}:g{generation}:{{{namespace}}}", self.prefix) }
+    }
+
+    pub fn namespace(&self, generation: u64, namespace: &Namespace) -> NsKeys {
+        self.ns(generation, namespace.as_str())
+    }
+}
+
+impl NsKeys {
+    /// HASH key -> `KeyValue` of live keys.
+    pub fn kv(&self) -> String {
+        format!("{}:kv", self.base)
+    }
+
+    /// HASH key -> revision of the last change applied to it (also deletes).
+    pub fn mods(&self) -> String {
+        format!("{}:mods", self.base)
+    }
+
+    /// ZSET of live keys (score 0) for lexicographic ranges.
+    pub fn live(&self) -> String {
+        format!("{}:idx", self.base)
+    }
+
+    /// ZSET of every key that ever existed, for point-in-time listings.
+    pub fn all(&self) -> String {
+        format!("{}:all", self.base)
+    }
+
+    /// ZSET of `ChangeRecord`s scored by revision.
+    pub fn log(&self) -> String {
+        format!("{}:log", self.base)
+    }
+
+    /// HASH: `rev` (latest applied change set), `floor` (oldest revision
+    /// point-in-time reads can answer; absent: all history is kept).
+    pub fn meta(&self) -> String {
+        format!("{}:meta", self.base)
+    }
+
+    /// ZSET of the key's `KeyHistoryEntry`s scored by revision.
+    pub fn history(&self, key: &str) -> String {
+        format!("{}:h:{key}", self.base)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespace_keys_share_one_hash_tag() {
+        let k = Keys::new("vx{bad}");
+        let ns = k.ns(3, "payments/prod");
+        for key in [ns.kv(), ns.live(), ns.log(), ns.meta(), ns.history("db/url")] {
+            assert!(key.starts_with("vxbad:g3:{payments/prod}:"), "{key}");
+        }
+    }
+}

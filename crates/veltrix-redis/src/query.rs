@@ -1,0 +1,314 @@
+//! Reads. Each read of current state is one script in the namespace's slot
+//! (atomic), pipelined with a check that the generation is complete; reads
+//! at a revision use history entries, which never change once written.
+
+use std::sync::LazyLock;
+
+use prost::Message;
+use redis::{ErrorKind, FromRedisValue, Pipeline, Script, ScriptInvocation};
+use veltrix_domain::Revision;
+use veltrix_proto::v1::{ChangeRecord, KeyHistoryEntry, KeyValue};
+
+use crate::{Error, ReadModel, keys::NsKeys};
+
+/// KEYS: kv, meta. ARGV: key. Returns {kv or nil, namespace revision}.
+static GET: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+return {redis.call('HGET', KEYS[1], ARGV[1]), redis.call('HGET', KEYS[2], 'rev') or '0'}
+"#,
+    )
+});
+
+/// KEYS: live, kv, meta. ARGV: lex start, lex end, limit. Returns
+/// {namespace revision, kv...}.
+static LIST: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local keys = redis.call('ZRANGEBYLEX', KEYS[1], ARGV[1], ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
+local out = {redis.call('HGET', KEYS[3], 'rev') or '0'}
+if #keys > 0 then
+  local vals = redis.call('HMGET', KEYS[2], unpack(keys))
+  for i = 1, #keys do out[i + 1] = vals[i] end
+end
+return out
+"#,
+    )
+});
+
+/// One page of a listing.
+#[derive(Debug, Clone, Default)]
+pub struct ListPage {
+    pub kvs: Vec<KeyValue>,
+    /// More keys follow the last one.
+    pub more: bool,
+    /// The namespace's latest applied revision when the page was read
+    /// (current listings only; 0 for point-in-time).
+    pub namespace_revision: Revision,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamespaceRow {
+    pub name: String,
+    pub revision: Revision,
+    pub key_count: u64,
+}
+
+/// Lexicographic range of keys starting with `prefix`, after `after`.
+/// Keys are printable ASCII (< 0x7f), so `prefix + 0x7f` bounds them.
+fn lex_range(prefix: &str, after: Option<&str>) -> (String, String) {
+    let start = match after {
+        Some(a) => format!("({a}"),
+        None if prefix.is_empty() => "-".to_owned(),
+        None => format!("[{prefix}"),
+    };
+    let end = if prefix.is_empty() { "+".to_owned() } else { format!("[{prefix}\u{7f}") };
+    (start, end)
+}
+
+fn decode<M: Message + Default>(bytes: &[u8]) -> Result<M, Error> {
+    Ok(M::decode(bytes)?)
+}
+
+fn parse_revision(s: &str) -> Result<Revision, Error> {
+    s.parse().map_err(|_| Error::Corrupt(format!("revision {s:?}")))
+}
+
+impl ReadModel {
+    /// Runs a read script and checks, after it, that the generation is
+    /// complete: a read that found data in a complete generation is a read
+    /// of a complete model.
+    async fn checked<T: FromRedisValue>(
+        &self,
+        generation: u64,
+        invocation: &ScriptInvocation<'_>,
+        script: &Script,
+    ) -> Result<T, Error> {
+        let complete = self.keys.complete(generation);
+        let mut conn = self.conn();
+        let run = |load: bool| {
+            let mut p = Pipeline::new();
+            if load {
+                p.load_script(script).ignore();
+            }
+            p.invoke_script(invocation).get(&complete);
+            p
+        };
+        let (value, complete): (T, Option<String>) = match run(false).query_async(&mut conn).await {
+            Err(e) if e.kind() == ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                run(true).query_async(&mut conn).await?
+            }
+            other => other?,
+        };
+        if complete.is_none() {
+            return Err(Error::Incomplete);
+        }
+        Ok(value)
+    }
+
+    async fn check_complete(&self, generation: u64, p: &mut Pipeline) -> Result<redis::Value, Error> {
+        p.get(self.keys.complete(generation));
+        let mut values: Vec<redis::Value> = p.query_async(&mut self.conn()).await?;
+        let complete = values.pop();
+        if matches!(complete, None | Some(redis::Value::Nil)) {
+            return Err(Error::Incomplete);
+        }
+        Ok(redis::Value::Array(values))
+    }
+
+    /// The oldest revision point-in-time reads can answer in a namespace.
+    async fn floor(&self, ns: &NsKeys) -> Result<Revision, Error> {
+        let floor: Option<String> =
+            redis::cmd("HGET").arg(ns.meta()).arg("floor").query_async(&mut self.conn()).await?;
+        floor.map_or(Ok(0), |f| parse_revision(&f))
+    }
+
+    async fn check_floor(&self, ns: &NsKeys, at: Revision) -> Result<(), Error> {
+        let floor = self.floor(ns).await?;
+        if floor > 0 && at < floor {
+            return Err(Error::Compacted { requested: at, oldest: floor });
+        }
+        Ok(())
+    }
+
+    /// The key's current value and the namespace's latest revision.
+    pub async fn get(
+        &self,
+        generation: u64,
+        namespace: &str,
+        key: &str,
+    ) -> Result<(Option<KeyValue>, Revision), Error> {
+        let ns = self.keys.ns(generation, namespace);
+        let mut invocation = GET.prepare_invoke();
+        invocation.key(ns.kv()).key(ns.meta()).arg(key);
+        let (kv, rev): (Option<Vec<u8>>, String) = self.checked(generation, &invocation, &GET).await?;
+        Ok((kv.map(|b| decode(&b)).transpose()?, parse_revision(&rev)?))
+    }
+
+    /// The key as it was right after revision `at`.
+    pub async fn get_at(
+        &self,
+        generation: u64,
+        namespace: &str,
+        key: &str,
+        at: Revision,
+    ) -> Result<Option<KeyValue>, Error> {
+        let ns = self.keys.ns(generation, namespace);
+        self.check_floor(&ns, at).await?;
+        let mut p = redis::pipe();
+        p.cmd("ZREVRANGEBYSCORE").arg(ns.history(key)).arg(at).arg("-inf").arg("LIMIT").arg(0).arg(1);
+        let values = self.check_complete(generation, &mut p).await?;
+        let (entries,): (Vec<Vec<u8>>,) = FromRedisValue::from_redis_value(values)?;
+        match entries.first() {
+            Some(bytes) => Ok(decode::<KeyHistoryEntry>(bytes)?.kv),
+            None => Ok(None),
+        }
+    }
+
+    /// Live keys with `prefix` after `after`, at most `limit`.
+    pub async fn list(
+        &self,
+        generation: u64,
+        namespace: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<ListPage, Error> {
+        let ns = self.keys.ns(generation, namespace);
+        let (start, end) = lex_range(prefix, after);
+        let mut invocation = LIST.prepare_invoke();
+        invocation.key(ns.live()).key(ns.kv()).key(ns.meta()).arg(start).arg(end).arg(limit + 1);
+        let mut out: Vec<Option<Vec<u8>>> = self.checked(generation, &invocation, &LIST).await?;
+        if out.is_empty() {
+            return Err(Error::Corrupt("empty list reply".into()));
+        }
+        let rev = out.remove(0).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default();
+        let more = out.len() > limit;
+        out.truncate(limit);
+        let kvs = out.into_iter().flatten().map(|b| decode(&b)).collect::<Result<Vec<KeyValue>, _>>()?;
+        Ok(ListPage { kvs, more, namespace_revision: parse_revision(&rev)? })
+    }
+
+    /// Keys with `prefix` after `after` as they were right after `at`.
+    /// Walks every key that ever existed in key order, so deleted keys cost a
+    /// lookup each; history entries are immutable, so no atomicity is needed.
+    pub async fn list_at(
+        &self,
+        generation: u64,
+        namespace: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+        at: Revision,
+    ) -> Result<ListPage, Error> {
+        let ns = self.keys.ns(generation, namespace);
+        self.check_floor(&ns, at).await?;
+        let (mut start, end) = lex_range(prefix, after);
+        let batch = (limit + 1).clamp(16, 1000);
+        let mut kvs = Vec::new();
+        loop {
+            let candidates: Vec<String> = redis::cmd("ZRANGEBYLEX")
+                .arg(ns.all())
+                .arg(&start)
+                .arg(&end)
+                .arg("LIMIT")
+                .arg(0)
+                .arg(batch)
+                .query_async(&mut self.conn())
+                .await?;
+            let mut p = redis::pipe();
+            for key in &candidates {
+                p.cmd("ZREVRANGEBYSCORE").arg(ns.history(key)).arg(at).arg("-inf").arg("LIMIT").arg(0).arg(1);
+            }
+            let values = self.check_complete(generation, &mut p).await?;
+            let entries: Vec<Vec<Vec<u8>>> = FromRedisValue::from_redis_value(values)?;
+            for entry in entries.iter().filter_map(|e| e.first()) {
+                if let Some(kv) = decode::<KeyHistoryEntry>(entry)?.kv {
+                    if kvs.len() == limit {
+                        return Ok(ListPage { kvs, more: true, namespace_revision: 0 });
+                    }
+                    kvs.push(kv);
+                }
+            }
+            match candidates.last() {
+                Some(last) if candidates.len() == batch => start = format!("({last}"),
+                _ => return Ok(ListPage { kvs, more: false, namespace_revision: 0 }),
+            }
+        }
+    }
+
+    /// Change records of a namespace (or of one key) with revisions in
+    /// `from..=to`, at most `limit`; and whether more follow.
+    pub async fn history(
+        &self,
+        generation: u64,
+        namespace: &str,
+        key: Option<&str>,
+        from: Revision,
+        to: Option<Revision>,
+        limit: usize,
+    ) -> Result<(Vec<ChangeRecord>, bool), Error> {
+        let ns = self.keys.ns(generation, namespace);
+        self.check_floor(&ns, from).await?;
+        let zset = key.map_or_else(|| ns.log(), |k| ns.history(k));
+        let mut p = redis::pipe();
+        let max = to.map_or_else(|| "+inf".to_owned(), |t| t.to_string());
+        p.cmd("ZRANGEBYSCORE").arg(zset).arg(from).arg(max).arg("LIMIT").arg(0).arg(limit + 1);
+        let values = self.check_complete(generation, &mut p).await?;
+        let (members,): (Vec<Vec<u8>>,) = FromRedisValue::from_redis_value(values)?;
+        let more = members.len() > limit;
+        let records = members
+            .iter()
+            .take(limit)
+            .map(|m| match key {
+                None => decode::<ChangeRecord>(m),
+                Some(_) => decode::<KeyHistoryEntry>(m)
+                    .and_then(|e| e.record.ok_or_else(|| Error::Corrupt("history entry without record".into()))),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((records, more))
+    }
+
+    /// The oldest revision History and point-in-time reads can answer in a
+    /// namespace (0: nothing was compacted).
+    pub async fn oldest_revision(&self, generation: u64, namespace: &str) -> Result<Revision, Error> {
+        self.floor(&self.keys.ns(generation, namespace)).await
+    }
+
+    /// Namespaces starting with `prefix` after `after`, with their latest
+    /// revision and live key count.
+    pub async fn namespaces(
+        &self,
+        generation: u64,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<NamespaceRow>, bool), Error> {
+        let (start, end) = lex_range(prefix, after);
+        let mut names: Vec<String> = redis::cmd("ZRANGEBYLEX")
+            .arg(self.keys.namespaces(generation))
+            .arg(start)
+            .arg(end)
+            .arg("LIMIT")
+            .arg(0)
+            .arg(limit + 1)
+            .query_async(&mut self.conn())
+            .await?;
+        let more = names.len() > limit;
+        names.truncate(limit);
+        let mut p = redis::pipe();
+        for name in &names {
+            let ns = self.keys.ns(generation, name);
+            p.hget(ns.meta(), "rev").zcard(ns.live());
+        }
+        let values = self.check_complete(generation, &mut p).await?;
+        let flat: Vec<redis::Value> = FromRedisValue::from_redis_value(values)?;
+        let mut rows = Vec::with_capacity(names.len());
+        for (name, pair) in names.into_iter().zip(flat.chunks(2)) {
+            let revision: Option<String> = FromRedisValue::from_redis_value(pair[0].clone())?;
+            let key_count: u64 = FromRedisValue::from_redis_value(pair[1].clone())?;
+            rows.push(NamespaceRow { name, revision: revision.map_or(Ok(0), |r| parse_revision(&r))?, key_count });
+        }
+        Ok((rows, more))
+    }
+}

@@ -1,0 +1,182 @@
+//! The Redis projection against a real redis-server: whatever the delivery
+//! order and however often an event is redelivered, the read model equals
+//! the reference fold of the same events.
+
+use std::{
+    sync::atomic::{AtomicU64, Ordering},
+    time::{Duration, SystemTime},
+};
+
+use proptest::prelude::*;
+use veltrix_domain::{
+    Actor, ChangeSetCommand, ChangeSetCommitted, CommandMeta, Decision, Key, KeyCommand, Limits, Namespace,
+    NamespaceState, Operation, Reason, RequestId, TraceContext, decide, projection::Projection,
+};
+use veltrix_redis::{ApplyOptions, ReadModel};
+use veltrix_testkit::RedisServer;
+
+#[derive(Debug, Clone)]
+enum Op {
+    Set(u8),
+    Delete,
+}
+
+/// Committed events for random commands over two namespaces, decided by the
+/// real aggregate (rejected commands are dropped, like the service does).
+fn committed(cmds: &[(u8, Vec<(u8, Op)>)]) -> Vec<(u64, ChangeSetCommitted)> {
+    let namespaces = [Namespace::parse("app/a").unwrap(), Namespace::parse("app/b").unwrap()];
+    let mut states: Vec<NamespaceState> = (0..2).map(|_| NamespaceState::new(Duration::from_secs(3600))).collect();
+    let mut out = Vec::new();
+    for (i, (ns, changes)) in cmds.iter().enumerate() {
+        let n = usize::from(*ns % 2);
+        let mut seen = std::collections::HashSet::new();
+        let changes: Vec<KeyCommand> = changes
+            .iter()
+            .filter(|(k, _)| seen.insert(*k))
+            .map(|(k, op)| KeyCommand {
+                key: Key::parse(&format!("k/{k}")).unwrap(),
+                expected: None,
+                op: match op {
+                    Op::Set(v) => {
+                        Operation::set(vec![*v; usize::from(*v % 4)], "text/plain", &Limits::default()).unwrap()
+                    }
+                    Op::Delete => Operation::Delete,
+                },
+            })
+            .collect();
+        let meta = CommandMeta {
+            actor: Actor::parse(&format!("actor-{i}")).unwrap(),
+            reason: Reason::parse("prop").unwrap(),
+            request_id: RequestId::default(),
+            trace: TraceContext::default(),
+            time: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + i as u64),
+        };
+        let cmd = ChangeSetCommand::new(namespaces[n].clone(), changes, meta, &Limits::default()).unwrap();
+        if let Ok(Decision::Append(event)) = decide(&states[n], &cmd) {
+            let revision = out.len() as u64 + 1;
+            states[n].evolve(revision, &event);
+            out.push((revision, event));
+        }
+    }
+    out
+}
+
+fn commands() -> impl Strategy<Value = Vec<(u8, Vec<(u8, Op)>)>> {
+    let op = prop_oneof![3 => any::<u8>().prop_map(Op::Set), 1 => Just(Op::Delete)];
+    proptest::collection::vec((any::<u8>(), proptest::collection::vec((0u8..6, op), 1..4)), 1..40)
+}
+
+static GENERATION: AtomicU64 = AtomicU64::new(1);
+
+async fn check(model: &ReadModel, events: &[(u64, ChangeSetCommitted)], order: &[usize]) {
+    let generation = GENERATION.fetch_add(1, Ordering::Relaxed);
+    model.mark_complete(generation).await.unwrap();
+    for &i in order {
+        let (revision, event) = &events[i % events.len()];
+        model.apply(generation, *revision, event, ApplyOptions::default()).await.unwrap();
+    }
+    let mut reference = Projection::new();
+    for (revision, event) in events {
+        reference.apply(*revision, event);
+    }
+    for ns in ["app/a", "app/b"] {
+        let namespace = Namespace::parse(ns).unwrap();
+        let page = model.list(generation, ns, "", None, 1000).await.unwrap();
+        let expected = reference.keys(&namespace);
+        assert_eq!(page.kvs.len(), expected.len(), "{ns}: live keys");
+        for (kv, (key, want)) in page.kvs.iter().zip(expected) {
+            assert_eq!(kv.key, key.as_str());
+            assert_eq!(kv.value, want.value, "{ns}/{key}");
+            assert_eq!(
+                (kv.create_revision, kv.mod_revision, kv.version, kv.updated_by.as_str()),
+                (want.create_revision, want.mod_revision, want.version, want.updated_by.as_str()),
+                "{ns}/{key}"
+            );
+        }
+        assert_eq!(page.namespace_revision, reference.revision(&namespace));
+        let (history, _) = model.history(generation, ns, None, 0, None, 1000).await.unwrap();
+        let expected: Vec<u64> = events.iter().filter(|(_, e)| e.namespace == namespace).map(|(r, _)| *r).collect();
+        assert_eq!(
+            history.iter().map(|r| r.revision).collect::<Vec<_>>(),
+            expected,
+            "{ns}: history in order, once each"
+        );
+    }
+    // Point in time: every revision's listing equals the fold of its prefix.
+    for at in 1..=events.len() as u64 {
+        let mut past = Projection::new();
+        for (revision, event) in events.iter().take_while(|(r, _)| *r <= at) {
+            past.apply(*revision, event);
+        }
+        for ns in ["app/a", "app/b"] {
+            let namespace = Namespace::parse(ns).unwrap();
+            let page = model.list_at(generation, ns, "", None, 1000, at).await.unwrap();
+            let want: Vec<(String, u64)> =
+                past.keys(&namespace).iter().map(|(k, v)| (k.to_string(), v.mod_revision)).collect();
+            let got: Vec<(String, u64)> = page.kvs.iter().map(|kv| (kv.key.clone(), kv.mod_revision)).collect();
+            assert_eq!(got, want, "{ns} at {at}");
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    #[test]
+    fn read_model_equals_reference_fold_in_any_delivery_order(
+        cmds in commands(),
+        shuffle in proptest::collection::vec(any::<usize>(), 0..200),
+        dups in proptest::collection::vec(any::<usize>(), 0..20),
+    ) {
+        let events = committed(&cmds);
+        prop_assume!(!events.is_empty());
+        // Every event at least once, in a shuffled order, some twice.
+        let mut order: Vec<usize> = (0..events.len()).collect();
+        for (i, s) in shuffle.iter().enumerate() {
+            let (a, b) = (i % order.len(), s % order.len());
+            order.swap(a, b);
+        }
+        order.extend(dups.iter().map(|d| d % events.len()));
+        RUNTIME.block_on(async {
+            let model = model().await;
+            check(&model, &events, &order).await;
+        });
+    }
+}
+
+static RUNTIME: std::sync::LazyLock<tokio::runtime::Runtime> =
+    std::sync::LazyLock::new(|| tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap());
+static REDIS: std::sync::LazyLock<RedisServer> = std::sync::LazyLock::new(RedisServer::start);
+
+async fn model() -> ReadModel {
+    ReadModel::connect(&REDIS.url(), "prop").await.unwrap()
+}
+
+#[tokio::test]
+async fn history_is_compacted_to_the_configured_length() {
+    let redis = RedisServer::start();
+    let model = ReadModel::connect(&redis.url(), "c").await.unwrap();
+    model.mark_complete(1).await.unwrap();
+    let events = committed(&(0..10u8).map(|i| (0u8, vec![(i % 3, Op::Set(i))])).collect::<Vec<_>>());
+    for (revision, event) in &events {
+        model.apply(1, *revision, event, ApplyOptions { history_keep: 4 }).await.unwrap();
+    }
+    assert_eq!(model.oldest_revision(1, "app/a").await.unwrap(), 7);
+    let (records, _) = model.history(1, "app/a", None, 7, None, 100).await.unwrap();
+    assert_eq!(records.iter().map(|r| r.revision).collect::<Vec<_>>(), vec![7, 8, 9, 10]);
+    assert!(matches!(
+        model.history(1, "app/a", None, 6, None, 100).await,
+        Err(veltrix_redis::Error::Compacted { oldest: 7, .. })
+    ));
+    assert!(matches!(model.get_at(1, "app/a", "k/0", 5,).await, Err(veltrix_redis::Error::Compacted { .. })));
+    // At the floor every key still answers: k/0 was last set at 10, k/1 at 8, k/2 at 9; at 7 k/0 is from 7.
+    let at7: Vec<_> = model
+        .list_at(1, "app/a", "", None, 100, 7)
+        .await
+        .unwrap()
+        .kvs
+        .into_iter()
+        .map(|kv| (kv.key, kv.mod_revision))
+        .collect();
+    assert_eq!(at7, vec![("k/0".to_string(), 7), ("k/1".to_string(), 5), ("k/2".to_string(), 6)]);
+}
