@@ -38,6 +38,13 @@ impl Health {
         (health, server)
     }
 
+    /// Sets one named status on its own (e.g. a part of the service that can
+    /// fail while the rest serves).
+    pub async fn set_service(&self, service: &str, serving: bool) {
+        let status = if serving { ServingStatus::Serving } else { ServingStatus::NotServing };
+        self.reporter.set_service_status(service, status).await;
+    }
+
     pub async fn set(&self, serving: bool) {
         let status = if serving { ServingStatus::Serving } else { ServingStatus::NotServing };
         self.reporter.set_service_status("", status).await;

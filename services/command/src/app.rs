@@ -3,17 +3,18 @@
 //! background, then report SERVING; stop on request.
 
 use std::{
-    net::SocketAddr,
     sync::{Arc, Mutex, PoisonError},
     time::Duration,
 };
 
-use anyhow::Context as _;
-use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
+use tokio::{net::TcpListener, sync::watch};
 use tokio_stream::wrappers::TcpListenerStream;
 use veltrix_jetstream::{Error as StoreSetupError, JetStreamEventStore, connect};
 use veltrix_proto::v1::config_command_server::ConfigCommandServer;
-use veltrix_server::{CancellationToken, Health, ServingGate, reflection_services, run_until_shutdown, server_builder};
+use veltrix_server::{
+    BoxError, CancellationToken, Health, ReadySender, Running, ServingGate, reflection_services, run_until_shutdown,
+    server_builder,
+};
 
 use crate::{config::Config, grpc::CommandService, handler::CommandHandler};
 
@@ -21,44 +22,10 @@ const SERVICE_NAME: &str = "veltrix.config.v1.ConfigCommand";
 /// Room for the rest of a request besides its values.
 const MESSAGE_OVERHEAD: usize = 64 * 1024;
 
-/// A started command service.
-pub struct Running {
-    addr: SocketAddr,
-    shutdown: CancellationToken,
-    ready: watch::Receiver<bool>,
-    task: JoinHandle<anyhow::Result<()>>,
-}
-
-impl Running {
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Waits until the service reports SERVING (connected, stream ready).
-    pub async fn ready(&mut self) -> anyhow::Result<()> {
-        self.ready.wait_for(|r| *r).await.map(|_| ()).context("the service stopped before it was ready")
-    }
-
-    /// Asks the service to stop: health NOT_SERVING, drain, close.
-    pub fn shutdown(&self) {
-        self.shutdown.cancel();
-    }
-
-    /// A token that stops the service when cancelled.
-    pub fn shutdown_token(&self) -> CancellationToken {
-        self.shutdown.clone()
-    }
-
-    /// Waits for the service to end; an error if it could not start.
-    pub async fn wait(self) -> anyhow::Result<()> {
-        self.task.await.context("the service task panicked")?
-    }
-}
-
 /// Binds and starts serving; the store is prepared in the background.
-pub async fn start(config: Config) -> anyhow::Result<Running> {
+pub async fn start(config: Config) -> Result<Running, BoxError> {
     let listener =
-        TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+        TcpListener::bind(config.listen).await.map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr()?;
     let shutdown = CancellationToken::new();
     let (ready_tx, ready) = watch::channel(false);
@@ -66,13 +33,13 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
     let (reflection_v1, reflection_v1alpha) = reflection_services(&[SERVICE_NAME])?;
     let gate = ServingGate::new("connecting to NATS and preparing the event stream");
     let limits = config.limits();
-    let service = ConfigCommandServer::new(CommandService::new(gate.clone(), limits, config.default_deadline))
+    let service = ConfigCommandServer::new(CommandService::new(gate.clone(), limits, config.serve.default_deadline))
         .max_decoding_message_size(limits.max_value_bytes.saturating_add(MESSAGE_OVERHEAD));
-    let fatal: Arc<Mutex<Option<anyhow::Error>>> = Arc::default();
+    let fatal: Arc<Mutex<Option<BoxError>>> = Arc::default();
 
     let prepare =
         tokio::spawn(prepare_store(config.clone(), gate, health.clone(), ready_tx, shutdown.clone(), fatal.clone()));
-    let server = server_builder(config.transport())
+    let server = server_builder(config.serve.transport())
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -86,7 +53,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             }
         });
     tracing::info!(%addr, "command service listening");
-    let grace = config.shutdown_grace;
+    let grace = config.serve.shutdown_grace;
     let stop = shutdown.clone();
     let task = tokio::spawn(async move {
         run_until_shutdown(server, stop, grace).await?;
@@ -96,7 +63,7 @@ pub async fn start(config: Config) -> anyhow::Result<Running> {
             None => Ok(()),
         }
     });
-    Ok(Running { addr, shutdown, ready, task })
+    Ok(Running::new(addr, shutdown, ready, task))
 }
 
 /// Connects to NATS and opens the store, retrying while NATS is away; an
@@ -105,15 +72,15 @@ async fn prepare_store(
     config: Config,
     gate: ServingGate<Arc<CommandHandler<JetStreamEventStore>>>,
     health: Health,
-    ready: watch::Sender<bool>,
+    ready: ReadySender,
     shutdown: CancellationToken,
-    fatal: Arc<Mutex<Option<anyhow::Error>>>,
+    fatal: Arc<Mutex<Option<BoxError>>>,
 ) {
     let mut delay = Duration::from_millis(100);
     let store = loop {
         let attempt = async {
-            let (client, _events) = connect(&config.nats_url, "veltrix-command").await?;
-            JetStreamEventStore::open(client, config.stream_settings(), config.default_deadline).await
+            let (client, _events) = connect(&config.nats.nats_url, "veltrix-command").await?;
+            JetStreamEventStore::open(client, config.stream_settings(), config.serve.default_deadline).await
         };
         match attempt.await {
             Ok(store) => break store,

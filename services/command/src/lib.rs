@@ -9,5 +9,6 @@ pub mod grpc;
 pub mod handler;
 pub mod status;
 
-pub use app::{Running, start};
+pub use app::start;
 pub use config::Config;
+pub use veltrix_server::Running;

@@ -2,11 +2,13 @@
 //! SIGTERM/SIGINT.
 
 use veltrix_command::Config;
+use veltrix_telemetry::LogFormat;
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> Result<(), veltrix_server::BoxError> {
     let config: Config = veltrix_server::parse_or_exit();
-    let _telemetry = veltrix_telemetry::init("veltrix-command", config.telemetry_format())?;
+    let format = if config.serve.json_logs() { LogFormat::Json } else { LogFormat::Text };
+    let _telemetry = veltrix_telemetry::init("veltrix-command", format)?;
     let running = veltrix_command::start(config).await?;
     let stop = {
         let token = running.shutdown_token();

@@ -16,8 +16,8 @@ pub type Client = ConfigCommandClient<Channel>;
 pub fn config(nats: &NatsServer) -> Config {
     let mut c = Config::defaults();
     c.listen = "127.0.0.1:0".parse().expect("addr");
-    c.nats_url = nats.url();
-    c.shutdown_grace = Duration::from_secs(2);
+    c.nats.nats_url = nats.url();
+    c.serve.shutdown_grace = Duration::from_secs(2);
     c
 }
 

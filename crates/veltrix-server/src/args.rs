@@ -1,0 +1,67 @@
+//! Flags both services share, flattened into each service's config.
+
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use crate::{TransportSettings, parse_duration};
+
+/// Where the event stream is.
+#[derive(Debug, Clone, Args)]
+pub struct NatsArgs {
+    /// NATS server URL(s), comma-separated.
+    #[arg(long, env = "VELTRIX_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
+
+    /// JetStream stream that holds every change set.
+    #[arg(long, env = "VELTRIX_STREAM", default_value = "VELTRIX_EVENTS")]
+    pub stream: String,
+
+    /// Subject prefix of the event stream; a namespace a/b is `{prefix}.a.b`.
+    #[arg(long, env = "VELTRIX_SUBJECT_PREFIX", default_value = "veltrix.events")]
+    pub subject_prefix: String,
+}
+
+/// gRPC serving, deadlines, shutdown and logs.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Deadline of calls that carry none.
+    #[arg(long, env = "VELTRIX_DEFAULT_DEADLINE", default_value = "5s", value_parser = parse_duration)]
+    pub default_deadline: Duration,
+
+    /// How long in-flight calls may finish after a shutdown signal.
+    #[arg(long, env = "VELTRIX_SHUTDOWN_GRACE", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_grace: Duration,
+
+    /// Concurrent HTTP/2 streams per client connection.
+    #[arg(long, env = "VELTRIX_MAX_CONCURRENT_STREAMS", default_value_t = 1024)]
+    pub max_concurrent_streams: u32,
+
+    /// Maximum age of a client connection, so that clients rebalance.
+    #[arg(long, env = "VELTRIX_MAX_CONNECTION_AGE", default_value = "30m", value_parser = parse_duration)]
+    pub max_connection_age: Duration,
+
+    /// Log line format.
+    #[arg(long, env = "VELTRIX_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl ServeArgs {
+    pub fn transport(&self) -> TransportSettings {
+        TransportSettings {
+            max_concurrent_streams: self.max_concurrent_streams,
+            max_connection_age: self.max_connection_age,
+            ..TransportSettings::default()
+        }
+    }
+
+    pub fn json_logs(&self) -> bool {
+        self.log_format == LogFormat::Json
+    }
+}

@@ -1,0 +1,125 @@
+//! The query service as a running application: serve at once, connect to
+//! NATS and Redis in the background, project, and report SERVING.
+
+use std::{sync::Arc, time::Duration};
+
+use async_nats::jetstream;
+use tokio::{net::TcpListener, sync::watch};
+use tokio_stream::wrappers::TcpListenerStream;
+use veltrix_proto::v1::config_query_server::ConfigQueryServer;
+use veltrix_redis::ReadModel;
+use veltrix_server::{
+    BoxError, CancellationToken, Health, ReadySender, Running, ServingGate, reflection_services, run_until_shutdown,
+    server_builder,
+};
+
+use crate::{config::Config, grpc::QueryService, projector::Projector, state::ReadState, token::TokenKey};
+
+const SERVICE_NAME: &str = "veltrix.config.v1.ConfigQuery";
+
+/// A started query service and the state it shares with its projector
+/// (tests read the projection's counters from it).
+pub struct Started {
+    pub running: Running,
+    pub state: Arc<ReadState>,
+}
+
+pub async fn start(config: Config) -> Result<Started, BoxError> {
+    let listener =
+        TcpListener::bind(config.listen).await.map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let shutdown = CancellationToken::new();
+    let (ready_tx, ready) = watch::channel(false);
+    let (health, health_service) = Health::new(vec![SERVICE_NAME]).await;
+    let (reflection_v1, reflection_v1alpha) = reflection_services(&[SERVICE_NAME])?;
+    let tokens = match &config.page_token_key {
+        Some(key) => TokenKey::new(key.as_bytes()),
+        None => {
+            tracing::warn!(
+                "no VELTRIX_PAGE_TOKEN_KEY: page tokens are signed with a random key and work only on this replica"
+            );
+            TokenKey::random()
+        }
+    };
+    let state = ReadState::new();
+    let gate = ServingGate::new("connecting to NATS and Redis");
+    let service = QueryService {
+        state: state.clone(),
+        model: gate.clone(),
+        tokens,
+        default_deadline: config.serve.default_deadline,
+    };
+
+    tokio::spawn(prepare(config.clone(), gate, state.clone(), health.clone(), ready_tx, shutdown.clone()));
+    let server = server_builder(config.serve.transport())
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(ConfigQueryServer::new(service))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), {
+            let shutdown = shutdown.clone();
+            let health = health.clone();
+            async move {
+                shutdown.cancelled().await;
+                health.set(false).await;
+            }
+        });
+    tracing::info!(%addr, "query service listening");
+    let (stop, grace) = (shutdown.clone(), config.serve.shutdown_grace);
+    let task = tokio::spawn(async move { Ok(run_until_shutdown(server, stop, grace).await?) });
+    Ok(Started { running: Running::new(addr, shutdown, ready, task), state })
+}
+
+/// Connects to NATS and Redis (retrying while they are away), then runs the
+/// projector until shutdown.
+async fn prepare(
+    config: Config,
+    gate: ServingGate<ReadModel>,
+    state: Arc<ReadState>,
+    health: Health,
+    ready: ReadySender,
+    shutdown: CancellationToken,
+) {
+    let mut delay = Duration::from_millis(100);
+    let (js, model) = loop {
+        let attempt = async {
+            let (client, _) = veltrix_jetstream::connect(&config.nats.nats_url, "veltrix-query").await?;
+            let model = ReadModel::connect(&config.redis_url, &config.redis_prefix).await?;
+            Ok::<_, BoxError>((jetstream::new(client), model))
+        };
+        match attempt.await {
+            Ok(v) => break v,
+            Err(e) => {
+                tracing::warn!(error = %e, retry_in = ?delay, "NATS or Redis not ready");
+                tokio::select! {
+                    () = tokio::time::sleep(delay) => {}
+                    () = shutdown.cancelled() => return,
+                }
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+        }
+    };
+    gate.open(model.clone());
+    let projector = Projector {
+        js,
+        settings: config.stream_settings(),
+        model,
+        state: state.clone(),
+        options: config.apply_options(),
+        check_interval: config.model_check_interval,
+        health: health.clone(),
+    };
+    let projection = tokio::spawn(projector.run(shutdown.clone()));
+    // Serving once the model is complete: a replica that must first rebuild
+    // stays out of rotation until then.
+    tokio::select! {
+        () = state.wait_complete() => {}
+        () = shutdown.cancelled() => {}
+    }
+    if !shutdown.is_cancelled() {
+        health.set(true).await;
+        let _ = ready.send(true);
+        tracing::info!("query service ready");
+    }
+    let _ = projection.await;
+}

@@ -1,0 +1,92 @@
+//! Configuration from flags and `VELTRIX_*` environment variables.
+
+use std::{net::SocketAddr, time::Duration};
+
+use clap::{Parser, Subcommand};
+use veltrix_jetstream::StreamSettings;
+use veltrix_redis::ApplyOptions;
+use veltrix_server::{NatsArgs, ServeArgs, parse_duration};
+
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "veltrix-query",
+    version,
+    about = "Veltrix Config query service: projects the event stream into Redis and serves reads"
+)]
+pub struct Config {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Address of the gRPC server.
+    #[arg(long, env = "VELTRIX_LISTEN", default_value = "127.0.0.1:50052")]
+    pub listen: SocketAddr,
+
+    #[command(flatten)]
+    pub nats: NatsArgs,
+
+    /// Redis URL of the read model.
+    #[arg(long, env = "VELTRIX_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+
+    /// Prefix of every Redis key of the read model.
+    #[arg(long, env = "VELTRIX_REDIS_PREFIX", default_value = "veltrix", value_parser = parse_prefix)]
+    pub redis_prefix: String,
+
+    /// Change sets of history kept per namespace for History and
+    /// point-in-time reads (0 keeps all).
+    #[arg(long, env = "VELTRIX_HISTORY_KEEP", default_value_t = 0)]
+    pub history_keep: u64,
+
+    /// Key that signs page tokens (at least 16 bytes); replicas behind one
+    /// load balancer must share it. Default: a random key per process.
+    #[arg(long, env = "VELTRIX_PAGE_TOKEN_KEY", hide_env_values = true)]
+    pub page_token_key: Option<String>,
+
+    /// How often the service checks that the read model is still there and
+    /// which generation is active.
+    #[arg(long, env = "VELTRIX_MODEL_CHECK_INTERVAL", default_value = "500ms", value_parser = parse_duration)]
+    pub model_check_interval: Duration,
+
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Serve reads and project the event stream (the default).
+    Serve,
+    /// Rebuild the read model from the event stream into a new generation
+    /// and switch to it while running services keep serving, then remove
+    /// the old generation.
+    Rebuild {
+        /// How long to leave the old generation for services to switch.
+        #[arg(long, default_value = "10s", value_parser = parse_duration)]
+        drop_old_after: Duration,
+    },
+}
+
+fn parse_prefix(s: &str) -> Result<String, String> {
+    if s.is_empty() || s.contains(['{', '}', ' ']) {
+        return Err("the Redis prefix must be non-empty, without braces or spaces".into());
+    }
+    Ok(s.to_owned())
+}
+
+impl Config {
+    /// The defaults, as if started without flags or environment.
+    pub fn defaults() -> Self {
+        Self::parse_from(["veltrix-query"])
+    }
+
+    pub fn stream_settings(&self) -> StreamSettings {
+        StreamSettings {
+            name: self.nats.stream.clone(),
+            subject_prefix: self.nats.subject_prefix.clone(),
+            ..StreamSettings::default()
+        }
+    }
+
+    pub fn apply_options(&self) -> ApplyOptions {
+        ApplyOptions { history_keep: self.history_keep }
+    }
+}

@@ -1,0 +1,212 @@
+//! The projector: consumes the event stream in order and applies each change
+//! set to the Redis read model.
+//!
+//! Its position is the generation's watermark in Redis (applies are
+//! idempotent, so restarting from an older position is harmless). It reads
+//! with an ephemeral consumer that NATS removes when this process is gone,
+//! and recreates it from its own position after any error or gap. It watches
+//! the model: a flushed Redis or a newly activated generation restarts it on
+//! the right generation.
+
+use std::{sync::Arc, time::Duration};
+
+use async_nats::jetstream;
+use veltrix_domain::Revision;
+use veltrix_jetstream::StreamSettings;
+use veltrix_redis::{ApplyOptions, ReadModel};
+use veltrix_server::{CancellationToken, Health};
+
+use crate::{
+    reader::{EventReader, Next, ReadError},
+    state::ReadState,
+};
+
+/// Health service name that reports the projection itself.
+pub const PROJECTION_HEALTH: &str = "veltrix.config.v1.ConfigQuery.projection";
+/// Raise the watermark in Redis at least this often (in events).
+const RAISE_EVERY: u64 = 256;
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+const HALT_RETRY: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+enum Stop {
+    #[error("redis: {0}")]
+    Redis(#[from] veltrix_redis::Error),
+    #[error(transparent)]
+    Read(#[from] ReadError),
+    #[error("shutting down")]
+    Shutdown,
+}
+
+enum Outcome {
+    Shutdown,
+    Restart,
+}
+
+pub struct Projector {
+    pub js: jetstream::Context,
+    pub settings: StreamSettings,
+    pub model: ReadModel,
+    pub state: Arc<ReadState>,
+    pub options: ApplyOptions,
+    pub check_interval: Duration,
+    pub health: Health,
+}
+
+impl Projector {
+    /// Runs until `shutdown`, restarting after every error with a backoff.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let result = self.run_once(&shutdown).await;
+            let pause = match result {
+                Ok(Outcome::Shutdown) | Err(Stop::Shutdown) => return,
+                Ok(Outcome::Restart) => {
+                    backoff = Duration::from_millis(100);
+                    continue;
+                }
+                Err(Stop::Read(ReadError::Undecodable { revision, message })) => {
+                    self.state.stats.undecodable_events.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    self.state.set_halted(true);
+                    self.health.set_service(PROJECTION_HEALTH, false).await;
+                    tracing::error!(
+                        revision,
+                        error = %message,
+                        "projection halted: an event cannot be decoded (a newer schema or a corrupt payload); \
+                         reads answer as of the revision before it; upgrade the query service"
+                    );
+                    HALT_RETRY
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = ?backoff, "projection interrupted");
+                    backoff
+                }
+            };
+            self.state.stats.consumer_restarts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                () = shutdown.cancelled() => return,
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// The generation to write: the active one, or a new one when there is
+    /// none (a new Redis, or one that lost its data).
+    async fn generation(&self) -> Result<u64, Stop> {
+        if let Some(g) = self.model.active_generation().await? {
+            return Ok(g);
+        }
+        let fresh = self.model.next_generation().await?;
+        Ok(self.model.activate_if_none(fresh).await?)
+    }
+
+    async fn run_once(&self, shutdown: &CancellationToken) -> Result<Outcome, Stop> {
+        let generation = self.generation().await?;
+        let gs = self.model.generation_state(generation).await?;
+        let (mut applied, mut complete) = (gs.applied, gs.complete);
+        // Moving to another generation (a rebuild switched it): keep reading
+        // the old one until the new one is at least as far.
+        let switch_at = match self.state.generation() {
+            0 => None,
+            g if g == generation => None,
+            _ => Some(self.state.watermark()),
+        };
+        if switch_at.is_none() || applied >= switch_at.unwrap_or_default() {
+            self.state.set(generation, applied);
+        }
+        tracing::info!(generation, applied, complete, "projecting");
+
+        let mut reader = EventReader::open(&self.js, &self.settings, applied).await?;
+        if !complete && applied >= reader.head {
+            self.model.mark_complete(generation).await?;
+            complete = true;
+        }
+        if switch_at.is_none() {
+            self.state.set_complete(complete);
+        }
+        self.health.set_service(PROJECTION_HEALTH, true).await;
+        self.state.set_halted(false);
+
+        let mut check = tokio::time::interval(self.check_interval);
+        let mut unraised = 0u64;
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return Ok(Outcome::Shutdown),
+                _ = check.tick() => {
+                    if self.model_moved(generation, complete).await? {
+                        return Ok(Outcome::Restart);
+                    }
+                }
+                next = reader.next() => {
+                    let Next { stored, pending } = next?;
+                    let revision = stored.revision;
+                    self.apply_with_retry(generation, revision, &stored.event, shutdown).await?;
+                    applied = revision;
+                    self.state.stats.applied_events.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    unraised += 1;
+                    if pending == 0 || unraised >= RAISE_EVERY {
+                        self.model.raise_applied(generation, applied).await?;
+                        unraised = 0;
+                        if !complete && pending == 0 {
+                            self.model.mark_complete(generation).await?;
+                            complete = true;
+                            tracing::info!(generation, applied, "read model complete");
+                        }
+                    }
+                    // Published last: a reader woken by it finds the model
+                    // applied and, once caught up, marked complete.
+                    if switch_at.is_none_or(|at| applied >= at) {
+                        self.state.set(generation, applied);
+                        self.state.set_complete(complete);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn apply_with_retry(
+        &self,
+        generation: u64,
+        revision: Revision,
+        event: &veltrix_domain::ChangeSetCommitted,
+        shutdown: &CancellationToken,
+    ) -> Result<(), Stop> {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            match self.model.apply(generation, revision, event, self.options).await {
+                Ok(()) => return Ok(()),
+                Err(e) => {
+                    self.state.stats.redis_retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    tracing::warn!(error = %e, revision, retry_in = ?backoff, "applying to Redis failed; retrying");
+                }
+            }
+            tokio::select! {
+                () = tokio::time::sleep(backoff) => {}
+                () = shutdown.cancelled() => return Err(Stop::Shutdown),
+            }
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// Whether the model changed under us: another generation is active, or
+    /// the complete marker we saw is gone (Redis lost its data).
+    async fn model_moved(&self, generation: u64, complete: bool) -> Result<bool, Stop> {
+        let active = self.model.active_generation().await?;
+        if active != Some(generation) {
+            if active.is_none() {
+                self.state.stats.model_losses.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(generation, "the read model is gone from Redis; rebuilding from the event stream");
+            } else {
+                tracing::info!(from = generation, to = ?active, "switching to the active generation");
+            }
+            return Ok(true);
+        }
+        if complete && !self.model.generation_state(generation).await?.complete {
+            self.state.stats.model_losses.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!(generation, "the read model lost its data; rebuilding from the event stream");
+            return Ok(true);
+        }
+        Ok(false)
+    }
+}

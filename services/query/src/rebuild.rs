@@ -1,0 +1,56 @@
+//! `veltrix-query rebuild`: a new generation of the read model, built from
+//! the event stream while the running services keep serving the old one,
+//! then switched to atomically (one SET of the active pointer); running
+//! services follow once they have caught the new one up. The old generation
+//! is removed after a grace period.
+
+use std::time::Duration;
+
+use async_nats::jetstream;
+use veltrix_domain::Revision;
+use veltrix_redis::ReadModel;
+use veltrix_server::BoxError;
+
+use crate::{config::Config, reader::EventReader};
+
+/// Rebuilds and switches; answers the new generation.
+pub async fn rebuild(config: &Config, drop_old_after: Duration) -> Result<u64, BoxError> {
+    let (client, _) = veltrix_jetstream::connect(&config.nats.nats_url, "veltrix-query-rebuild").await?;
+    let js = jetstream::new(client);
+    let model = ReadModel::connect(&config.redis_url, &config.redis_prefix).await?;
+    let settings = config.stream_settings();
+    let old = model.active_generation().await?;
+    let generation = model.next_generation().await?;
+    tracing::info!(generation, ?old, "rebuilding the read model");
+
+    let mut reader = EventReader::open(&js, &settings, 0).await?;
+    let mut applied: Revision = 0;
+    loop {
+        // At least as far as the stream was when we began and as the old
+        // generation is now, so that switching never goes back in time.
+        let old_applied = match old {
+            Some(g) => model.generation_state(g).await?.applied,
+            None => 0,
+        };
+        if applied >= reader.head.max(old_applied) {
+            break;
+        }
+        let next = reader.next().await?;
+        model.apply(generation, next.stored.revision, &next.stored.event, config.apply_options()).await?;
+        applied = next.stored.revision;
+        if next.pending == 0 || applied % 1024 == 0 {
+            model.raise_applied(generation, applied).await?;
+        }
+    }
+    model.raise_applied(generation, applied).await?;
+    model.mark_complete(generation).await?;
+    model.activate(generation).await?;
+    tracing::info!(generation, applied, "switched reads to the new generation");
+
+    if let Some(old) = old.filter(|g| *g != generation) {
+        tokio::time::sleep(drop_old_after).await;
+        let deleted = model.delete_generation(old).await?;
+        tracing::info!(generation = old, keys = deleted, "removed the old generation");
+    }
+    Ok(generation)
+}

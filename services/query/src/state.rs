@@ -1,0 +1,91 @@
+//! What the projector shares with the read path: which generation reads use,
+//! how far it is applied, and the projection's health counters.
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicBool, AtomicU64, Ordering},
+};
+
+use tokio::{sync::watch, time::Instant};
+use veltrix_domain::Revision;
+
+/// The read side's view of the projection.
+#[derive(Debug)]
+pub struct ReadState {
+    generation: AtomicU64,
+    watermark: watch::Sender<Revision>,
+    halted: AtomicBool,
+    complete: watch::Sender<bool>,
+    pub stats: ProjectionStats,
+}
+
+/// Counters of the projection (exported as metrics later; tests read them).
+#[derive(Debug, Default)]
+pub struct ProjectionStats {
+    pub applied_events: AtomicU64,
+    pub undecodable_events: AtomicU64,
+    pub redis_retries: AtomicU64,
+    pub consumer_restarts: AtomicU64,
+    pub model_losses: AtomicU64,
+}
+
+impl ReadState {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            generation: AtomicU64::new(0),
+            watermark: watch::Sender::new(0),
+            halted: AtomicBool::new(false),
+            complete: watch::Sender::new(false),
+            stats: ProjectionStats::default(),
+        })
+    }
+
+    /// The generation reads use (0: none yet).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Every change set up to this revision is applied in the read generation.
+    pub fn watermark(&self) -> Revision {
+        *self.watermark.borrow()
+    }
+
+    /// Points reads at `generation`, applied up to `watermark`. The
+    /// generation is published first, so a reader that sees the new
+    /// watermark reads the generation it belongs to.
+    pub fn set(&self, generation: u64, watermark: Revision) {
+        self.generation.store(generation, Ordering::Release);
+        self.watermark.send_if_modified(|w| {
+            let changed = *w != watermark;
+            *w = watermark;
+            changed
+        });
+    }
+
+    /// Waits until the watermark reaches `revision`; `false` if `deadline`
+    /// passes first.
+    pub async fn wait_for(&self, revision: Revision, deadline: Instant) -> bool {
+        let mut rx = self.watermark.subscribe();
+        tokio::time::timeout_at(deadline, rx.wait_for(|w| *w >= revision)).await.is_ok_and(|r| r.is_ok())
+    }
+
+    /// Whether the read generation holds every event up to the stream's
+    /// head as it was when its projection began.
+    pub fn set_complete(&self, complete: bool) {
+        self.complete.send_if_modified(|c| std::mem::replace(c, complete) != complete);
+    }
+
+    /// Waits until the read generation is complete.
+    pub async fn wait_complete(&self) {
+        let _ = self.complete.subscribe().wait_for(|c| *c).await;
+    }
+
+    /// The projection stopped at an event it cannot apply.
+    pub fn is_halted(&self) -> bool {
+        self.halted.load(Ordering::Acquire)
+    }
+
+    pub fn set_halted(&self, halted: bool) {
+        self.halted.store(halted, Ordering::Release);
+    }
+}

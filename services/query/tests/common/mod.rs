@@ -1,0 +1,157 @@
+//! Shared fixtures: real nats-server and redis-server, the command service
+//! and the query service in-process, clients, and helpers to compare models.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use tonic::{Code, Status, transport::Channel};
+use veltrix_proto::v1::{
+    ChangeRecord, GetRequest, HistoryRequest, KeyValue, ListNamespacesRequest, ListRequest, PutRequest,
+    config_command_client::ConfigCommandClient, config_query_client::ConfigQueryClient,
+};
+use veltrix_query::Started;
+use veltrix_server::Running;
+use veltrix_testkit::{NatsServer, RedisServer};
+
+pub type Command = ConfigCommandClient<Channel>;
+pub type Query = ConfigQueryClient<Channel>;
+
+pub async fn channel(addr: std::net::SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{addr}")).expect("url").connect().await.expect("connect")
+}
+
+pub async fn start_command(nats: &NatsServer) -> (Running, Command) {
+    let mut c = veltrix_command::Config::defaults();
+    c.listen = "127.0.0.1:0".parse().expect("addr");
+    c.nats.nats_url = nats.url();
+    c.serve.shutdown_grace = Duration::from_secs(1);
+    let mut running = veltrix_command::start(c).await.expect("start command service");
+    tokio::time::timeout(Duration::from_secs(20), running.ready()).await.expect("in time").expect("ready");
+    let client = ConfigCommandClient::new(channel(running.addr()).await);
+    (running, client)
+}
+
+pub fn query_config(nats: &NatsServer, redis: &RedisServer) -> veltrix_query::Config {
+    let mut c = veltrix_query::Config::defaults();
+    c.listen = "127.0.0.1:0".parse().expect("addr");
+    c.nats.nats_url = nats.url();
+    c.redis_url = redis.url();
+    c.page_token_key = Some("a test key of sixteen bytes or more".into());
+    c.model_check_interval = Duration::from_millis(100);
+    c.serve.shutdown_grace = Duration::from_secs(1);
+    c
+}
+
+pub async fn start_query(config: veltrix_query::Config) -> (Started, Query) {
+    let mut started = veltrix_query::start(config).await.expect("start query service");
+    tokio::time::timeout(Duration::from_secs(20), started.running.ready()).await.expect("in time").expect("ready");
+    let client = ConfigQueryClient::new(channel(started.running.addr()).await);
+    (started, client)
+}
+
+/// NATS, Redis, both services and their clients.
+pub struct Env {
+    pub nats: NatsServer,
+    pub redis: RedisServer,
+    pub command: Running,
+    pub cmd: Command,
+    pub query: Started,
+    pub q: Query,
+}
+
+pub async fn env() -> Env {
+    let nats = NatsServer::start();
+    let redis = RedisServer::start();
+    let (command, cmd) = start_command(&nats).await;
+    let (query, q) = start_query(query_config(&nats, &redis)).await;
+    Env { nats, redis, command, cmd, query, q }
+}
+
+pub fn put(ns: &str, key: &str, value: &str) -> PutRequest {
+    PutRequest { namespace: ns.into(), key: key.into(), value: value.as_bytes().to_vec(), ..Default::default() }
+}
+
+pub fn get(ns: &str, key: &str) -> GetRequest {
+    GetRequest { namespace: ns.into(), key: key.into(), ..Default::default() }
+}
+
+pub fn assert_code<T: std::fmt::Debug>(result: Result<T, Status>, code: Code) -> Status {
+    match result {
+        Err(s) if s.code() == code => s,
+        other => panic!("expected {code:?}, got {other:?}"),
+    }
+}
+
+/// Writes `count` change sets over `namespaces` namespaces with `concurrency`
+/// writers; answers the highest revision.
+pub async fn burst(cmd: &Command, count: usize, namespaces: usize, concurrency: usize) -> u64 {
+    let mut tasks = Vec::new();
+    for w in 0..concurrency {
+        let mut c = cmd.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut last = 0;
+            for i in (w..count).step_by(concurrency) {
+                let ns = format!("burst/n{}", i % namespaces);
+                let req =
+                    PutRequest { request_id: format!("b{i}"), ..put(&ns, &format!("k{}", i % 7), &i.to_string()) };
+                last = last.max(c.put(req).await.expect("burst put").into_inner().revision);
+            }
+            last
+        }));
+    }
+    let mut last = 0;
+    for t in tasks {
+        last = last.max(t.await.expect("writer"));
+    }
+    last
+}
+
+/// Everything a client can read: every namespace with its keys and history.
+pub type Dump = Vec<(String, u64, Vec<KeyValue>, Vec<ChangeRecord>)>;
+
+pub async fn dump(q: &mut Query, min_revision: u64) -> Dump {
+    let mut out = Vec::new();
+    let mut token = String::new();
+    loop {
+        let page = q
+            .list_namespaces(ListNamespacesRequest { page_size: 1000, page_token: token, ..Default::default() })
+            .await
+            .expect("namespaces")
+            .into_inner();
+        for ns in page.namespaces {
+            let (mut kvs, mut records) = (Vec::new(), Vec::new());
+            let mut t = String::new();
+            loop {
+                let r = ListRequest {
+                    namespace: ns.name.clone(),
+                    page_size: 1000,
+                    page_token: t,
+                    min_revision: Some(min_revision),
+                    ..Default::default()
+                };
+                let p = q.list(r).await.expect("list").into_inner();
+                kvs.extend(p.kvs);
+                if p.next_page_token.is_empty() {
+                    break;
+                }
+                t = p.next_page_token;
+            }
+            let mut t = String::new();
+            loop {
+                let r =
+                    HistoryRequest { namespace: ns.name.clone(), page_size: 1000, page_token: t, ..Default::default() };
+                let p = q.history(r).await.expect("history").into_inner();
+                records.extend(p.records);
+                if p.next_page_token.is_empty() {
+                    break;
+                }
+                t = p.next_page_token;
+            }
+            out.push((ns.name, ns.revision, kvs, records));
+        }
+        if page.next_page_token.is_empty() {
+            return out;
+        }
+        token = page.next_page_token;
+    }
+}
