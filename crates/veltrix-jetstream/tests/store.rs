@@ -1,4 +1,5 @@
 //! The JetStream event store against a real nats-server.
+#![allow(clippy::unwrap_used)] // tests may unwrap
 
 use std::time::Duration;
 

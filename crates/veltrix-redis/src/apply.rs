@@ -70,16 +70,22 @@ return 1
     )
 });
 
-/// Raises a watermark, never lowers it. KEYS: watermark. ARGV: revision.
+/// Raises a generation's watermark, never lowers it, and only while the
+/// generation is the active one: a projector that has not yet noticed a
+/// flush or a switch must not write progress into a generation that is gone.
+/// KEYS: active, watermark. ARGV: generation, revision. Returns the stored
+/// watermark, or -1 when the generation is not active.
 static RAISE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
-local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tonumber(ARGV[1]) > cur then
-  redis.call('SET', KEYS[1], ARGV[1])
-  return ARGV[1]
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return -1
 end
-return tostring(cur)
+local cur = tonumber(redis.call('GET', KEYS[2]) or '0')
+if tonumber(ARGV[2]) > cur then
+  redis.call('SET', KEYS[2], ARGV[2])
+end
+return 1
 "#,
     )
 });
@@ -139,11 +145,24 @@ impl ReadModel {
         Ok(())
     }
 
-    /// Raises the generation's watermark to `revision` (never lowers it);
-    /// answers the stored watermark.
-    pub async fn raise_applied(&self, generation: u64, revision: Revision) -> Result<Revision, Error> {
-        let stored: String =
-            RAISE.key(self.keys.applied(generation)).arg(revision).invoke_async(&mut self.conn()).await?;
-        stored.parse().map_err(|_| Error::Corrupt(format!("watermark {stored:?}")))
+    /// Raises the active generation's watermark to `revision` (never lowers
+    /// it); `false` when `generation` is no longer the active one.
+    pub async fn raise_applied(&self, generation: u64, revision: Revision) -> Result<bool, Error> {
+        let done: i64 = RAISE
+            .key(self.keys.active())
+            .key(self.keys.applied(generation))
+            .arg(generation)
+            .arg(revision)
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(done == 1)
+    }
+
+    /// Raises the watermark of a generation that is not active yet (a
+    /// rebuild in progress).
+    pub async fn raise_applied_inactive(&self, generation: u64, revision: Revision) -> Result<(), Error> {
+        let _: () =
+            redis::cmd("SET").arg(self.keys.applied(generation)).arg(revision).query_async(&mut self.conn()).await?;
+        Ok(())
     }
 }

@@ -19,34 +19,32 @@ impl Keys {
         Self { prefix: prefix.replace(['{', '}'], "") }
     }
 
-    /// Counter that hands out generation numbers.
-    pub fn generation_counter(&self) -> String {
-        format!("{}:generation", self.prefix)
-    }
+    // The keys that describe generations share one hash tag (the prefix),
+    // so the scripts that check the active generation touch one slot.
 
     /// The generation reads should use.
     pub fn active(&self) -> String {
-        format!("{}:active", self.prefix)
+        format!("{{{}}}:active", self.prefix)
     }
 
     /// Set once a generation holds every event up to the stream's head as it
     /// was when the generation started.
     pub fn complete(&self, generation: u64) -> String {
-        format!("{}:g{generation}:complete", self.prefix)
+        format!("{{{}}}:g{generation}:complete", self.prefix)
     }
 
     /// The contiguous watermark: every change set up to it is applied.
     pub fn applied(&self, generation: u64) -> String {
-        format!("{}:g{generation}:applied", self.prefix)
+        format!("{{{}}}:g{generation}:applied", self.prefix)
     }
 
     pub fn namespaces(&self, generation: u64) -> String {
-        format!("{}:g{generation}:namespaces", self.prefix)
+        format!("{{{}}}:g{generation}:namespaces", self.prefix)
     }
 
-    /// Pattern of every key of a generation (for deleting an old one).
-    pub fn generation_pattern(&self, generation: u64) -> String {
-        format!("{}:g{generation}:*", self.prefix)
+    /// Patterns of every key of a generation (for deleting an old one).
+    pub fn generation_patterns(&self, generation: u64) -> [String; 2] {
+        [format!("{}:g{generation}:*", self.prefix), format!("{{{}}}:g{generation}:*", self.prefix)]
     }
 
     pub fn ns(&self, generation: u64, namespace: &str) -> NsKeys {

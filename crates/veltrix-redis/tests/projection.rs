@@ -1,6 +1,7 @@
 //! The Redis projection against a real redis-server: whatever the delivery
 //! order and however often an event is redelivered, the read model equals
 //! the reference fold of the same events.
+#![allow(clippy::unwrap_used)] // tests may unwrap
 
 use std::{
     sync::atomic::{AtomicU64, Ordering},
@@ -70,7 +71,7 @@ static GENERATION: AtomicU64 = AtomicU64::new(1);
 
 async fn check(model: &ReadModel, events: &[(u64, ChangeSetCommitted)], order: &[usize]) {
     let generation = GENERATION.fetch_add(1, Ordering::Relaxed);
-    model.mark_complete(generation).await.unwrap();
+    model.mark_complete_inactive(generation).await.unwrap();
     for &i in order {
         let (revision, event) = &events[i % events.len()];
         model.apply(generation, *revision, event, ApplyOptions::default()).await.unwrap();
@@ -156,7 +157,7 @@ async fn model() -> ReadModel {
 async fn history_is_compacted_to_the_configured_length() {
     let redis = RedisServer::start();
     let model = ReadModel::connect(&redis.url(), "c").await.unwrap();
-    model.mark_complete(1).await.unwrap();
+    model.mark_complete_inactive(1).await.unwrap();
     let events = committed(&(0..10u8).map(|i| (0u8, vec![(i % 3, Op::Set(i))])).collect::<Vec<_>>());
     for (revision, event) in &events {
         model.apply(1, *revision, event, ApplyOptions { history_keep: 4 }).await.unwrap();

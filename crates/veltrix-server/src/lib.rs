@@ -13,7 +13,9 @@ mod signal;
 pub use args::{LogFormat, NatsArgs, ServeArgs};
 pub use cli::{EX_CONFIG, parse_duration, parse_or_exit};
 pub use deadline::{call_budget, grpc_timeout};
-pub use grpc::{Health, ServingGate, TransportSettings, reflection_services, run_until_shutdown, server_builder};
+pub use grpc::{
+    Health, ServingGate, TransportSettings, incoming, reflection_services, run_until_shutdown, server_builder,
+};
 pub use running::{BoxError, ReadySender, Running};
 pub use signal::shutdown_signal;
 pub use tokio_util::sync::CancellationToken;

@@ -8,12 +8,11 @@ use std::{
 };
 
 use tokio::{net::TcpListener, sync::watch};
-use tokio_stream::wrappers::TcpListenerStream;
 use veltrix_jetstream::{Error as StoreSetupError, JetStreamEventStore, connect};
 use veltrix_proto::v1::config_command_server::ConfigCommandServer;
 use veltrix_server::{
-    BoxError, CancellationToken, Health, ReadySender, Running, ServingGate, reflection_services, run_until_shutdown,
-    server_builder,
+    BoxError, CancellationToken, Health, ReadySender, Running, ServingGate, incoming, reflection_services,
+    run_until_shutdown, server_builder,
 };
 
 use crate::{config::Config, grpc::CommandService, handler::CommandHandler};
@@ -44,7 +43,7 @@ pub async fn start(config: Config) -> Result<Running, BoxError> {
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(service)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), {
+        .serve_with_incoming_shutdown(incoming(listener), {
             let shutdown = shutdown.clone();
             let health = health.clone();
             async move {

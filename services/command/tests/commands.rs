@@ -1,5 +1,6 @@
 //! Put, Delete and Apply against a real nats-server: the events they append,
 //! compare-and-set, idempotency, not-found and all-or-nothing.
+#![allow(clippy::unwrap_used)] // tests may unwrap
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Compare-and-set under contention: one winner among 32 writers, in one
 //! process and across two command-service processes on one NATS.
+#![allow(clippy::unwrap_used)] // tests may unwrap
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Faults of a real NATS: killed during writes, down at start-up, an
 //! incompatible stream; and retries after the deduplication window.
+#![allow(clippy::unwrap_used)] // tests may unwrap
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! What grpcurl and load balancers rely on: health, reflection v1 and
 //! v1alpha, and a graceful stop.
+#![allow(clippy::unwrap_used)] // tests may unwrap
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Every validation rule: INVALID_ARGUMENT naming the field and the rule,
 //! and nothing appended.
+#![allow(clippy::unwrap_used)] // tests may unwrap
 
 mod common;
 

@@ -5,12 +5,11 @@ use std::{sync::Arc, time::Duration};
 
 use async_nats::jetstream;
 use tokio::{net::TcpListener, sync::watch};
-use tokio_stream::wrappers::TcpListenerStream;
 use veltrix_proto::v1::config_query_server::ConfigQueryServer;
 use veltrix_redis::ReadModel;
 use veltrix_server::{
-    BoxError, CancellationToken, Health, ReadySender, Running, ServingGate, reflection_services, run_until_shutdown,
-    server_builder,
+    BoxError, CancellationToken, Health, ReadySender, Running, ServingGate, incoming, reflection_services,
+    run_until_shutdown, server_builder,
 };
 
 use crate::{config::Config, grpc::QueryService, projector::Projector, state::ReadState, token::TokenKey};
@@ -56,7 +55,7 @@ pub async fn start(config: Config) -> Result<Started, BoxError> {
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(ConfigQueryServer::new(service))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), {
+        .serve_with_incoming_shutdown(incoming(listener), {
             let shutdown = shutdown.clone();
             let health = health.clone();
             async move {

@@ -97,14 +97,18 @@ impl Projector {
         if let Some(g) = self.model.active_generation().await? {
             return Ok(g);
         }
-        let fresh = self.model.next_generation().await?;
+        if self.state.generation() != 0 {
+            self.state.stats.model_losses.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::warn!("the read model is gone from Redis; rebuilding it from the event stream");
+        }
+        let fresh = ReadModel::new_generation();
         Ok(self.model.activate_if_none(fresh).await?)
     }
 
     async fn run_once(&self, shutdown: &CancellationToken) -> Result<Outcome, Stop> {
         let generation = self.generation().await?;
         let gs = self.model.generation_state(generation).await?;
-        let (mut applied, mut complete) = (gs.applied, gs.complete);
+        let (applied, complete) = (gs.applied, gs.complete);
         // Moving to another generation (a rebuild switched it): keep reading
         // the old one until the new one is at least as far.
         let switch_at = match self.state.generation() {
@@ -118,8 +122,25 @@ impl Projector {
         tracing::info!(generation, applied, complete, "projecting");
 
         let mut reader = EventReader::open(&self.js, &self.settings, applied).await?;
+        let outcome = self.project(generation, applied, complete, switch_at, &mut reader, shutdown).await;
+        // Leave no consumer behind (its inactivity threshold is the backstop).
+        reader.close().await;
+        outcome
+    }
+
+    async fn project(
+        &self,
+        generation: u64,
+        mut applied: Revision,
+        mut complete: bool,
+        switch_at: Option<Revision>,
+        reader: &mut EventReader,
+        shutdown: &CancellationToken,
+    ) -> Result<Outcome, Stop> {
         if !complete && applied >= reader.head {
-            self.model.mark_complete(generation).await?;
+            if !self.model.mark_complete(generation).await? {
+                return Ok(Outcome::Restart);
+            }
             complete = true;
         }
         if switch_at.is_none() {
@@ -146,10 +167,15 @@ impl Projector {
                     self.state.stats.applied_events.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     unraised += 1;
                     if pending == 0 || unraised >= RAISE_EVERY {
-                        self.model.raise_applied(generation, applied).await?;
+                        // Refused when the generation is gone (flushed or switched).
+                        if !self.model.raise_applied(generation, applied).await? {
+                            return Ok(Outcome::Restart);
+                        }
                         unraised = 0;
                         if !complete && pending == 0 {
-                            self.model.mark_complete(generation).await?;
+                            if !self.model.mark_complete(generation).await? {
+                                return Ok(Outcome::Restart);
+                            }
                             complete = true;
                             tracing::info!(generation, applied, "read model complete");
                         }
@@ -194,12 +220,7 @@ impl Projector {
     async fn model_moved(&self, generation: u64, complete: bool) -> Result<bool, Stop> {
         let active = self.model.active_generation().await?;
         if active != Some(generation) {
-            if active.is_none() {
-                self.state.stats.model_losses.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                tracing::warn!(generation, "the read model is gone from Redis; rebuilding from the event stream");
-            } else {
-                tracing::info!(from = generation, to = ?active, "switching to the active generation");
-            }
+            tracing::info!(from = generation, to = ?active, "the active generation changed");
             return Ok(true);
         }
         if complete && !self.model.generation_state(generation).await?.complete {

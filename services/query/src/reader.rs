@@ -9,6 +9,9 @@ use async_nats::jetstream::{
     consumer::{AckPolicy, DeliverPolicy, pull},
 };
 use futures::StreamExt;
+
+/// Idle heartbeat of the consumer; two missed ones end the reader.
+const HEARTBEAT: Duration = Duration::from_secs(1);
 use veltrix_domain::{Revision, StoreError, StoredEvent};
 use veltrix_jetstream::{StreamSettings, decode_message};
 
@@ -26,6 +29,8 @@ fn nats<E: std::fmt::Display>(context: &'static str) -> impl Fn(E) -> ReadError 
 
 /// An in-order reader of every namespace's events after a position.
 pub struct EventReader {
+    stream: jetstream::stream::Stream,
+    consumer: String,
     messages: pull::Stream,
     position: Revision,
     /// The stream's last sequence when the reader was opened.
@@ -59,15 +64,24 @@ impl EventReader {
             })
             .await
             .map_err(nats("creating a consumer"))?;
+        let name = consumer.cached_info().name.clone();
         let messages = consumer
             .stream()
             .max_messages_per_batch(1000)
-            .heartbeat(Duration::from_secs(5))
+            .heartbeat(HEARTBEAT)
             .expires(Duration::from_secs(30))
             .messages()
             .await
             .map_err(nats("pulling events"))?;
-        Ok(Self { messages, position, head })
+        Ok(Self { stream, consumer: name, messages, position, head })
+    }
+
+    /// Deletes the consumer (best effort: its inactivity threshold removes
+    /// it anyway).
+    pub async fn close(&self) {
+        if let Err(e) = self.stream.delete_consumer(&self.consumer).await {
+            tracing::debug!(consumer = %self.consumer, error = %e, "could not delete the consumer");
+        }
     }
 
     /// The next event after the position; waits for one to arrive.
@@ -75,7 +89,9 @@ impl EventReader {
         loop {
             let msg = match self.messages.next().await {
                 None => return Err(ReadError::Nats("the consumer ended".into())),
-                Some(Err(e)) if e.kind() == pull::MessagesErrorKind::MissingHeartbeat => continue,
+                // A consumer that lost its server (a restart drops memory
+                // consumers) only shows as missing heartbeats: start over
+                // from our position rather than wait forever.
                 Some(Err(e)) => return Err(ReadError::Nats(format!("pulling events: {e}"))),
                 Some(Ok(m)) => m,
             };

@@ -20,7 +20,7 @@ pub async fn rebuild(config: &Config, drop_old_after: Duration) -> Result<u64, B
     let model = ReadModel::connect(&config.redis_url, &config.redis_prefix).await?;
     let settings = config.stream_settings();
     let old = model.active_generation().await?;
-    let generation = model.next_generation().await?;
+    let generation = ReadModel::new_generation();
     tracing::info!(generation, ?old, "rebuilding the read model");
 
     let mut reader = EventReader::open(&js, &settings, 0).await?;
@@ -38,12 +38,13 @@ pub async fn rebuild(config: &Config, drop_old_after: Duration) -> Result<u64, B
         let next = reader.next().await?;
         model.apply(generation, next.stored.revision, &next.stored.event, config.apply_options()).await?;
         applied = next.stored.revision;
-        if next.pending == 0 || applied % 1024 == 0 {
-            model.raise_applied(generation, applied).await?;
+        if next.pending == 0 || applied.is_multiple_of(1024) {
+            model.raise_applied_inactive(generation, applied).await?;
         }
     }
-    model.raise_applied(generation, applied).await?;
-    model.mark_complete(generation).await?;
+    reader.close().await;
+    model.raise_applied_inactive(generation, applied).await?;
+    model.mark_complete_inactive(generation).await?;
     model.activate(generation).await?;
     tracing::info!(generation, applied, "switched reads to the new generation");
 

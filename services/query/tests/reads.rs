@@ -1,5 +1,6 @@
 //! Reads against real servers: read-your-writes, listing and paging,
 //! history, point-in-time reads, namespaces, and bad input.
+#![allow(clippy::unwrap_used)] // tests may unwrap
 
 mod common;
 
