@@ -41,6 +41,8 @@ dev: ensure-servers
     echo "veltrix-command on {{command_listen}}, veltrix-query on {{query_listen}}. Try:"
     echo "  grpcurl -plaintext {{command_listen}} list"
     echo "  grpcurl -plaintext -d '{\"namespace\":\"payments/prod\",\"key\":\"db/url\",\"value\":\"$(printf postgres://db | base64)\",\"reason\":\"first\"}' {{command_listen}} veltrix.config.v1.ConfigCommand/Put"
+    echo "  grpcurl -plaintext -d '{\"namespace\":\"payments/prod\",\"key\":\"db/url\"}' {{query_listen}} veltrix.config.v1.ConfigQuery/Get"
+    echo "  grpcurl -plaintext -d '{\"namespace\":\"payments/prod\"}' {{query_listen}} veltrix.config.v1.ConfigQuery/History"
     echo "  grpcurl -plaintext -d '{\"service\":\"veltrix.config.v1.ConfigCommand\"}' {{command_listen}} grpc.health.v1.Health/Check"
     echo "Ctrl-C stops what this recipe started."
     wait -n "${pids[@]}"

@@ -295,6 +295,10 @@ async fn point_in_time_reads_of_a_key_and_a_listing() {
     );
     assert_eq!(keys(env.q.list(listing(r4)).await.unwrap().into_inner()), vec![("a".into(), b"2".to_vec())]);
 
+    // Both together: wait for the larger, answer as of at_revision.
+    let both = GetRequest { min_revision: Some(r4), at_revision: Some(r2), ..get("pit", "a") };
+    assert_eq!(env.q.get(both).await.unwrap().into_inner().kv.unwrap().mod_revision, r1);
+
     // A revision not reached yet waits, then DEADLINE_EXCEEDED.
     let mut req = tonic::Request::new(at(r4 + 100, "a"));
     req.set_timeout(Duration::from_millis(500));
