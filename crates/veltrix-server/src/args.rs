@@ -41,6 +41,10 @@ pub struct ServeArgs {
     #[arg(long, env = "VELTRIX_MAX_CONNECTION_AGE", default_value = "30m", value_parser = parse_duration)]
     pub max_connection_age: Duration,
 
+    /// Address of the Prometheus `/metrics` endpoint (off when unset).
+    #[arg(long, env = "VELTRIX_METRICS_LISTEN")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+
     /// Log line format.
     #[arg(long, env = "VELTRIX_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

@@ -186,3 +186,17 @@ pub fn incoming(
         Ok(conn)
     })
 }
+
+/// Starts the Prometheus endpoint when `listen` is set; it stops with
+/// `shutdown`.
+pub async fn start_metrics(
+    listen: Option<std::net::SocketAddr>,
+    shutdown: CancellationToken,
+) -> Result<Option<std::net::SocketAddr>, std::io::Error> {
+    let Some(addr) = listen else { return Ok(None) };
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    tokio::spawn(veltrix_telemetry::metrics::serve_metrics(listener, shutdown));
+    tracing::info!(addr = %bound, "metrics endpoint listening on /metrics");
+    Ok(Some(bound))
+}

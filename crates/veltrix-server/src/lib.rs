@@ -15,6 +15,7 @@ pub use cli::{EX_CONFIG, parse_duration, parse_or_exit};
 pub use deadline::{call_budget, grpc_timeout};
 pub use grpc::{
     Health, ServingGate, TransportSettings, incoming, reflection_services, run_until_shutdown, server_builder,
+    start_metrics,
 };
 pub use running::{BoxError, ReadySender, Running};
 pub use signal::shutdown_signal;

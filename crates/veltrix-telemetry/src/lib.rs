@@ -1,7 +1,9 @@
-//! Telemetry for the Veltrix services, set up in one call: structured logs
-//! with `tracing` (filtered by `RUST_LOG`), and W3C trace-context handling so
-//! that every event records the trace of the request that made it.
+//! Telemetry for the Veltrix services: structured logs with `tracing`
+//! (filtered by `RUST_LOG`), Prometheus metrics on an optional `/metrics`
+//! endpoint, and W3C trace-context handling so that every event records the
+//! trace of the request that made it.
 
+pub mod metrics;
 mod propagation;
 
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};

@@ -12,7 +12,7 @@ use veltrix_jetstream::{Error as StoreSetupError, JetStreamEventStore, connect};
 use veltrix_proto::v1::config_command_server::ConfigCommandServer;
 use veltrix_server::{
     BoxError, CancellationToken, Health, ReadySender, Running, ServingGate, incoming, reflection_services,
-    run_until_shutdown, server_builder,
+    run_until_shutdown, server_builder, start_metrics,
 };
 
 use crate::{config::Config, grpc::CommandService, handler::CommandHandler};
@@ -28,6 +28,9 @@ pub async fn start(config: Config) -> Result<Running, BoxError> {
     let addr = listener.local_addr()?;
     let shutdown = CancellationToken::new();
     let (ready_tx, ready) = watch::channel(false);
+    start_metrics(config.serve.metrics_listen, shutdown.clone())
+        .await
+        .map_err(|e| format!("cannot serve metrics: {e}"))?;
     let (health, health_service) = Health::new(vec![SERVICE_NAME]).await;
     let (reflection_v1, reflection_v1alpha) = reflection_services(&[SERVICE_NAME])?;
     let gate = ServingGate::new("connecting to NATS and preparing the event stream");

@@ -9,7 +9,7 @@ use veltrix_proto::v1::config_query_server::ConfigQueryServer;
 use veltrix_redis::ReadModel;
 use veltrix_server::{
     BoxError, CancellationToken, Health, ReadySender, Running, ServingGate, incoming, reflection_services,
-    run_until_shutdown, server_builder,
+    run_until_shutdown, server_builder, start_metrics,
 };
 
 use crate::{config::Config, grpc::QueryService, projector::Projector, state::ReadState, token::TokenKey};
@@ -29,6 +29,9 @@ pub async fn start(config: Config) -> Result<Started, BoxError> {
     let addr = listener.local_addr()?;
     let shutdown = CancellationToken::new();
     let (ready_tx, ready) = watch::channel(false);
+    start_metrics(config.serve.metrics_listen, shutdown.clone())
+        .await
+        .map_err(|e| format!("cannot serve metrics: {e}"))?;
     let (health, health_service) = Health::new(vec![SERVICE_NAME]).await;
     let (reflection_v1, reflection_v1alpha) = reflection_services(&[SERVICE_NAME])?;
     let tokens = match &config.page_token_key {

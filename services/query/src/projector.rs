@@ -66,7 +66,7 @@ impl Projector {
                     continue;
                 }
                 Err(Stop::Read(ReadError::Undecodable { revision, message })) => {
-                    self.state.stats.undecodable_events.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    self.state.stats.undecodable();
                     self.state.set_halted(true);
                     self.health.set_service(PROJECTION_HEALTH, false).await;
                     tracing::error!(
@@ -82,7 +82,7 @@ impl Projector {
                     backoff
                 }
             };
-            self.state.stats.consumer_restarts.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.state.stats.restart();
             tokio::select! {
                 () = tokio::time::sleep(pause) => {}
                 () = shutdown.cancelled() => return,
@@ -98,7 +98,7 @@ impl Projector {
             return Ok(g);
         }
         if self.state.generation() != 0 {
-            self.state.stats.model_losses.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.state.stats.model_lost();
             tracing::warn!("the read model is gone from Redis; rebuilding it from the event stream");
         }
         let fresh = ReadModel::new_generation();
@@ -164,7 +164,7 @@ impl Projector {
                     let revision = stored.revision;
                     self.apply_with_retry(generation, revision, &stored.event, shutdown).await?;
                     applied = revision;
-                    self.state.stats.applied_events.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    self.state.stats.applied(applied);
                     unraised += 1;
                     if pending == 0 || unraised >= RAISE_EVERY {
                         // Refused when the generation is gone (flushed or switched).
@@ -203,7 +203,7 @@ impl Projector {
             match self.model.apply(generation, revision, event, self.options).await {
                 Ok(()) => return Ok(()),
                 Err(e) => {
-                    self.state.stats.redis_retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    self.state.stats.redis_retry();
                     tracing::warn!(error = %e, revision, retry_in = ?backoff, "applying to Redis failed; retrying");
                 }
             }
@@ -224,7 +224,7 @@ impl Projector {
             return Ok(true);
         }
         if complete && !self.model.generation_state(generation).await?.complete {
-            self.state.stats.model_losses.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.state.stats.model_lost();
             tracing::warn!(generation, "the read model lost its data; rebuilding from the event stream");
             return Ok(true);
         }

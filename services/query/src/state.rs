@@ -19,7 +19,8 @@ pub struct ReadState {
     pub stats: ProjectionStats,
 }
 
-/// Counters of the projection (exported as metrics later; tests read them).
+/// Counters of the projection, kept here for tests and health, and exported
+/// as Prometheus metrics.
 #[derive(Debug, Default)]
 pub struct ProjectionStats {
     pub applied_events: AtomicU64,
@@ -27,6 +28,34 @@ pub struct ProjectionStats {
     pub redis_retries: AtomicU64,
     pub consumer_restarts: AtomicU64,
     pub model_losses: AtomicU64,
+}
+
+impl ProjectionStats {
+    pub fn applied(&self, revision: Revision) {
+        self.applied_events.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("veltrix_projection_applied_events_total").increment(1);
+        metrics::gauge!("veltrix_projection_applied_revision").set(revision as f64);
+    }
+
+    pub fn undecodable(&self) {
+        self.undecodable_events.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("veltrix_projection_undecodable_events_total").increment(1);
+    }
+
+    pub fn redis_retry(&self) {
+        self.redis_retries.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("veltrix_projection_redis_retries_total").increment(1);
+    }
+
+    pub fn restart(&self) {
+        self.consumer_restarts.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("veltrix_projection_restarts_total").increment(1);
+    }
+
+    pub fn model_lost(&self) {
+        self.model_losses.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("veltrix_read_model_losses_total").increment(1);
+    }
 }
 
 impl ReadState {
@@ -87,5 +116,6 @@ impl ReadState {
 
     pub fn set_halted(&self, halted: bool) {
         self.halted.store(halted, Ordering::Release);
+        metrics::gauge!("veltrix_projection_halted").set(if halted { 1.0 } else { 0.0 });
     }
 }

@@ -282,7 +282,14 @@ async fn redis_or_nats_down_then_back() {
 
 #[tokio::test]
 async fn an_undecodable_event_halts_the_projection_visibly() {
-    let mut env = env().await;
+    let nats = NatsServer::start();
+    let redis = RedisServer::start();
+    let (command, cmd) = start_command(&nats).await;
+    let metrics_addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut config = query_config(&nats, &redis);
+    config.serve.metrics_listen = Some(metrics_addr);
+    let (query, q) = start_query(config).await;
+    let mut env = Env { nats, redis, command, cmd, query, q };
     let good = env.cmd.put(put("ok", "k", "v")).await.unwrap().into_inner().revision;
     caught_up(&env.q, good).await;
     let js = async_nats::jetstream::new(async_nats::connect(env.nats.url()).await.unwrap());
@@ -302,6 +309,10 @@ async fn an_undecodable_event_halts_the_projection_visibly() {
     })
     .await;
     assert!(env.query.state.stats.undecodable_events.load(Ordering::Relaxed) >= 1, "counted");
+    let text = scrape(metrics_addr).await;
+    assert!(metric(&text, "veltrix_projection_undecodable_events_total").is_some_and(|v| v >= 1.0), "{text}");
+    assert_eq!(metric(&text, "veltrix_projection_halted"), Some(1.0), "{text}");
+    assert_eq!(metric(&text, "veltrix_projection_applied_revision"), Some(good as f64), "{text}");
     let overall = health.check(HealthCheckRequest { service: "veltrix.config.v1.ConfigQuery".into() }).await.unwrap();
     assert_eq!(overall.into_inner().status, ServingStatus::Serving as i32, "reads still serve");
     env.q.get(get("ok", "k")).await.expect("earlier data is served");

@@ -155,3 +155,19 @@ pub async fn dump(q: &mut Query, min_revision: u64) -> Dump {
         token = page.next_page_token;
     }
 }
+
+/// The Prometheus text of a `/metrics` endpoint.
+pub async fn scrape(addr: std::net::SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect to /metrics");
+    conn.write_all(b"GET /metrics HTTP/1.1\r\nhost: test\r\n\r\n").await.expect("request");
+    let mut out = String::new();
+    conn.read_to_string(&mut out).await.expect("response");
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    out
+}
+
+/// The value of a metric line `name value` (without labels).
+pub fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
