@@ -13,10 +13,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|f| root.join("veltrix/config/v1").join(f));
     let out = PathBuf::from(env::var("OUT_DIR")?);
 
-    tonic_prost_build::configure().file_descriptor_set_path(out.join("veltrix_descriptor.bin")).compile_with_config(
-        config,
-        &files,
-        &[root.clone(), well_known],
-    )?;
+    tonic_prost_build::configure()
+        .file_descriptor_set_path(out.join("veltrix_descriptor.bin"))
+        // Values fanned out to many watchers are shared, not copied.
+        .bytes(".veltrix.config.v1.KeyValue.value")
+        .bytes(".veltrix.config.v1.KeyChange.value")
+        .compile_with_config(config, &files, &[root.clone(), well_known])?;
     Ok(())
 }

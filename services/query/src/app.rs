@@ -12,7 +12,10 @@ use veltrix_server::{
     run_until_shutdown, server_builder, start_metrics,
 };
 
-use crate::{config::Config, grpc::QueryService, projector::Projector, state::ReadState, token::TokenKey};
+use crate::{
+    config::Config, grpc::QueryService, hub::Hub, projector::Projector, state::ReadState, token::TokenKey,
+    watch::WatchSettings,
+};
 
 const SERVICE_NAME: &str = "veltrix.config.v1.ConfigQuery";
 
@@ -45,14 +48,23 @@ pub async fn start(config: Config) -> Result<Started, BoxError> {
     };
     let state = ReadState::new();
     let gate = ServingGate::new("connecting to NATS and Redis");
+    let hub = Hub::new(config.watch.watch_hub_capacity);
     let service = QueryService {
         state: state.clone(),
         model: gate.clone(),
         tokens,
         default_deadline: config.serve.default_deadline,
+        hub: hub.clone(),
+        watch: WatchSettings {
+            progress_interval: config.watch.watch_progress_interval,
+            stall_timeout: config.watch.watch_stall_timeout,
+            queue: config.watch.watch_queue,
+            snapshot_chunk: config.watch.watch_snapshot_chunk,
+        },
+        shutdown: shutdown.clone(),
     };
 
-    tokio::spawn(prepare(config.clone(), gate, state.clone(), health.clone(), ready_tx, shutdown.clone()));
+    tokio::spawn(prepare(config.clone(), gate, state.clone(), hub, health.clone(), ready_tx, shutdown.clone()));
     let server = server_builder(config.serve.transport())
         .add_service(health_service)
         .add_service(reflection_v1)
@@ -78,6 +90,7 @@ async fn prepare(
     config: Config,
     gate: ServingGate<ReadModel>,
     state: Arc<ReadState>,
+    hub: Arc<Hub>,
     health: Health,
     ready: ReadySender,
     shutdown: CancellationToken,
@@ -107,6 +120,7 @@ async fn prepare(
         settings: config.stream_settings(),
         model,
         state: state.clone(),
+        hub,
         options: config.apply_options(),
         check_interval: config.model_check_interval,
         health: health.clone(),

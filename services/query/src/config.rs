@@ -48,7 +48,36 @@ pub struct Config {
     pub model_check_interval: Duration,
 
     #[command(flatten)]
+    pub watch: WatchArgs,
+
+    #[command(flatten)]
     pub serve: ServeArgs,
+}
+
+/// Watch streams.
+#[derive(Debug, Clone, clap::Args)]
+pub struct WatchArgs {
+    /// Send a progress message on a watch stream idle for this long.
+    #[arg(long, env = "VELTRIX_WATCH_PROGRESS_INTERVAL", default_value = "15s", value_parser = parse_duration)]
+    pub watch_progress_interval: Duration,
+
+    /// End a watch stream with RESOURCE_EXHAUSTED when its client accepts
+    /// no message for this long.
+    #[arg(long, env = "VELTRIX_WATCH_STALL_TIMEOUT", default_value = "30s", value_parser = parse_duration)]
+    pub watch_stall_timeout: Duration,
+
+    /// Messages queued per watch stream before it waits for its client.
+    #[arg(long, env = "VELTRIX_WATCH_QUEUE", default_value_t = 32)]
+    pub watch_queue: usize,
+
+    /// Change sets buffered per watched namespace for watchers that fall
+    /// behind; a watcher further behind catches up from history.
+    #[arg(long, env = "VELTRIX_WATCH_HUB_CAPACITY", default_value_t = 1024)]
+    pub watch_hub_capacity: usize,
+
+    /// Keys per snapshot message.
+    #[arg(long, env = "VELTRIX_WATCH_SNAPSHOT_CHUNK", default_value_t = 500)]
+    pub watch_snapshot_chunk: usize,
 }
 
 #[derive(Debug, Clone, Subcommand)]

@@ -7,15 +7,18 @@ use tonic::{Request, Response, Status};
 use veltrix_domain::{Key, Namespace, Revision, ValidationError};
 use veltrix_proto::v1::{
     GetRequest, GetResponse, HistoryRequest, HistoryResponse, ListNamespacesRequest, ListNamespacesResponse,
-    ListRequest, ListResponse, NamespaceInfo, PageCursor, config_query_server::ConfigQuery,
+    ListRequest, ListResponse, NamespaceInfo, PageCursor, WatchRequest, config_query_server::ConfigQuery,
 };
 use veltrix_redis::ReadModel;
-use veltrix_server::{ServingGate, call_budget};
+use veltrix_server::{CancellationToken, ServingGate, call_budget};
 
 use crate::{
+    hub::Hub,
+    pages::page_as_of,
     state::ReadState,
     status::{ReadError, to_status},
     token::TokenKey,
+    watch::{WatchSettings, WatchSpec, WatchStream},
 };
 
 const DEFAULT_PAGE: u32 = 100;
@@ -26,6 +29,9 @@ pub struct QueryService {
     pub model: ServingGate<ReadModel>,
     pub tokens: TokenKey,
     pub default_deadline: Duration,
+    pub hub: Arc<Hub>,
+    pub watch: WatchSettings,
+    pub shutdown: CancellationToken,
 }
 
 fn page_size(v: u32) -> Result<usize, ReadError> {
@@ -112,15 +118,8 @@ impl QueryService {
             // Later pages answer as of the first page's revision.
             (Some(c), _) => {
                 let (generation, _) = self.generation()?;
-                let current = model.list(generation, ns.as_str(), &req.prefix, Some(&c.after), limit).await?;
-                if current.namespace_revision <= c.revision {
-                    (current, c.revision)
-                } else {
-                    (
-                        model.list_at(generation, ns.as_str(), &req.prefix, Some(&c.after), limit, c.revision).await?,
-                        c.revision,
-                    )
-                }
+                let after = Some(c.after.as_str());
+                (page_as_of(model, generation, ns.as_str(), &req.prefix, after, limit, c.revision).await?, c.revision)
             }
             (None, Some(at)) => {
                 self.reach(Some(at.max(min.unwrap_or(0))), deadline).await?;
@@ -214,8 +213,46 @@ impl QueryService {
     }
 }
 
+impl QueryService {
+    async fn watch(&self, req: WatchRequest) -> Result<WatchStream, ReadError> {
+        let ns = Namespace::parse(&req.namespace)?;
+        key_prefix(&req.prefix)?;
+        let start_revision = positive("start_revision", req.start_revision)?;
+        let model = self.model.get().map_err(|_| ReadError::NoGeneration)?;
+        let (generation, _) = self.generation()?;
+        // A start before the retained history fails the call itself, so the
+        // client learns at once to take a snapshot instead.
+        if let Some(start) = start_revision {
+            let oldest = model.oldest_revision(generation, ns.as_str()).await?;
+            if oldest > 0 && start < oldest {
+                return Err(veltrix_redis::Error::Compacted { requested: start, oldest }.into());
+            }
+        }
+        let spec = WatchSpec {
+            namespace: ns.to_string(),
+            prefix: req.prefix,
+            start_revision,
+            include_snapshot: req.include_snapshot,
+        };
+        Ok(crate::watch::start(
+            spec,
+            model.clone(),
+            self.state.clone(),
+            self.hub.clone(),
+            self.watch,
+            self.shutdown.clone(),
+        ))
+    }
+}
+
 #[tonic::async_trait]
 impl ConfigQuery for QueryService {
+    type WatchStream = WatchStream;
+
+    async fn watch(&self, request: Request<WatchRequest>) -> Result<Response<WatchStream>, Status> {
+        QueryService::watch(self, request.into_inner()).await.map(Response::new).map_err(to_status)
+    }
+
     async fn get(&self, request: Request<GetRequest>) -> Result<Response<GetResponse>, Status> {
         let deadline = self.deadline(&request);
         self.get(request.into_inner(), deadline).await.map(Response::new).map_err(to_status)

@@ -13,10 +13,12 @@ use std::{sync::Arc, time::Duration};
 use async_nats::jetstream;
 use veltrix_domain::Revision;
 use veltrix_jetstream::StreamSettings;
+use veltrix_proto::convert::read::change_record;
 use veltrix_redis::{ApplyOptions, ReadModel};
 use veltrix_server::{CancellationToken, Health};
 
 use crate::{
+    hub::{Hub, HubEvent},
     reader::{EventReader, Next, ReadError},
     state::ReadState,
 };
@@ -48,6 +50,7 @@ pub struct Projector {
     pub settings: StreamSettings,
     pub model: ReadModel,
     pub state: Arc<ReadState>,
+    pub hub: Arc<Hub>,
     pub options: ApplyOptions,
     pub check_interval: Duration,
     pub health: Health,
@@ -179,6 +182,17 @@ impl Projector {
                             complete = true;
                             tracing::info!(generation, applied, "read model complete");
                         }
+                    }
+                    // Watchers get it after it is applied and before the
+                    // watermark moves, so a watcher's progress after draining
+                    // its channel covers everything up to the watermark.
+                    if switch_at.is_none_or(|at| applied >= at) {
+                        let event = &stored.event;
+                        self.hub.publish(event.namespace.as_str(), || HubEvent {
+                            revision,
+                            record: change_record(revision, event),
+                            committed_at: event.time,
+                        });
                     }
                     // Published last: a reader woken by it finds the model
                     // applied and, once caught up, marked complete.

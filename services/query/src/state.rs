@@ -28,6 +28,10 @@ pub struct ProjectionStats {
     pub redis_retries: AtomicU64,
     pub consumer_restarts: AtomicU64,
     pub model_losses: AtomicU64,
+    /// Watch streams open now.
+    pub watchers: AtomicU64,
+    /// Watch streams ended because their client stopped reading.
+    pub stalled_watchers: AtomicU64,
 }
 
 impl ProjectionStats {

@@ -95,7 +95,7 @@ async fn check_reads(mut q: Query, keys: usize, stop: veltrix_server::Cancellati
         let i = fastrand::usize(..keys);
         match q.get(get("stable", &format!("k{i:03}"))).await {
             Ok(r) => {
-                assert_eq!(r.into_inner().kv.unwrap().value, format!("v{i}").into_bytes(), "a right value");
+                assert_eq!(r.into_inner().kv.unwrap().value.to_vec(), format!("v{i}").into_bytes(), "a right value");
                 ok += 1;
             }
             Err(s) => {
@@ -277,7 +277,7 @@ async fn redis_or_nats_down_then_back() {
     .into_inner()
     .kv
     .unwrap();
-    assert_eq!(kv.value, b"after");
+    assert_eq!(&kv.value[..], b"after");
 }
 
 #[tokio::test]

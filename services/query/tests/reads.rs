@@ -30,7 +30,7 @@ async fn read_your_writes_under_32_concurrent_writers() {
                     .into_inner();
                 assert!(got.revision >= revision);
                 let kv = got.kv.unwrap();
-                assert_eq!((kv.value, kv.mod_revision), (value.into_bytes(), revision), "sees its own write");
+                assert_eq!((kv.value.to_vec(), kv.mod_revision), (value.into_bytes(), revision), "sees its own write");
                 let list = q
                     .list(ListRequest { namespace: "ryw".into(), min_revision: Some(revision), ..Default::default() })
                     .await
@@ -136,7 +136,7 @@ async fn list_pages_are_consistent_with_the_first_page() {
         assert_eq!(page.revision, r, "every page answers as of the first");
         for kv in &page.kvs {
             if kv.key == "cfg/15" {
-                assert_eq!(kv.value, b"15", "as of the first page's revision");
+                assert_eq!(&kv.value[..], b"15", "as of the first page's revision");
             }
         }
         keys.extend(page.kvs.into_iter().map(|k| k.key));
@@ -280,14 +280,16 @@ async fn point_in_time_reads_of_a_key_and_a_listing() {
 
     let at = |r: u64, key: &str| GetRequest { at_revision: Some(r), ..get("pit", key) };
     let kv = env.q.get(at(r2, "a")).await.unwrap().into_inner();
-    assert_eq!((kv.kv.unwrap().value, kv.revision), (b"1".to_vec(), r2));
-    assert_eq!(env.q.get(at(r3, "a")).await.unwrap().into_inner().kv.unwrap().value, b"2");
+    assert_eq!((kv.kv.unwrap().value.to_vec(), kv.revision), (b"1".to_vec(), r2));
+    assert_eq!(&env.q.get(at(r3, "a")).await.unwrap().into_inner().kv.unwrap().value[..], b"2");
     assert_code(env.q.get(at(r1, "b")).await, Code::NotFound);
     assert_eq!(env.q.get(at(r3, "b")).await.unwrap().into_inner().kv.unwrap().mod_revision, r2);
     assert_code(env.q.get(at(r4, "b")).await, Code::NotFound);
 
     let listing = |r: u64| ListRequest { namespace: "pit".into(), at_revision: Some(r), ..Default::default() };
-    let keys = |l: veltrix_proto::v1::ListResponse| l.kvs.into_iter().map(|kv| (kv.key, kv.value)).collect::<Vec<_>>();
+    let keys = |l: veltrix_proto::v1::ListResponse| {
+        l.kvs.into_iter().map(|kv| (kv.key, kv.value.to_vec())).collect::<Vec<_>>()
+    };
     assert_eq!(keys(env.q.list(listing(r1)).await.unwrap().into_inner()), vec![("a".into(), b"1".to_vec())]);
     assert_eq!(
         keys(env.q.list(listing(r3)).await.unwrap().into_inner()),
@@ -350,7 +352,7 @@ async fn history_beyond_the_retained_window_is_out_of_range() {
             .kv
             .unwrap()
             .value,
-        b"3"
+        &b"3"[..]
     );
 }
 

@@ -23,7 +23,7 @@ fn wire_change(c: &KeyChange) -> WireKeyChange {
     WireKeyChange {
         key: c.key.to_string(),
         op: op as i32,
-        value,
+        value: value.into(),
         content_type,
         previous_mod_revision: c.previous_mod_revision,
     }
@@ -39,7 +39,7 @@ pub fn key_value_after(revision: Revision, event: &ChangeSetCommitted, c: &KeyCh
     let KeyOp::Set { value, content_type } = &c.op else { return None };
     Some(KeyValue {
         key: c.key.to_string(),
-        value: value.clone(),
+        value: value.clone().into(),
         content_type: content_type.to_string(),
         create_revision: if c.create_revision == 0 { revision } else { c.create_revision },
         mod_revision: revision,

@@ -1,0 +1,323 @@
+//! Watch streams. Per call: subscribe to the namespace's hub channel FIRST,
+//! then replay from the read model's history until it has nothing more, then
+//! deliver live change sets, skipping what was already sent. A watcher that
+//! lags behind the hub's ring goes back to replaying; one whose client stops
+//! reading is ended with RESOURCE_EXHAUSTED; shutdown ends it with
+//! UNAVAILABLE. Every end names the revision to resume from.
+
+use std::{
+    pin::Pin,
+    sync::{Arc, atomic::Ordering},
+    task::{Context, Poll},
+    time::{Duration, SystemTime},
+};
+
+use futures::Stream;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tonic::Status;
+use veltrix_domain::Revision;
+use veltrix_proto::v1::{ChangeRecord, Progress, Snapshot, WatchResponse, watch_response::Event};
+use veltrix_redis::ReadModel;
+use veltrix_server::CancellationToken;
+
+use crate::{
+    hub::{Hub, HubEvent},
+    pages::page_as_of,
+    state::ReadState,
+    status::{ReadError, to_status},
+};
+
+/// Tunables of watch streams (see `WatchArgs`).
+#[derive(Debug, Clone, Copy)]
+pub struct WatchSettings {
+    pub progress_interval: Duration,
+    pub stall_timeout: Duration,
+    pub queue: usize,
+    pub snapshot_chunk: usize,
+}
+
+/// What a validated Watch call asks for.
+pub struct WatchSpec {
+    pub namespace: String,
+    pub prefix: String,
+    pub start_revision: Option<Revision>,
+    pub include_snapshot: bool,
+}
+
+/// The response stream: queued messages, then the status the watcher ended
+/// with (if any).
+pub struct WatchStream {
+    rx: mpsc::Receiver<WatchResponse>,
+    end: Option<oneshot::Receiver<Status>>,
+}
+
+impl Stream for WatchStream {
+    type Item = Result<WatchResponse, Status>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(Some(m)) => Poll::Ready(Some(Ok(m))),
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(None) => match self.end.as_mut().map(|end| Pin::new(end).poll(cx)) {
+                None => Poll::Ready(None),
+                Some(Poll::Pending) => Poll::Pending,
+                Some(Poll::Ready(status)) => {
+                    self.end = None;
+                    Poll::Ready(status.ok().map(Err))
+                }
+            },
+        }
+    }
+}
+
+/// Why a watcher stopped: a status for the client, or the client is gone.
+enum Stop {
+    Status(Status),
+    ClientGone,
+}
+
+impl From<Status> for Stop {
+    fn from(s: Status) -> Self {
+        Self::Status(s)
+    }
+}
+
+impl From<ReadError> for Stop {
+    fn from(e: ReadError) -> Self {
+        Self::Status(to_status(e))
+    }
+}
+
+impl From<veltrix_redis::Error> for Stop {
+    fn from(e: veltrix_redis::Error) -> Self {
+        Self::Status(to_status(ReadError::Model(e)))
+    }
+}
+
+/// Starts a watcher; the stream is returned at once, the replay runs in
+/// the watcher's task.
+pub fn start(
+    spec: WatchSpec,
+    model: ReadModel,
+    state: Arc<ReadState>,
+    hub: Arc<Hub>,
+    settings: WatchSettings,
+    shutdown: CancellationToken,
+) -> WatchStream {
+    let live = hub.subscribe(&spec.namespace);
+    let (tx, rx) = mpsc::channel(settings.queue.max(1));
+    let (end_tx, end_rx) = oneshot::channel();
+    let watcher = Watcher { spec, model, state, hub, settings, shutdown, tx, sent: 0 };
+    tokio::spawn(watcher.run(live, end_tx));
+    WatchStream { rx, end: Some(end_rx) }
+}
+
+struct Watcher {
+    spec: WatchSpec,
+    model: ReadModel,
+    state: Arc<ReadState>,
+    hub: Arc<Hub>,
+    settings: WatchSettings,
+    shutdown: CancellationToken,
+    tx: mpsc::Sender<WatchResponse>,
+    /// Every matching change set up to this revision has been delivered.
+    sent: Revision,
+}
+
+impl Watcher {
+    async fn run(mut self, mut live: broadcast::Receiver<Arc<HubEvent>>, end: oneshot::Sender<Status>) {
+        metrics::gauge!("veltrix_watch_watchers").increment(1.0);
+        self.state.stats.watchers.fetch_add(1, Ordering::Relaxed);
+        let reason = match self.serve(&mut live).await {
+            Stop::ClientGone => "client_gone",
+            Stop::Status(status) => {
+                let reason = match status.code() {
+                    tonic::Code::ResourceExhausted => {
+                        self.state.stats.stalled_watchers.fetch_add(1, Ordering::Relaxed);
+                        "stalled"
+                    }
+                    tonic::Code::Unavailable => "unavailable",
+                    _ => "error",
+                };
+                let _ = end.send(status);
+                reason
+            }
+        };
+        metrics::gauge!("veltrix_watch_watchers").decrement(1.0);
+        self.state.stats.watchers.fetch_sub(1, Ordering::Relaxed);
+        metrics::counter!("veltrix_watch_ended_total", "reason" => reason).increment(1);
+    }
+
+    fn resume_hint(&self) -> String {
+        format!("resume with start_revision {}", self.sent + 1)
+    }
+
+    async fn serve(&mut self, live: &mut broadcast::Receiver<Arc<HubEvent>>) -> Stop {
+        match self.serve_inner(live).await {
+            Ok(never) => match never {},
+            Err(stop) => stop,
+        }
+    }
+
+    async fn serve_inner(
+        &mut self,
+        live: &mut broadcast::Receiver<Arc<HubEvent>>,
+    ) -> Result<std::convert::Infallible, Stop> {
+        self.sent = match (self.spec.include_snapshot, self.spec.start_revision) {
+            (true, start) => self.snapshot(start.map(|s| s.saturating_sub(1))).await?,
+            (false, Some(start)) => start.max(1) - 1,
+            (false, None) => self.state.watermark(),
+        };
+        self.replay().await?;
+        let mut idle = Box::pin(tokio::time::sleep(self.settings.progress_interval));
+        loop {
+            tokio::select! {
+                () = self.shutdown.cancelled() => {
+                    return Err(Status::unavailable(format!("the server is shutting down; reconnect and {}", self.resume_hint())).into());
+                }
+                () = self.tx.closed() => return Err(Stop::ClientGone),
+                () = &mut idle => {
+                    self.progress(live).await?;
+                    idle.as_mut().reset(tokio::time::Instant::now() + self.settings.progress_interval);
+                }
+                next = live.recv() => {
+                    match next {
+                        Ok(event) => {
+                            if self.deliver(&event.record, Some(event.committed_at)).await? {
+                                idle.as_mut().reset(tokio::time::Instant::now() + self.settings.progress_interval);
+                            }
+                        }
+                        Err(broadcast::error::RecvError::Lagged(_) | broadcast::error::RecvError::Closed) => {
+                            metrics::counter!("veltrix_watch_lagged_total").increment(1);
+                            *live = self.hub.subscribe(&self.spec.namespace);
+                            self.replay().await?;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Sends the matching keys at `at` (or at the current revision); answers
+    /// the snapshot's revision.
+    async fn snapshot(&mut self, at: Option<Revision>) -> Result<Revision, Stop> {
+        let ns = self.spec.namespace.clone();
+        let prefix = self.spec.prefix.clone();
+        if let Some(at) = at {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            if at > 0 && !self.state.wait_for(at, deadline).await {
+                return Err(Status::deadline_exceeded(format!("revision {at} is not applied yet")).into());
+            }
+        }
+        let generation = self.generation()?;
+        let chunk = self.settings.snapshot_chunk.max(1);
+        let (mut page, revision) = match at {
+            Some(at) => (self.model.list_at(generation, &ns, &prefix, None, chunk, at).await?, at),
+            None => {
+                let watermark = self.state.watermark();
+                let page = self.model.list(generation, &ns, &prefix, None, chunk).await?;
+                let revision = watermark.max(page.namespace_revision);
+                (page, revision)
+            }
+        };
+        loop {
+            let after = page.kvs.last().map(|kv| kv.key.clone());
+            let more = page.more;
+            self.send(WatchResponse {
+                event: Some(Event::Snapshot(Snapshot { kvs: page.kvs, revision, last: !more })),
+            })
+            .await?;
+            if !more {
+                return Ok(revision);
+            }
+            page = page_as_of(&self.model, generation, &ns, &prefix, after.as_deref(), chunk, revision).await?;
+        }
+    }
+
+    fn generation(&self) -> Result<u64, Stop> {
+        match self.state.generation() {
+            0 => Err(ReadError::NoGeneration.into()),
+            g => Ok(g),
+        }
+    }
+
+    /// Delivers everything the read model holds after `sent`.
+    async fn replay(&mut self) -> Result<(), Stop> {
+        loop {
+            let generation = self.generation()?;
+            let (records, more) =
+                self.model.history(generation, &self.spec.namespace, None, self.sent + 1, None, 500).await?;
+            for record in &records {
+                self.deliver(record, None).await?;
+            }
+            if !more {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Sends the matching part of a change set not sent yet; `true` if a
+    /// message went out.
+    async fn deliver(&mut self, record: &ChangeRecord, committed_at: Option<SystemTime>) -> Result<bool, Stop> {
+        if record.revision <= self.sent {
+            return Ok(false);
+        }
+        let prefix = self.spec.prefix.as_str();
+        let matching = if prefix.is_empty() {
+            record.clone()
+        } else {
+            let changes: Vec<_> = record.changes.iter().filter(|c| c.key.starts_with(prefix)).cloned().collect();
+            if changes.is_empty() {
+                self.sent = record.revision;
+                return Ok(false);
+            }
+            ChangeRecord { changes, ..record.clone() }
+        };
+        let revision = record.revision;
+        self.send(WatchResponse { event: Some(Event::Change(matching)) }).await?;
+        self.sent = revision;
+        metrics::counter!("veltrix_watch_events_delivered_total").increment(1);
+        if let Some(at) = committed_at.and_then(|t| SystemTime::now().duration_since(t).ok()) {
+            metrics::histogram!("veltrix_watch_delivery_latency_seconds").record(at.as_secs_f64());
+        }
+        Ok(true)
+    }
+
+    /// An idle stream gets a progress message: everything up to the applied
+    /// revision has been delivered once the hub channel is drained (the
+    /// projector hands a change set to the hub before it raises the
+    /// watermark).
+    async fn progress(&mut self, live: &mut broadcast::Receiver<Arc<HubEvent>>) -> Result<(), Stop> {
+        let watermark = self.state.watermark();
+        loop {
+            match live.try_recv() {
+                Ok(event) => {
+                    self.deliver(&event.record, Some(event.committed_at)).await?;
+                }
+                Err(broadcast::error::TryRecvError::Empty) => break,
+                Err(_) => {
+                    *live = self.hub.subscribe(&self.spec.namespace);
+                    self.replay().await?;
+                    break;
+                }
+            }
+        }
+        self.sent = self.sent.max(watermark);
+        self.send(WatchResponse { event: Some(Event::Progress(Progress { revision: self.sent })) }).await
+    }
+
+    /// Queues a message; a client that accepts none for the stall timeout
+    /// is ended.
+    async fn send(&mut self, message: WatchResponse) -> Result<(), Stop> {
+        match tokio::time::timeout(self.settings.stall_timeout, self.tx.send(message)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(Stop::ClientGone),
+            Err(_) => Err(Status::resource_exhausted(format!(
+                "the client read nothing for {:?} and fell behind; {}",
+                self.settings.stall_timeout,
+                self.resume_hint()
+            ))
+            .into()),
+        }
+    }
+}
