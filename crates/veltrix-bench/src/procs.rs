@@ -1,0 +1,175 @@
+//! The servers a benchmark run starts and stops: nats-server, redis-server,
+//! etcd, and the two services in release mode.
+
+use std::{
+    net::TcpStream,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use tempfile::TempDir;
+use veltrix_testkit::free_port;
+
+/// A child process killed on drop.
+pub struct Proc {
+    pub name: String,
+    pub port: u16,
+    child: Child,
+    _dir: Option<TempDir>,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Resident memory in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.split_whitespace().next()?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    pub fn url(&self, scheme: &str) -> String {
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+}
+
+fn spawn(
+    name: &str,
+    program: &str,
+    args: &[String],
+    port: u16,
+    dir: Option<TempDir>,
+    log: &Path,
+) -> anyhow::Result<Proc> {
+    let out = std::fs::File::create(log)?;
+    let child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(out.try_clone()?)
+        .stderr(out)
+        .spawn()
+        .with_context(|| format!("cannot start {program}: is it installed?"))?;
+    let mut proc = Proc { name: name.to_owned(), port, child, _dir: dir };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = proc.child.try_wait() {
+            bail!("{name} exited with {status}; see {}", log.display());
+        }
+        if Instant::now() > deadline {
+            bail!("{name} did not listen on {port}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(proc)
+}
+
+pub struct Env {
+    pub logs: PathBuf,
+    pub release: PathBuf,
+}
+
+impl Env {
+    fn log(&self, name: &str) -> PathBuf {
+        self.logs.join(format!("{name}.log"))
+    }
+
+    /// A JetStream nats-server with file storage; `sync_always` fsyncs every
+    /// write (needs a server that knows `sync_interval`).
+    pub fn nats(&self, name: &str, program: &str, sync_always: bool) -> anyhow::Result<Proc> {
+        let dir = tempfile::tempdir()?;
+        let port = free_port();
+        let sync = if sync_always { "\n  sync_interval: always" } else { "" };
+        let conf = dir.path().join("nats.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "host: 127.0.0.1\nport: {port}\njetstream {{\n  store_dir: \"{}\"{sync}\n}}\n",
+                dir.path().display()
+            ),
+        )?;
+        let args = vec!["-c".to_owned(), conf.display().to_string()];
+        spawn(name, program, &args, port, Some(dir), &self.log(name))
+    }
+
+    pub fn redis(&self) -> anyhow::Result<Proc> {
+        let dir = tempfile::tempdir()?;
+        let port = free_port();
+        let args: Vec<String> =
+            ["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+                .iter()
+                .map(|s| (*s).to_owned())
+                .chain(["--dir".to_owned(), dir.path().display().to_string()])
+                .collect();
+        spawn("redis-server", "redis-server", &args, port, Some(dir), &self.log("redis"))
+    }
+
+    /// etcd with its defaults (fsync on every commit, batched).
+    pub fn etcd(&self) -> anyhow::Result<Proc> {
+        let dir = tempfile::tempdir()?;
+        let (port, peer) = (free_port(), free_port());
+        let args = vec![
+            "--data-dir".to_owned(),
+            dir.path().join("etcd").display().to_string(),
+            "--listen-client-urls".to_owned(),
+            format!("http://127.0.0.1:{port}"),
+            "--advertise-client-urls".to_owned(),
+            format!("http://127.0.0.1:{port}"),
+            "--listen-peer-urls".to_owned(),
+            format!("http://127.0.0.1:{peer}"),
+            "--initial-advertise-peer-urls".to_owned(),
+            format!("http://127.0.0.1:{peer}"),
+            "--initial-cluster".to_owned(),
+            format!("default=http://127.0.0.1:{peer}"),
+        ];
+        spawn("etcd", "etcd", &args, port, Some(dir), &self.log("etcd"))
+    }
+
+    pub fn command(&self, name: &str, nats: &Proc) -> anyhow::Result<Proc> {
+        let port = free_port();
+        let args = vec!["--listen".to_owned(), format!("127.0.0.1:{port}"), "--nats-url".to_owned(), nats.url("nats")];
+        spawn(name, &self.release.join("veltrix-command").display().to_string(), &args, port, None, &self.log(name))
+    }
+
+    pub fn query(&self, name: &str, nats: &Proc, redis: &Proc, metrics_port: u16) -> anyhow::Result<Proc> {
+        let port = free_port();
+        let args = vec![
+            "--listen".to_owned(),
+            format!("127.0.0.1:{port}"),
+            "--nats-url".to_owned(),
+            nats.url("nats"),
+            "--redis-url".to_owned(),
+            redis.url("redis"),
+            "--metrics-listen".to_owned(),
+            format!("127.0.0.1:{metrics_port}"),
+            "--max-concurrent-streams".to_owned(),
+            "20000".to_owned(),
+        ];
+        spawn(name, &self.release.join("veltrix-query").display().to_string(), &args, port, None, &self.log(name))
+    }
+}
+
+/// The first line a program prints for `arg` (its version).
+pub fn version(program: &str, arg: &str) -> String {
+    Command::new(program)
+        .arg(arg)
+        .output()
+        .map(|o| {
+            let text = if o.stdout.is_empty() { o.stderr } else { o.stdout };
+            String::from_utf8_lossy(&text).lines().next().unwrap_or_default().trim().to_owned()
+        })
+        .unwrap_or_else(|_| "not installed".to_owned())
+}
