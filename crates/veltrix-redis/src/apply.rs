@@ -107,16 +107,57 @@ impl ReadModel {
         event: &ChangeSetCommitted,
         options: ApplyOptions,
     ) -> Result<(), Error> {
-        let ns = self.keys.namespace(generation, &event.namespace);
+        self.apply_batch(generation, &[(revision, event)], options).await
+    }
+
+    /// Applies several committed change sets in one round trip (one
+    /// pipeline, executed in order). Each is still one atomic script in its
+    /// namespace's slot, and applying is idempotent and order-independent,
+    /// so a batch cut short by a failure is simply applied again.
+    pub async fn apply_batch(
+        &self,
+        generation: u64,
+        events: &[(Revision, &ChangeSetCommitted)],
+        options: ApplyOptions,
+    ) -> Result<(), Error> {
+        let invocations: Vec<_> =
+            events.iter().map(|(revision, event)| self.invocation(generation, *revision, event, options)).collect();
         let mut conn = self.conn();
-        // The namespace index is another slot; adding first means a listed
-        // namespace may briefly show revision 0, never that one is missing.
-        redis::cmd("ZADD")
-            .arg(self.keys.namespaces(generation))
-            .arg(0)
-            .arg(event.namespace.as_str())
-            .exec_async(&mut conn)
-            .await?;
+        let pipeline = |load: bool| {
+            let mut p = redis::pipe();
+            if load {
+                p.load_script(&APPLY).ignore();
+            }
+            // The namespace index is another slot; adding first means a listed
+            // namespace may briefly show revision 0, never that one is missing.
+            let mut seen = std::collections::HashSet::new();
+            for (_, event) in events {
+                if seen.insert(event.namespace.as_str()) {
+                    p.cmd("ZADD").arg(self.keys.namespaces(generation)).arg(0).arg(event.namespace.as_str()).ignore();
+                }
+            }
+            for invocation in &invocations {
+                p.invoke_script(invocation).ignore();
+            }
+            p
+        };
+        match pipeline(false).exec_async(&mut conn).await {
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                pipeline(true).exec_async(&mut conn).await?;
+            }
+            other => other?,
+        }
+        Ok(())
+    }
+
+    fn invocation(
+        &self,
+        generation: u64,
+        revision: Revision,
+        event: &ChangeSetCommitted,
+        options: ApplyOptions,
+    ) -> redis::ScriptInvocation<'static> {
+        let ns = self.keys.namespace(generation, &event.namespace);
         let mut invocation = APPLY.prepare_invoke();
         invocation
             .key(ns.kv())
@@ -141,8 +182,7 @@ impl ReadModel {
                 .arg(kv.unwrap_or_default())
                 .arg(key_history_entry(revision, event, c).encode_to_vec());
         }
-        invocation.invoke_async::<()>(&mut conn).await?;
-        Ok(())
+        invocation
     }
 
     /// Raises the active generation's watermark to `revision` (never lowers

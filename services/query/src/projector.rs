@@ -27,6 +27,8 @@ use crate::{
 pub const PROJECTION_HEALTH: &str = "veltrix.config.v1.ConfigQuery.projection";
 /// Raise the watermark in Redis at least this often (in events).
 const RAISE_EVERY: u64 = 256;
+/// Most change sets applied in one Redis round trip.
+const BATCH: usize = 256;
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const HALT_RETRY: Duration = Duration::from_secs(30);
 
@@ -163,19 +165,30 @@ impl Projector {
                     }
                 }
                 next = reader.next() => {
-                    let Next { stored, pending } = next?;
-                    let revision = stored.revision;
-                    self.apply_with_retry(generation, revision, &stored.event, shutdown).await?;
-                    applied = revision;
-                    self.state.stats.applied(applied);
-                    unraised += 1;
-                    if pending == 0 || unraised >= RAISE_EVERY {
+                    // Whatever else has already arrived goes in the same batch:
+                    // one Redis round trip for all of it.
+                    let mut batch = vec![next?];
+                    while batch.len() < BATCH {
+                        match reader.try_next() {
+                            Some(next) => batch.push(next?),
+                            None => break,
+                        }
+                    }
+                    let events: Vec<_> = batch.iter().map(|n| (n.stored.revision, &n.stored.event)).collect();
+                    self.apply_with_retry(generation, &events, shutdown).await?;
+                    let Some(Next { stored: last, pending }) = batch.last() else { continue };
+                    applied = last.revision;
+                    for n in &batch {
+                        self.state.stats.applied(n.stored.revision);
+                    }
+                    unraised += batch.len() as u64;
+                    if *pending == 0 || unraised >= RAISE_EVERY {
                         // Refused when the generation is gone (flushed or switched).
                         if !self.model.raise_applied(generation, applied).await? {
                             return Ok(Outcome::Restart);
                         }
                         unraised = 0;
-                        if !complete && pending == 0 {
+                        if !complete && *pending == 0 {
                             if !self.model.mark_complete(generation).await? {
                                 return Ok(Outcome::Restart);
                             }
@@ -183,20 +196,20 @@ impl Projector {
                             tracing::info!(generation, applied, "read model complete");
                         }
                     }
-                    // Watchers get it after it is applied and before the
-                    // watermark moves, so a watcher's progress after draining
-                    // its channel covers everything up to the watermark.
+                    // Watchers get a change set after it is applied and before
+                    // the watermark moves, so a watcher's progress after
+                    // draining its channel covers everything up to the watermark.
                     if switch_at.is_none_or(|at| applied >= at) {
-                        let event = &stored.event;
-                        self.hub.publish(event.namespace.as_str(), || HubEvent {
-                            revision,
-                            record: change_record(revision, event),
-                            committed_at: event.time,
-                        });
-                    }
-                    // Published last: a reader woken by it finds the model
-                    // applied and, once caught up, marked complete.
-                    if switch_at.is_none_or(|at| applied >= at) {
+                        for Next { stored, .. } in &batch {
+                            let (revision, event) = (stored.revision, &stored.event);
+                            self.hub.publish(event.namespace.as_str(), || HubEvent {
+                                revision,
+                                record: change_record(revision, event),
+                                committed_at: event.time,
+                            });
+                        }
+                        // Published last: a reader woken by it finds the model
+                        // applied and, once caught up, marked complete.
                         self.state.set(generation, applied);
                         self.state.set_complete(complete);
                     }
@@ -208,17 +221,16 @@ impl Projector {
     async fn apply_with_retry(
         &self,
         generation: u64,
-        revision: Revision,
-        event: &veltrix_domain::ChangeSetCommitted,
+        events: &[(Revision, &veltrix_domain::ChangeSetCommitted)],
         shutdown: &CancellationToken,
     ) -> Result<(), Stop> {
         let mut backoff = Duration::from_millis(50);
         loop {
-            match self.model.apply(generation, revision, event, self.options).await {
+            match self.model.apply_batch(generation, events, self.options).await {
                 Ok(()) => return Ok(()),
                 Err(e) => {
                     self.state.stats.redis_retry();
-                    tracing::warn!(error = %e, revision, retry_in = ?backoff, "applying to Redis failed; retrying");
+                    tracing::warn!(error = %e, events = events.len(), retry_in = ?backoff, "applying to Redis failed; retrying");
                 }
             }
             tokio::select! {

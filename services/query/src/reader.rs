@@ -84,6 +84,13 @@ impl EventReader {
         }
     }
 
+    /// The next event if one is already here, without waiting.
+    pub fn try_next(&mut self) -> Option<Result<Next, ReadError>> {
+        use futures::FutureExt;
+        // Cancel-safe: `next` changes nothing before it returns an event.
+        self.next().now_or_never()
+    }
+
     /// The next event after the position; waits for one to arrive.
     pub async fn next(&mut self) -> Result<Next, ReadError> {
         loop {

@@ -35,10 +35,17 @@ pub async fn rebuild(config: &Config, drop_old_after: Duration) -> Result<u64, B
         if applied >= reader.head.max(old_applied) {
             break;
         }
-        let next = reader.next().await?;
-        model.apply(generation, next.stored.revision, &next.stored.event, config.apply_options()).await?;
-        applied = next.stored.revision;
-        if next.pending == 0 || applied.is_multiple_of(1024) {
+        let mut batch = vec![reader.next().await?];
+        while batch.len() < 256 {
+            match reader.try_next() {
+                Some(next) => batch.push(next?),
+                None => break,
+            }
+        }
+        let events: Vec<_> = batch.iter().map(|n| (n.stored.revision, &n.stored.event)).collect();
+        model.apply_batch(generation, &events, config.apply_options()).await?;
+        if let Some(last) = batch.last() {
+            applied = last.stored.revision;
             model.raise_applied_inactive(generation, applied).await?;
         }
     }
