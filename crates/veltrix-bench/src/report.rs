@@ -28,16 +28,8 @@ impl Row {
         goal: &str,
         note: &str,
     ) -> Self {
-        let ratio = Some(ours.throughput / baseline.throughput.max(1e-9));
-        Self {
-            workload: workload.into(),
-            ours,
-            baseline_name: baseline_name.into(),
-            baseline: Some(baseline),
-            ratio,
-            goal: goal.into(),
-            note: note.into(),
-        }
+        let ratio = ours.throughput / baseline.throughput.max(1e-9);
+        Self::compared(workload, ours, baseline_name, baseline, ratio, goal, note)
     }
 
     /// For latency workloads: the ratio is baseline p99 / our p99 (above 1: we are faster).
@@ -49,13 +41,25 @@ impl Row {
         goal: &str,
         note: &str,
     ) -> Self {
-        let ratio = Some(baseline.p99_us as f64 / (ours.p99_us.max(1)) as f64);
+        let ratio = baseline.p99_us as f64 / (ours.p99_us.max(1)) as f64;
+        Self::compared(workload, ours, baseline_name, baseline, ratio, goal, note)
+    }
+
+    fn compared(
+        workload: &str,
+        ours: Figure,
+        baseline_name: &str,
+        baseline: Figure,
+        ratio: f64,
+        goal: &str,
+        note: &str,
+    ) -> Self {
         Self {
             workload: workload.into(),
             ours,
             baseline_name: baseline_name.into(),
             baseline: Some(baseline),
-            ratio,
+            ratio: Some(ratio),
             goal: goal.into(),
             note: note.into(),
         }

@@ -21,14 +21,30 @@ use crate::{
 type Seen = Vec<(u64, Instant)>;
 type Watchers = Vec<tokio::task::JoinHandle<Seen>>;
 
-/// Stops the watchers and gathers what they saw.
-async fn gather(stop: tokio::sync::watch::Sender<bool>, tasks: Watchers) -> anyhow::Result<Seen> {
-    let _ = stop.send(true);
+/// Tells the watchers the last id to wait for, gives them `grace` to get
+/// it, then stops them and gathers what they saw.
+async fn gather(
+    stop: tokio::sync::watch::Sender<Option<u64>>,
+    last: u64,
+    grace: Duration,
+    tasks: Watchers,
+) -> anyhow::Result<Seen> {
+    let _ = stop.send(Some(last));
+    let deadline = tokio::time::Instant::now() + grace;
+    while tasks.iter().any(|t| !t.is_finished()) && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _ = stop.send(Some(0));
     let mut all = Vec::new();
     for t in tasks {
         all.extend(t.await?);
     }
     Ok(all)
+}
+
+/// Whether a watcher that has seen `last_seen` is done.
+fn done(stop: &tokio::sync::watch::Receiver<Option<u64>>, last_seen: u64) -> bool {
+    matches!(*stop.borrow(), Some(target) if target == 0 || last_seen >= target)
 }
 
 /// Latency from each commit to each delivery of it; deliveries that arrive
@@ -43,22 +59,32 @@ fn latencies(commits: &HashMap<u64, Instant>, seen: &[(u64, Instant)]) -> anyhow
     Ok(h)
 }
 
-/// Writes at `rate`/s for `d` with `commit` and returns when each id committed.
+/// Writes at `rate`/s for `d` (open loop: a write starts on every tick
+/// whether or not earlier ones have answered, so every system gets the same
+/// offered load) and returns when each id committed.
 async fn paced<F, Fut>(rate: u32, d: Duration, mut commit: F) -> anyhow::Result<HashMap<u64, Instant>>
 where
     F: FnMut(u64) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<u64>>,
+    Fut: std::future::Future<Output = anyhow::Result<u64>> + Send + 'static,
 {
-    let mut commits = HashMap::new();
+    let mut writes = tokio::task::JoinSet::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1) / rate);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let end = Instant::now() + d;
     let mut i = 0;
     while Instant::now() < end {
         tick.tick().await;
-        let id = commit(i).await?;
-        commits.insert(id, Instant::now());
+        let write = commit(i);
+        writes.spawn(async move { write.await.map(|id| (id, Instant::now())) });
         i += 1;
+    }
+    // A write the system refuses under this load (etcd: "too many
+    // requests") is a result, not a harness error: it is not delivered.
+    let mut commits = HashMap::new();
+    while let Some(done) = writes.join_next().await {
+        if let Ok((id, at)) = done? {
+            commits.insert(id, at);
+        }
     }
     Ok(commits)
 }
@@ -69,7 +95,7 @@ pub async fn our_watchers(
     channels: &[Channel],
     namespace: &str,
     watchers: usize,
-    stop: &tokio::sync::watch::Sender<bool>,
+    stop: &tokio::sync::watch::Sender<Option<u64>>,
 ) -> anyhow::Result<Watchers> {
     let mut tasks = Vec::with_capacity(watchers);
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(watchers);
@@ -82,12 +108,17 @@ pub async fn our_watchers(
             let Ok(stream) = q.watch(WatchRequest { namespace: ns, ..Default::default() }).await else { return local };
             let _ = ready.send(()).await;
             let mut stream = stream.into_inner();
+            let mut last_seen = 0;
             loop {
+                if done(&stop, last_seen) {
+                    return local;
+                }
                 tokio::select! {
-                    _ = stop.changed() => return local,
+                    _ = stop.changed() => {}
                     msg = stream.message() => match msg {
                         Ok(Some(m)) => {
                             if let Some(Event::Change(c)) = m.event {
+                                last_seen = c.revision;
                                 local.push((c.revision, Instant::now()));
                             }
                         }
@@ -115,7 +146,7 @@ pub async fn ours(
     d: Duration,
 ) -> anyhow::Result<(Figure, usize)> {
     let ns = format!("prop/w{watchers}");
-    let (stop, _) = tokio::sync::watch::channel(false);
+    let (stop, _) = tokio::sync::watch::channel(None);
     let tasks = our_watchers(channels, &ns, watchers, &stop).await?;
     let meter = CpuMeter::start();
     let commits = paced(rate, d, |i| {
@@ -129,9 +160,9 @@ pub async fn ours(
         async move { Ok(cmd.put(req).await?.into_inner().revision) }
     })
     .await?;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let last = commits.keys().max().copied().unwrap_or(0);
+    let seen = gather(stop, last, Duration::from_secs(120), tasks).await?;
     let (wall, cores) = meter.stop();
-    let seen = gather(stop, tasks).await?;
     let h = latencies(&commits, &seen)?;
     let mut fig = Figure::from_histogram(&h, wall, cores);
     fig.throughput = seen.len() as f64 / wall;
@@ -140,25 +171,30 @@ pub async fn ours(
 
 /// Raw: JetStream publishes (acked) to one subject, `watchers` core NATS
 /// subscribers on it.
-pub async fn raw_nats(url: &str, watchers: usize, rate: u32, d: Duration) -> anyhow::Result<Figure> {
+pub async fn raw_nats(url: &str, watchers: usize, rate: u32, d: Duration) -> anyhow::Result<(Figure, usize)> {
     let client = async_nats::connect(url).await?;
     let js = jetstream::new(client.clone());
     let _ = js.delete_stream("PROP").await;
     js.create_stream(stream::Config { name: "PROP".into(), subjects: vec!["prop.>".into()], ..Default::default() })
         .await?;
-    let (stop, _) = tokio::sync::watch::channel(false);
+    let (stop, _) = tokio::sync::watch::channel(None);
     let mut tasks: Watchers = Vec::new();
     for _ in 0..watchers {
         let mut sub = client.subscribe("prop.x").await?;
         let mut stop = stop.subscribe();
         tasks.push(tokio::spawn(async move {
             let mut local = Vec::new();
+            let mut last_seen = 0;
             loop {
+                if done(&stop, last_seen) {
+                    return local;
+                }
                 tokio::select! {
-                    _ = stop.changed() => return local,
+                    _ = stop.changed() => {}
                     m = sub.next() => match m {
                         Some(m) => {
                             let id = std::str::from_utf8(&m.payload).ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+                            last_seen = id;
                             local.push((id, Instant::now()));
                         }
                         None => return local,
@@ -177,17 +213,23 @@ pub async fn raw_nats(url: &str, watchers: usize, rate: u32, d: Duration) -> any
         }
     })
     .await?;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let last = commits.keys().max().copied().unwrap_or(0);
+    let seen = gather(stop, last, Duration::from_secs(120), tasks).await?;
     let (wall, cores) = meter.stop();
-    let seen = gather(stop, tasks).await?;
     let mut fig = Figure::from_histogram(&latencies(&commits, &seen)?, wall, cores);
     fig.throughput = seen.len() as f64 / wall;
-    Ok(fig)
+    Ok((fig, (commits.len() * watchers).saturating_sub(seen.len())))
 }
 
 /// etcd: puts to one key range, `watchers` etcd watches on it.
-pub async fn etcd(channels: &[Channel], watchers: usize, rate: u32, d: Duration) -> anyhow::Result<Figure> {
-    let (stop, _) = tokio::sync::watch::channel(false);
+pub async fn etcd(
+    channels: &[Channel],
+    writer: Channel,
+    watchers: usize,
+    rate: u32,
+    d: Duration,
+) -> anyhow::Result<(Figure, usize)> {
+    let (stop, _) = tokio::sync::watch::channel(None);
     let mut tasks: Watchers = Vec::new();
     for i in 0..watchers {
         let mut w = etcd::watch_client::WatchClient::new(channels[i % channels.len()].clone());
@@ -205,10 +247,13 @@ pub async fn etcd(channels: &[Channel], watchers: usize, rate: u32, d: Duration)
         let mut stop = stop.subscribe();
         tasks.push(tokio::spawn(async move {
             let _keep = req_tx;
-            let mut local = Vec::new();
+            let mut local: Seen = Vec::new();
             loop {
+                if done(&stop, local.last().map_or(0, |l| l.0)) {
+                    return local;
+                }
                 tokio::select! {
-                    _ = stop.changed() => return local,
+                    _ = stop.changed() => {}
                     r = stream.message() => match r {
                         Ok(Some(r)) => {
                             let now = Instant::now();
@@ -221,7 +266,9 @@ pub async fn etcd(channels: &[Channel], watchers: usize, rate: u32, d: Duration)
         }));
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let kv = etcd::kv_client::KvClient::new(channels[0].clone());
+    // Its own connection: a watcher connection that falls behind must not
+    // take the writes down with it.
+    let kv = etcd::kv_client::KvClient::new(writer);
     let meter = CpuMeter::start();
     let commits = paced(rate, d, |i| {
         let mut kv = kv.clone();
@@ -233,12 +280,12 @@ pub async fn etcd(channels: &[Channel], watchers: usize, rate: u32, d: Duration)
         }
     })
     .await?;
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let last = commits.keys().max().copied().unwrap_or(0);
+    let seen = gather(stop, last, Duration::from_secs(120), tasks).await?;
     let (wall, cores) = meter.stop();
-    let seen = gather(stop, tasks).await?;
     let mut fig = Figure::from_histogram(&latencies(&commits, &seen)?, wall, cores);
     fig.throughput = seen.len() as f64 / wall;
-    Ok(fig)
+    Ok((fig, (commits.len() * watchers).saturating_sub(seen.len())))
 }
 
 fn tokio_stream_from<T: Send + 'static>(

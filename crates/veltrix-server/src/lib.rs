@@ -17,6 +17,6 @@ pub use grpc::{
     Health, ServingGate, TransportSettings, incoming, reflection_services, run_until_shutdown, server_builder,
     start_metrics,
 };
-pub use running::{BoxError, ReadySender, Running};
+pub use running::{BoxError, ReadySender, Running, Scaffold};
 pub use signal::shutdown_signal;
 pub use tokio_util::sync::CancellationToken;

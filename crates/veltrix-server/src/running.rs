@@ -56,3 +56,27 @@ impl Running {
         }
     }
 }
+
+/// What every service sets up before its own parts: the bound listener,
+/// the shutdown token, readiness, and the metrics endpoint.
+pub struct Scaffold {
+    pub listener: tokio::net::TcpListener,
+    pub addr: SocketAddr,
+    pub shutdown: CancellationToken,
+    pub ready_tx: ReadySender,
+    pub ready: watch::Receiver<bool>,
+}
+
+impl Scaffold {
+    pub async fn bind(listen: SocketAddr, metrics_listen: Option<SocketAddr>) -> Result<Self, BoxError> {
+        let listener =
+            tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        let addr = listener.local_addr()?;
+        let shutdown = CancellationToken::new();
+        let (ready_tx, ready) = watch::channel(false);
+        crate::start_metrics(metrics_listen, shutdown.clone())
+            .await
+            .map_err(|e| format!("cannot serve metrics: {e}"))?;
+        Ok(Self { listener, addr, shutdown, ready_tx, ready })
+    }
+}

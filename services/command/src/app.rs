@@ -7,12 +7,11 @@ use std::{
     time::Duration,
 };
 
-use tokio::{net::TcpListener, sync::watch};
 use veltrix_jetstream::{Error as StoreSetupError, JetStreamEventStore, connect};
 use veltrix_proto::v1::config_command_server::ConfigCommandServer;
 use veltrix_server::{
-    BoxError, CancellationToken, Health, ReadySender, Running, ServingGate, incoming, reflection_services,
-    run_until_shutdown, server_builder, start_metrics,
+    BoxError, CancellationToken, Health, ReadySender, Running, Scaffold, ServingGate, incoming, reflection_services,
+    run_until_shutdown, server_builder,
 };
 
 use crate::{config::Config, grpc::CommandService, handler::CommandHandler};
@@ -23,14 +22,8 @@ const MESSAGE_OVERHEAD: usize = 64 * 1024;
 
 /// Binds and starts serving; the store is prepared in the background.
 pub async fn start(config: Config) -> Result<Running, BoxError> {
-    let listener =
-        TcpListener::bind(config.listen).await.map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-    let addr = listener.local_addr()?;
-    let shutdown = CancellationToken::new();
-    let (ready_tx, ready) = watch::channel(false);
-    start_metrics(config.serve.metrics_listen, shutdown.clone())
-        .await
-        .map_err(|e| format!("cannot serve metrics: {e}"))?;
+    let Scaffold { listener, addr, shutdown, ready_tx, ready } =
+        Scaffold::bind(config.listen, config.serve.metrics_listen).await?;
     let (health, health_service) = Health::new(vec![SERVICE_NAME]).await;
     let (reflection_v1, reflection_v1alpha) = reflection_services(&[SERVICE_NAME])?;
     let gate = ServingGate::new("connecting to NATS and preparing the event stream");

@@ -4,12 +4,11 @@
 use std::{sync::Arc, time::Duration};
 
 use async_nats::jetstream;
-use tokio::{net::TcpListener, sync::watch};
 use veltrix_proto::v1::config_query_server::ConfigQueryServer;
 use veltrix_redis::ReadModel;
 use veltrix_server::{
-    BoxError, CancellationToken, Health, ReadySender, Running, ServingGate, incoming, reflection_services,
-    run_until_shutdown, server_builder, start_metrics,
+    BoxError, CancellationToken, Health, ReadySender, Running, Scaffold, ServingGate, incoming, reflection_services,
+    run_until_shutdown, server_builder,
 };
 
 use crate::{
@@ -27,14 +26,8 @@ pub struct Started {
 }
 
 pub async fn start(config: Config) -> Result<Started, BoxError> {
-    let listener =
-        TcpListener::bind(config.listen).await.map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-    let addr = listener.local_addr()?;
-    let shutdown = CancellationToken::new();
-    let (ready_tx, ready) = watch::channel(false);
-    start_metrics(config.serve.metrics_listen, shutdown.clone())
-        .await
-        .map_err(|e| format!("cannot serve metrics: {e}"))?;
+    let Scaffold { listener, addr, shutdown, ready_tx, ready } =
+        Scaffold::bind(config.listen, config.serve.metrics_listen).await?;
     let (health, health_service) = Health::new(vec![SERVICE_NAME]).await;
     let (reflection_v1, reflection_v1alpha) = reflection_services(&[SERVICE_NAME])?;
     let tokens = match &config.page_token_key {

@@ -282,14 +282,8 @@ async fn redis_or_nats_down_then_back() {
 
 #[tokio::test]
 async fn an_undecodable_event_halts_the_projection_visibly() {
-    let nats = NatsServer::start();
-    let redis = RedisServer::start();
-    let (command, cmd) = start_command(&nats).await;
-    let metrics_addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let mut config = query_config(&nats, &redis);
-    config.serve.metrics_listen = Some(metrics_addr);
-    let (query, q) = start_query(config).await;
-    let mut env = Env { nats, redis, command, cmd, query, q };
+    let metrics_addr = metrics_addr();
+    let mut env = env_with(|c| c.serve.metrics_listen = Some(metrics_addr)).await;
     let good = env.cmd.put(put("ok", "k", "v")).await.unwrap().into_inner().revision;
     caught_up(&env.q, good).await;
     let js = async_nats::jetstream::new(async_nats::connect(env.nats.url()).await.unwrap());

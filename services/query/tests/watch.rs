@@ -212,14 +212,8 @@ async fn a_snapshot_then_live_changes_rebuild_the_read_model() {
 
 #[tokio::test]
 async fn a_watcher_that_receives_r_sees_r_via_get_at_once() {
-    let nats = NatsServer::start();
-    let redis = RedisServer::start();
-    let (command, cmd) = start_command(&nats).await;
-    let metrics_addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let mut config = query_config(&nats, &redis);
-    config.serve.metrics_listen = Some(metrics_addr);
-    let (query, q) = start_query(config).await;
-    let mut env = Env { nats, redis, command, cmd, query, q };
+    let metrics_addr = metrics_addr();
+    let mut env = env_with(|c| c.serve.metrics_listen = Some(metrics_addr)).await;
     let mut stream = env.q.watch(watch_from("cons", None)).await.unwrap().into_inner();
     let writer = {
         let cmd = env.cmd.clone();

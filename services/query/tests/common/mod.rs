@@ -60,11 +60,23 @@ pub struct Env {
 }
 
 pub async fn env() -> Env {
+    env_with(|_| {}).await
+}
+
+/// Like [`env`], with the query service's configuration adjusted.
+pub async fn env_with(adjust: impl FnOnce(&mut veltrix_query::Config)) -> Env {
     let nats = NatsServer::start();
     let redis = RedisServer::start();
     let (command, cmd) = start_command(&nats).await;
-    let (query, q) = start_query(query_config(&nats, &redis)).await;
+    let mut config = query_config(&nats, &redis);
+    adjust(&mut config);
+    let (query, q) = start_query(config).await;
     Env { nats, redis, command, cmd, query, q }
+}
+
+/// A free loopback address for a `/metrics` endpoint.
+pub fn metrics_addr() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], veltrix_testkit::free_port()))
 }
 
 pub fn put(ns: &str, key: &str, value: &str) -> PutRequest {
