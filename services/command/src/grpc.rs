@@ -36,7 +36,7 @@ impl<S> CommandService<S> {
 }
 
 impl<S: EventStore> CommandService<S> {
-    #[tracing::instrument(level = "info", skip_all, fields(rpc = rpc))]
+    #[tracing::instrument(level = "debug", skip_all, fields(rpc = rpc))]
     async fn run<R: IntoCommand>(&self, rpc: &'static str, request: Request<R>) -> Result<u64, Status> {
         let budget = call_budget(request.metadata(), self.default_deadline);
         let deadline = tokio::time::Instant::now() + budget;
@@ -47,7 +47,7 @@ impl<S: EventStore> CommandService<S> {
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let handler = self.handler.get()?;
         let revision = handler.execute(&cmd, deadline).await.map_err(to_status)?;
-        tracing::info!(namespace = %cmd.namespace(), revision, changes = cmd.changes().len(), "committed");
+        tracing::debug!(namespace = %cmd.namespace(), revision, changes = cmd.changes().len(), "committed");
         Ok(revision)
     }
 }
