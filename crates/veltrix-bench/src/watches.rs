@@ -42,6 +42,24 @@ async fn gather(
     Ok(all)
 }
 
+/// Waits for the watchers to get the last commit, then answers the figure
+/// (deliveries per second, commit → delivery latency) and the deliveries
+/// missing.
+async fn finish(
+    commits: HashMap<u64, Instant>,
+    stop: tokio::sync::watch::Sender<Option<u64>>,
+    tasks: Watchers,
+    meter: CpuMeter,
+    watchers: usize,
+) -> anyhow::Result<(Figure, usize)> {
+    let last = commits.keys().max().copied().unwrap_or(0);
+    let seen = gather(stop, last, Duration::from_secs(120), tasks).await?;
+    let (wall, cores) = meter.stop();
+    let mut fig = Figure::from_histogram(&latencies(&commits, &seen)?, wall, cores);
+    fig.throughput = seen.len() as f64 / wall;
+    Ok((fig, (commits.len() * watchers).saturating_sub(seen.len())))
+}
+
 /// Whether a watcher that has seen `last_seen` is done.
 fn done(stop: &tokio::sync::watch::Receiver<Option<u64>>, last_seen: u64) -> bool {
     matches!(*stop.borrow(), Some(target) if target == 0 || last_seen >= target)
@@ -160,13 +178,7 @@ pub async fn ours(
         async move { Ok(cmd.put(req).await?.into_inner().revision) }
     })
     .await?;
-    let last = commits.keys().max().copied().unwrap_or(0);
-    let seen = gather(stop, last, Duration::from_secs(120), tasks).await?;
-    let (wall, cores) = meter.stop();
-    let h = latencies(&commits, &seen)?;
-    let mut fig = Figure::from_histogram(&h, wall, cores);
-    fig.throughput = seen.len() as f64 / wall;
-    Ok((fig, commits.len() * watchers - seen.len().min(commits.len() * watchers)))
+    finish(commits, stop, tasks, meter, watchers).await
 }
 
 /// Raw: JetStream publishes (acked) to one subject, `watchers` core NATS
@@ -213,12 +225,7 @@ pub async fn raw_nats(url: &str, watchers: usize, rate: u32, d: Duration) -> any
         }
     })
     .await?;
-    let last = commits.keys().max().copied().unwrap_or(0);
-    let seen = gather(stop, last, Duration::from_secs(120), tasks).await?;
-    let (wall, cores) = meter.stop();
-    let mut fig = Figure::from_histogram(&latencies(&commits, &seen)?, wall, cores);
-    fig.throughput = seen.len() as f64 / wall;
-    Ok((fig, (commits.len() * watchers).saturating_sub(seen.len())))
+    finish(commits, stop, tasks, meter, watchers).await
 }
 
 /// etcd: puts to one key range, `watchers` etcd watches on it.
@@ -280,12 +287,7 @@ pub async fn etcd(
         }
     })
     .await?;
-    let last = commits.keys().max().copied().unwrap_or(0);
-    let seen = gather(stop, last, Duration::from_secs(120), tasks).await?;
-    let (wall, cores) = meter.stop();
-    let mut fig = Figure::from_histogram(&latencies(&commits, &seen)?, wall, cores);
-    fig.throughput = seen.len() as f64 / wall;
-    Ok((fig, (commits.len() * watchers).saturating_sub(seen.len())))
+    finish(commits, stop, tasks, meter, watchers).await
 }
 
 fn tokio_stream_from<T: Send + 'static>(

@@ -45,6 +45,16 @@ impl Health {
         self.reporter.set_service_status(service, status).await;
     }
 
+    /// Completes when `shutdown` fires, after reporting NOT_SERVING: the
+    /// graceful-shutdown signal of a server.
+    pub fn not_serving_on(&self, shutdown: CancellationToken) -> impl Future<Output = ()> + Send + 'static {
+        let health = self.clone();
+        async move {
+            shutdown.cancelled().await;
+            health.set(false).await;
+        }
+    }
+
     pub async fn set(&self, serving: bool) {
         let status = if serving { ServingStatus::Serving } else { ServingStatus::NotServing };
         self.reporter.set_service_status("", status).await;

@@ -39,14 +39,7 @@ pub async fn start(config: Config) -> Result<Running, BoxError> {
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(service)
-        .serve_with_incoming_shutdown(incoming(listener), {
-            let shutdown = shutdown.clone();
-            let health = health.clone();
-            async move {
-                shutdown.cancelled().await;
-                health.set(false).await;
-            }
-        });
+        .serve_with_incoming_shutdown(incoming(listener), health.not_serving_on(shutdown.clone()));
     tracing::info!(%addr, "command service listening");
     let grace = config.serve.shutdown_grace;
     let stop = shutdown.clone();

@@ -63,14 +63,7 @@ pub async fn start(config: Config) -> Result<Started, BoxError> {
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(ConfigQueryServer::new(service))
-        .serve_with_incoming_shutdown(incoming(listener), {
-            let shutdown = shutdown.clone();
-            let health = health.clone();
-            async move {
-                shutdown.cancelled().await;
-                health.set(false).await;
-            }
-        });
+        .serve_with_incoming_shutdown(incoming(listener), health.not_serving_on(shutdown.clone()));
     tracing::info!(%addr, "query service listening");
     let (stop, grace) = (shutdown.clone(), config.serve.shutdown_grace);
     let task = tokio::spawn(async move { Ok(run_until_shutdown(server, stop, grace).await?) });
