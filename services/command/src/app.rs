@@ -88,7 +88,7 @@ async fn prepare_store(
             }
         }
     };
-    gate.open(Arc::new(CommandHandler::new(store, config.idempotency_window)));
+    gate.open(Arc::new(CommandHandler::new(store, config.idempotency_window, config.namespace_cache)));
     health.set(true).await;
     let _ = ready.send(true);
     tracing::info!("command service ready");

@@ -39,6 +39,11 @@ pub struct Config {
     #[arg(long, env = "VELTRIX_IDEMPOTENCY_WINDOW", default_value = "24h", value_parser = parse_duration)]
     pub idempotency_window: Duration,
 
+    /// Most namespace states kept in memory; idle ones beyond it are
+    /// forgotten and loaded from the stream again when next written.
+    #[arg(long, env = "VELTRIX_NAMESPACE_CACHE", default_value_t = 100_000)]
+    pub namespace_cache: usize,
+
     /// Largest value accepted, in bytes.
     #[arg(long, env = "VELTRIX_MAX_VALUE_BYTES", default_value_t = 1024 * 1024)]
     pub max_value_bytes: usize,

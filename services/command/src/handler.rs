@@ -48,11 +48,19 @@ pub struct CommandHandler<S> {
     store: S,
     namespaces: Mutex<HashMap<Namespace, Slot>>,
     idempotency_window: Duration,
+    /// Most namespace states kept; beyond it idle ones are forgotten (and
+    /// loaded from the stream again when next written).
+    max_cached: usize,
 }
 
 impl<S: EventStore> CommandHandler<S> {
-    pub fn new(store: S, idempotency_window: Duration) -> Self {
-        Self { store, namespaces: Mutex::new(HashMap::new()), idempotency_window }
+    pub fn new(store: S, idempotency_window: Duration, max_cached: usize) -> Self {
+        Self { store, namespaces: Mutex::new(HashMap::new()), idempotency_window, max_cached: max_cached.max(1) }
+    }
+
+    /// Namespace states held now.
+    pub fn cached(&self) -> usize {
+        self.namespaces.lock().unwrap_or_else(PoisonError::into_inner).len()
     }
 
     pub fn store(&self) -> &S {
@@ -131,6 +139,21 @@ impl<S: EventStore> CommandHandler<S> {
 
     fn slot(&self, namespace: &Namespace) -> Slot {
         let mut map = self.namespaces.lock().unwrap_or_else(PoisonError::into_inner);
+        if map.len() >= self.max_cached && !map.contains_key(namespace) {
+            // Forget idle states (no command holds them) down to 90% of the
+            // limit, so that the scan is paid once per many insertions.
+            // Forgetting is always safe: a state is reloaded from the stream.
+            let target = self.max_cached - self.max_cached / 10 - 1;
+            let mut excess = map.len().saturating_sub(target);
+            map.retain(|_, slot| {
+                if excess > 0 && Arc::strong_count(slot) == 1 {
+                    excess -= 1;
+                    false
+                } else {
+                    true
+                }
+            });
+        }
         map.entry(namespace.clone()).or_default().clone()
     }
 }
@@ -153,6 +176,10 @@ mod tests {
     use super::*;
 
     fn cmd(key: &str, expected: Option<u64>, request_id: &str) -> ChangeSetCommand {
+        cmd_in("ns", key, expected, request_id)
+    }
+
+    fn cmd_in(ns: &str, key: &str, expected: Option<u64>, request_id: &str) -> ChangeSetCommand {
         let change = KeyCommand {
             key: Key::parse(key).unwrap(),
             expected: Expectation::from_wire(expected),
@@ -165,7 +192,7 @@ mod tests {
             trace: TraceContext::default(),
             time: SystemTime::now(),
         };
-        ChangeSetCommand::new(Namespace::parse("ns").unwrap(), vec![change], meta, &Limits::default()).unwrap()
+        ChangeSetCommand::new(Namespace::parse(ns).unwrap(), vec![change], meta, &Limits::default()).unwrap()
     }
 
     fn deadline() -> Instant {
@@ -181,7 +208,7 @@ mod tests {
 
     #[tokio::test]
     async fn catches_up_with_another_writer_and_decides_again() {
-        let h = CommandHandler::new(MemoryEventStore::new(), Duration::from_secs(3600));
+        let h = CommandHandler::new(MemoryEventStore::new(), Duration::from_secs(3600), 1000);
         assert_eq!(h.execute(&cmd("a", None, ""), deadline()).await.unwrap(), 1);
         // Another process writes key b, unknown to this handler's cache.
         h.store().append(1, &event_of(&cmd("b", None, "other-1"))).await.unwrap();
@@ -193,5 +220,19 @@ mod tests {
         // ...and a retry of the other writer's request is answered, not appended.
         assert_eq!(h.execute(&cmd("b", None, "other-1"), deadline()).await.unwrap(), 2);
         assert_eq!(h.store().all().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn forgets_idle_namespaces_beyond_the_limit_and_reloads_them() {
+        let h = CommandHandler::new(MemoryEventStore::new(), Duration::from_secs(3600), 10);
+        let mut revisions = Vec::new();
+        for n in 0..50 {
+            revisions.push(h.execute(&cmd_in(&format!("ns{n}"), "k", None, ""), deadline()).await.unwrap());
+            assert!(h.cached() <= 10, "at most the limit: {}", h.cached());
+        }
+        // A forgotten namespace is loaded again: compare-and-set still sees its key.
+        let err = h.execute(&cmd_in("ns0", "k", Some(0), ""), deadline()).await.unwrap_err();
+        assert!(matches!(err, CommandError::Rejected(Rejection::Conflict { current, .. }) if current == revisions[0]));
+        assert_eq!(h.execute(&cmd_in("ns0", "k", Some(revisions[0]), ""), deadline()).await.unwrap(), 51);
     }
 }
