@@ -227,7 +227,7 @@ async fn main() -> anyhow::Result<()> {
     let offered = 1000 * d.as_secs() as usize * 1000;
     // Deliveries of acknowledged writes that arrived within two minutes.
     let delivered = |f: &Figure| format!("{} of {offered} offered deliveries arrived", f.ops);
-    let (ours_prop, _) = watches::ours(cmds[0].clone(), &prop_ch, 1000, 1000, d).await?;
+    let (ours_prop, _) = watches::ours(cmds[0].clone(), &prop_ch, 1000, 1000, d, || {}).await?;
     let (raw_prop, _) = watches::raw_nats(&nats.url("nats"), 1000, 1000, d).await?;
     let etcd_writer = channels(&etcd, 1).await?.remove(0);
     let (etcd_prop, _) = watches::etcd(&etcd_ch, etcd_writer, 1000, 1000, d).await?;
@@ -252,25 +252,38 @@ async fn main() -> anyhow::Result<()> {
     drop(prop_ch);
 
     println!("7. fan-out to {} watchers", plan.watchers_fanout);
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let before = query.rss_kib();
-    let fan_ch = channels(&query, plan.watchers_fanout.div_ceil(500)).await?;
+    // A fresh replica, so that its memory is not what earlier workloads left.
+    let fan_metrics = free_port();
+    let fan_query = env.query("veltrix-query-fanout", &nats, &redis, fan_metrics)?;
+    serving(&fan_query).await?;
+    let head = clients::metric(metrics_port, "veltrix_projection_applied_revision").await?.unwrap_or(0.0);
+    rebuild::projected(fan_metrics, head as u64, Instant::now()).await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = fan_query.rss_kib();
+    let fan_ch = channels(&fan_query, plan.watchers_fanout.div_ceil(500)).await?;
     let fan_started = Instant::now();
-    let (fan, missing) = watches::ours(cmds[0].clone(), &fan_ch, plan.watchers_fanout, 100, d).await?;
-    let after = query.rss_kib();
+    let mut open = 0;
+    let (fan, missing) =
+        watches::ours(cmds[0].clone(), &fan_ch, plan.watchers_fanout, 100, d, || open = fan_query.rss_kib()).await?;
+    let after = fan_query.rss_kib();
     anyhow::ensure!(missing == 0, "fan-out: {missing} deliveries missing");
-    let per_watcher = (after.saturating_sub(before)) as f64 / plan.watchers_fanout as f64;
+    let per_kib = |rss: u64| rss.saturating_sub(before) as f64 / plan.watchers_fanout as f64;
+    let (idle_per_watcher, per_watcher) = (per_kib(open), per_kib(after));
     rows.push(Row::alone(
         &format!("7. Fan-out ({} streams, 100 changes/s)", plan.watchers_fanout),
         fan,
         "every watcher gets every change; ≤ 16 KiB RSS per watcher",
         &format!(
-            "all deliveries verified; {per_watcher:.1} KiB RSS per watcher (incl. this run's buffers); {:.0} s",
+            "all deliveries verified; RSS per watcher: {idle_per_watcher:.1} KiB open and idle, {per_watcher:.1} KiB peak under this load; {:.0} s",
             fan_started.elapsed().as_secs_f64()
         ),
     ));
-    footprint.push((format!("veltrix-query, {} watch streams", plan.watchers_fanout), after));
+    footprint.push(("veltrix-query (fresh replica), idle, caught up".to_owned(), before));
+    footprint.push((format!("veltrix-query (fresh replica), {} watch streams open", plan.watchers_fanout), open));
+    footprint
+        .push((format!("veltrix-query (fresh replica), {} watch streams after the load", plan.watchers_fanout), after));
     drop(fan_ch);
+    drop(fan_query);
 
     println!("8. rebuild of {} events", plan.rebuild_events);
     let nats_rb = env.nats("nats-rebuild", "nats-server", false)?;

@@ -156,16 +156,19 @@ pub async fn our_watchers(
 }
 
 /// Ours: Puts at `rate`/s, latency from each Put's response to each watcher.
+/// `opened` runs once every stream is open, before the first write.
 pub async fn ours(
     cmd: Command,
     channels: &[Channel],
     watchers: usize,
     rate: u32,
     d: Duration,
+    opened: impl FnOnce(),
 ) -> anyhow::Result<(Figure, usize)> {
     let ns = format!("prop/w{watchers}");
     let (stop, _) = tokio::sync::watch::channel(None);
     let tasks = our_watchers(channels, &ns, watchers, &stop).await?;
+    opened();
     let meter = CpuMeter::start();
     let commits = paced(rate, d, |i| {
         let mut cmd = cmd.clone();

@@ -178,9 +178,7 @@ impl Projector {
                     self.apply_with_retry(generation, &events, shutdown).await?;
                     let Some(Next { stored: last, pending }) = batch.last() else { continue };
                     applied = last.revision;
-                    for n in &batch {
-                        self.state.stats.applied(n.stored.revision);
-                    }
+                    self.state.stats.applied(batch.len() as u64);
                     unraised += batch.len() as u64;
                     if *pending == 0 || unraised >= RAISE_EVERY {
                         // Refused when the generation is gone (flushed or switched).

@@ -35,10 +35,9 @@ pub struct ProjectionStats {
 }
 
 impl ProjectionStats {
-    pub fn applied(&self, revision: Revision) {
-        self.applied_events.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("veltrix_projection_applied_events_total").increment(1);
-        metrics::gauge!("veltrix_projection_applied_revision").set(revision as f64);
+    pub fn applied(&self, events: u64) {
+        self.applied_events.fetch_add(events, Ordering::Relaxed);
+        metrics::counter!("veltrix_projection_applied_events_total").increment(events);
     }
 
     pub fn undecodable(&self) {
@@ -88,6 +87,7 @@ impl ReadState {
     /// watermark reads the generation it belongs to.
     pub fn set(&self, generation: u64, watermark: Revision) {
         self.generation.store(generation, Ordering::Release);
+        metrics::gauge!("veltrix_projection_applied_revision").set(watermark as f64);
         self.watermark.send_if_modified(|w| {
             let changed = *w != watermark;
             *w = watermark;
