@@ -9,8 +9,8 @@ use std::time::Duration;
 use common::*;
 use tonic::Code;
 use veltrix_proto::v1::{
-    ApplyRequest, Change, DeleteKey, DeleteRequest, GetRequest, HistoryRequest, ListNamespacesRequest, ListRequest,
-    PutRequest, SetValue, change, key_change::Op,
+    ApplyRequest, Change, DeleteRequest, GetRequest, HistoryRequest, ListNamespacesRequest, ListRequest, PutRequest,
+    SetValue, change, key_change::Op,
 };
 
 #[tokio::test]
@@ -417,5 +417,4 @@ async fn bad_input_is_invalid_argument_naming_the_field() {
     let ns_token = ListNamespacesRequest { page_token: "x".into(), ..Default::default() };
     assert_code(env.q.list_namespaces(ns_token).await, Code::InvalidArgument);
     assert_code(env.q.get(get("ns", "missing")).await, Code::NotFound);
-    let _ = DeleteKey {};
 }

@@ -281,7 +281,7 @@ async fn a_stalled_watcher_does_not_slow_100_others() {
     let _stalled = small.clone().watch(watch_from("fan", Some(1))).await.unwrap().into_inner();
     let mut watchers = Vec::new();
     for i in 0..100 {
-        let mut q = if i % 2 == 0 { q.clone() } else { ConfigQueryClientExt::fresh(&query).await };
+        let mut q = if i % 2 == 0 { q.clone() } else { fresh_client(&query).await };
         watchers.push(tokio::spawn(async move {
             let mut s = q.watch(watch_from("fan", Some(1))).await.unwrap().into_inner();
             let mut revisions = Vec::with_capacity(10_000);
@@ -363,11 +363,8 @@ async fn a_client_that_stops_reading_is_ended_with_resource_exhausted_naming_whe
 }
 
 /// A client on its own connection.
-struct ConfigQueryClientExt;
-impl ConfigQueryClientExt {
-    async fn fresh(query: &veltrix_query::Started) -> Query {
-        veltrix_proto::v1::config_query_client::ConfigQueryClient::new(channel(query.running.addr()).await)
-    }
+async fn fresh_client(query: &veltrix_query::Started) -> Query {
+    veltrix_proto::v1::config_query_client::ConfigQueryClient::new(channel(query.running.addr()).await)
 }
 
 #[tokio::test]
@@ -375,7 +372,7 @@ async fn a_thousand_watchers_on_one_namespace_all_receive_every_change() {
     let env = env().await;
     let mut clients = Vec::new();
     for _ in 0..4 {
-        clients.push(ConfigQueryClientExt::fresh(&env.query).await);
+        clients.push(fresh_client(&env.query).await);
     }
     let mut watchers = Vec::new();
     for i in 0..1000 {
