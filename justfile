@@ -119,5 +119,14 @@ bench-quick: ensure-servers tools-etcd tools-nats
     cargo build --release -p veltrix-command -p veltrix-query -p veltrix-bench
     target/release/veltrix-bench --quick
 
+# Instruction counts of one service under one workload (writes or reads),
+# with valgrind's callgrind: repeatable on a noisy machine. Note that valgrind
+# hides CPU extensions (SHA-NI), so hashing looks costlier than it is.
+bench-profile workload="writes": ensure-servers
+    cargo build --release -p veltrix-command -p veltrix-query -p veltrix-bench
+    VELTRIX_BENCH_WRAP="valgrind --tool=callgrind --callgrind-out-file=target/bench/callgrind.{{workload}}.out" \
+        target/release/veltrix-bench --profile {{workload}}
+    callgrind_annotate --inclusive=yes target/bench/callgrind.{{workload}}.out | head -80
+
 # What .ci/run runs: lints, every test, and the quick benchmarks.
 ci: lint test bench-quick

@@ -7,6 +7,7 @@
 mod clients;
 mod load;
 mod procs;
+mod profile;
 mod reads;
 mod rebuild;
 mod report;
@@ -19,7 +20,6 @@ use std::{
 };
 
 use clap::Parser;
-use veltrix_proto::v1::GetRequest;
 use veltrix_testkit::free_port;
 
 use crate::{
@@ -46,6 +46,14 @@ struct Args {
     out: PathBuf,
     #[arg(long, default_value = "target/bench/results.json")]
     json: PathBuf,
+    /// Runs only this workload (`writes` or `reads`) against its service
+    /// started under `VELTRIX_BENCH_WRAP` (e.g. `valgrind --tool=callgrind`),
+    /// writes no report.
+    #[arg(long)]
+    profile: Option<String>,
+    /// Seconds the profiled workload runs.
+    #[arg(long, default_value_t = 20)]
+    profile_seconds: u64,
 }
 
 struct Plan {
@@ -91,7 +99,11 @@ async fn main() -> anyhow::Result<()> {
     };
     let logs = PathBuf::from("target/bench/logs");
     std::fs::create_dir_all(&logs)?;
-    let env = Env { logs, release: args.release_dir.clone() };
+    let wrap = std::env::var("VELTRIX_BENCH_WRAP").unwrap_or_default().split_whitespace().map(str::to_owned).collect();
+    let env = Env { logs, release: args.release_dir.clone(), wrap };
+    if let Some(workload) = &args.profile {
+        return profile::run(&env, workload, Duration::from_secs(args.profile_seconds)).await;
+    }
     let mut rows = Vec::new();
     let mut footprint = Vec::new();
 
@@ -173,15 +185,7 @@ async fn main() -> anyhow::Result<()> {
     println!("populating {} namespaces × 100 keys", plan.populate_namespaces);
     let mut cmd0 = cmds[0].clone();
     let last = reads::populate(&mut cmd0, plan.populate_namespaces).await?;
-    let mut q0 = queries[0].clone();
-    let mut probe = tonic::Request::new(GetRequest {
-        namespace: "read/n0".into(),
-        key: "k000".into(),
-        min_revision: Some(last),
-        ..Default::default()
-    });
-    probe.set_timeout(Duration::from_secs(120));
-    q0.get(probe).await?;
+    reads::caught_up(&mut queries[0].clone(), last).await?;
     footprint.push((format!("veltrix-command, {}k keys written", plan.populate_namespaces / 10), command.rss_kib()));
     footprint.push((format!("veltrix-query, {}k keys", plan.populate_namespaces / 10), query.rss_kib()));
     reads::etcd_populate(&etcds, reads::READ_NAMESPACES).await?;

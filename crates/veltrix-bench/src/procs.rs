@@ -45,10 +45,20 @@ impl Proc {
     pub fn url(&self, scheme: &str) -> String {
         format!("{scheme}://127.0.0.1:{}", self.port)
     }
+
+    /// Stops the process with SIGTERM and waits for it (a profiler wrapping
+    /// it writes its output then).
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        Command::new("kill").args(["-TERM", &self.pid().to_string()]).status()?;
+        let status = self.child.wait()?;
+        println!("{} stopped: {status}", self.name);
+        Ok(())
+    }
 }
 
 fn spawn(
     name: &str,
+    wrap: &[String],
     program: &str,
     args: &[String],
     port: u16,
@@ -56,7 +66,13 @@ fn spawn(
     log: &Path,
 ) -> anyhow::Result<Proc> {
     let out = std::fs::File::create(log)?;
-    let child = Command::new(program)
+    let (exe, args): (&str, Vec<&str>) = match wrap.split_first() {
+        Some((first, rest)) => {
+            (first, rest.iter().map(String::as_str).chain([program]).chain(args.iter().map(String::as_str)).collect())
+        }
+        None => (program, args.iter().map(String::as_str).collect()),
+    };
+    let child = Command::new(exe)
         .args(args)
         .stdin(Stdio::null())
         .stdout(out.try_clone()?)
@@ -64,7 +80,7 @@ fn spawn(
         .spawn()
         .with_context(|| format!("cannot start {program}: is it installed?"))?;
     let mut proc = Proc { name: name.to_owned(), port, child, _dir: dir };
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(120);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         if let Ok(Some(status)) = proc.child.try_wait() {
             bail!("{name} exited with {status}; see {}", log.display());
@@ -80,6 +96,8 @@ fn spawn(
 pub struct Env {
     pub logs: PathBuf,
     pub release: PathBuf,
+    /// A command the services (not the baselines) run under, e.g. a profiler.
+    pub wrap: Vec<String>,
 }
 
 impl Env {
@@ -102,7 +120,7 @@ impl Env {
             ),
         )?;
         let args = vec!["-c".to_owned(), conf.display().to_string()];
-        spawn(name, program, &args, port, Some(dir), &self.log(name))
+        spawn(name, &[], program, &args, port, Some(dir), &self.log(name))
     }
 
     pub fn redis(&self) -> anyhow::Result<Proc> {
@@ -114,7 +132,7 @@ impl Env {
                 .map(|s| (*s).to_owned())
                 .chain(["--dir".to_owned(), dir.path().display().to_string()])
                 .collect();
-        spawn("redis-server", "redis-server", &args, port, Some(dir), &self.log("redis"))
+        spawn("redis-server", &[], "redis-server", &args, port, Some(dir), &self.log("redis"))
     }
 
     /// etcd with its defaults (fsync on every commit, batched).
@@ -135,13 +153,21 @@ impl Env {
             "--initial-cluster".to_owned(),
             format!("default=http://127.0.0.1:{peer}"),
         ];
-        spawn("etcd", "etcd", &args, port, Some(dir), &self.log("etcd"))
+        spawn("etcd", &[], "etcd", &args, port, Some(dir), &self.log("etcd"))
     }
 
     pub fn command(&self, name: &str, nats: &Proc) -> anyhow::Result<Proc> {
         let port = free_port();
         let args = vec!["--listen".to_owned(), format!("127.0.0.1:{port}"), "--nats-url".to_owned(), nats.url("nats")];
-        spawn(name, &self.release.join("veltrix-command").display().to_string(), &args, port, None, &self.log(name))
+        spawn(
+            name,
+            &self.wrap,
+            &self.release.join("veltrix-command").display().to_string(),
+            &args,
+            port,
+            None,
+            &self.log(name),
+        )
     }
 
     pub fn query(&self, name: &str, nats: &Proc, redis: &Proc, metrics_port: u16) -> anyhow::Result<Proc> {
@@ -158,7 +184,15 @@ impl Env {
             "--max-concurrent-streams".to_owned(),
             "20000".to_owned(),
         ];
-        spawn(name, &self.release.join("veltrix-query").display().to_string(), &args, port, None, &self.log(name))
+        spawn(
+            name,
+            &self.wrap,
+            &self.release.join("veltrix-query").display().to_string(),
+            &args,
+            port,
+            None,
+            &self.log(name),
+        )
     }
 }
 

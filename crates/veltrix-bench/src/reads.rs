@@ -34,6 +34,19 @@ pub async fn populate(cmd: &mut Command, namespaces: usize) -> anyhow::Result<u6
     Ok(last)
 }
 
+/// Waits until the read model has applied `revision` (read-your-writes).
+pub async fn caught_up(query: &mut Query, revision: u64) -> anyhow::Result<()> {
+    let mut probe = tonic::Request::new(GetRequest {
+        namespace: "read/n0".into(),
+        key: "k000".into(),
+        min_revision: Some(revision),
+        ..Default::default()
+    });
+    probe.set_timeout(Duration::from_secs(120));
+    query.get(probe).await?;
+    Ok(())
+}
+
 pub async fn gets(clients: Vec<Query>, concurrency: usize, namespaces: usize, d: Duration) -> anyhow::Result<Figure> {
     closed_loop(concurrency, d, move |w, i| {
         let mut c = clients[w % clients.len()].clone();

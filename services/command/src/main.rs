@@ -1,6 +1,11 @@
 //! `veltrix-command`: parse the configuration, start telemetry, serve until
 //! SIGTERM/SIGINT.
 
+/// mimalloc: the request paths allocate many small, short-lived buffers
+/// (see docs/BENCHMARKS.md, "Improvements").
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use veltrix_command::Config;
 use veltrix_telemetry::LogFormat;
 
