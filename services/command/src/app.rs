@@ -24,6 +24,7 @@ const MESSAGE_OVERHEAD: usize = 64 * 1024;
 pub async fn start(config: Config) -> Result<Running, BoxError> {
     let Scaffold { listener, addr, shutdown, ready_tx, ready } =
         Scaffold::bind(config.listen, config.serve.metrics_listen).await?;
+    crate::metric::describe();
     let (health, health_service) = Health::new(vec![SERVICE_NAME]).await;
     let (reflection_v1, reflection_v1alpha) = reflection_services(&[SERVICE_NAME])?;
     let gate = ServingGate::new("connecting to NATS and preparing the event stream");

@@ -16,7 +16,7 @@ use veltrix_proto::{
     },
 };
 use veltrix_server::{ServingGate, call_budget};
-use veltrix_telemetry::{TRACEPARENT, TRACESTATE, child_traceparent};
+use veltrix_telemetry::{TRACEPARENT, TRACESTATE, child_traceparent, span_traceparent};
 
 use crate::{handler::CommandHandler, status::to_status};
 
@@ -62,9 +62,15 @@ fn call_context(md: &MetadataMap) -> Result<CallContext, Status> {
         Some(Ok(_)) => Actor::anonymous(),
         Some(Err(name)) => return Err(Status::invalid_argument(format!("{name} metadata: must be printable ASCII"))),
     };
-    let traceparent = child_traceparent(text(TRACEPARENT).and_then(Result::ok));
+    // The event records the trace of this call: the exported server span
+    // when traces are on, else the caller's trace with a new span id.
+    let (traceparent, tracestate) = span_traceparent(&tracing::Span::current()).unwrap_or_else(|| {
+        let traceparent = child_traceparent(text(TRACEPARENT).and_then(Result::ok));
+        let tracestate = text(TRACESTATE).and_then(Result::ok).unwrap_or_default().to_owned();
+        (traceparent, tracestate)
+    });
     // W3C caps tracestate at 512 bytes; a longer one is dropped, not cut.
-    let tracestate = text(TRACESTATE).and_then(Result::ok).filter(|s| s.len() <= 512).unwrap_or_default().to_owned();
+    let tracestate = if tracestate.len() <= 512 { tracestate } else { String::new() };
     Ok(CallContext { actor, trace: TraceContext { traceparent, tracestate }, time: SystemTime::now() })
 }
 

@@ -13,6 +13,7 @@ use std::{
     time::Duration,
 };
 
+use crate::metric;
 use tokio::time::{Instant, timeout_at};
 use veltrix_domain::{
     Appended, ChangeSetCommand, Decision, EventStore, Namespace, NamespaceState, Rejection, Revision, StoreError,
@@ -89,6 +90,7 @@ impl<S: EventStore> CommandHandler<S> {
     ) -> Result<Revision, CommandError> {
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
+                metrics::counter!(metric::RETRIES).increment(1);
                 tokio::time::sleep(backoff(attempt)).await;
             }
             let state = match slot {
@@ -99,7 +101,10 @@ impl<S: EventStore> CommandHandler<S> {
                 Decision::AlreadyApplied(revision) => return Ok(revision),
                 Decision::Append(event) => event,
             };
-            match self.store.append(state.revision(), &event).await {
+            let started = std::time::Instant::now();
+            let appended = self.store.append(state.revision(), &event).await;
+            metrics::histogram!(metric::APPEND_DURATION).record(started.elapsed().as_secs_f64());
+            match appended {
                 Ok(Appended::Committed(revision)) => {
                     state.evolve(revision, &event);
                     return Ok(revision);
@@ -108,6 +113,8 @@ impl<S: EventStore> CommandHandler<S> {
                 // there first: learn what it wrote and decide again. A
                 // duplicate is then answered from the request ids in the state.
                 Ok(Appended::Duplicate(_)) | Err(StoreError::WrongLastRevision { .. }) => {
+                    let counter = if appended.is_ok() { metric::APPEND_DUPLICATES } else { metric::APPEND_CONFLICTS };
+                    metrics::counter!(counter).increment(1);
                     if let Err(e) = self.catch_up(cmd.namespace(), state).await {
                         *slot = None;
                         return Err(e);
@@ -154,7 +161,9 @@ impl<S: EventStore> CommandHandler<S> {
                 }
             });
         }
-        map.entry(namespace.clone()).or_default().clone()
+        let slot = map.entry(namespace.clone()).or_default().clone();
+        metrics::gauge!(metric::NAMESPACE_STATES).set(map.len() as f64);
+        slot
     }
 }
 

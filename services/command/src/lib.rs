@@ -7,6 +7,7 @@ pub mod app;
 pub mod config;
 pub mod grpc;
 pub mod handler;
+pub mod metric;
 pub mod status;
 
 pub use app::start;

@@ -28,6 +28,7 @@ pub struct Started {
 pub async fn start(config: Config) -> Result<Started, BoxError> {
     let Scaffold { listener, addr, shutdown, ready_tx, ready } =
         Scaffold::bind(config.listen, config.serve.metrics_listen).await?;
+    crate::state::describe_metrics();
     let (health, health_service) = Health::new(vec![SERVICE_NAME]).await;
     let (reflection_v1, reflection_v1alpha) = reflection_services(&[SERVICE_NAME])?;
     let tokens = match &config.page_token_key {

@@ -1,11 +1,6 @@
 //! `veltrix-query`: parse the configuration, start telemetry, then serve
 //! until SIGTERM/SIGINT, or run `rebuild`.
 
-/// mimalloc: the request paths allocate many small, short-lived buffers
-/// (see docs/BENCHMARKS.md, "Improvements").
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use veltrix_query::{Command, Config};
 use veltrix_server::BoxError;
 use veltrix_telemetry::LogFormat;

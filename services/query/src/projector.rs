@@ -16,6 +16,7 @@ use veltrix_jetstream::StreamSettings;
 use veltrix_proto::convert::read::change_record;
 use veltrix_redis::{ApplyOptions, ReadModel};
 use veltrix_server::{CancellationToken, Health};
+use veltrix_telemetry::traces_enabled;
 
 use crate::{
     hub::{Hub, HubEvent},
@@ -175,9 +176,14 @@ impl Projector {
                         }
                     }
                     let events: Vec<_> = batch.iter().map(|n| (n.stored.revision, &n.stored.event)).collect();
+                    // One span per event, in the trace of the call that made
+                    // it, spanning its apply and its hand-off to watchers.
+                    let spans: Vec<_> = if traces_enabled() { batch.iter().map(apply_span).collect() } else { Vec::new() };
                     self.apply_with_retry(generation, &events, shutdown).await?;
                     let Some(Next { stored: last, pending }) = batch.last() else { continue };
                     applied = last.revision;
+                    let age = std::time::SystemTime::now().duration_since(last.event.time).unwrap_or_default();
+                    self.state.stats.lag(*pending, if *pending == 0 { 0.0 } else { age.as_secs_f64() });
                     self.state.stats.applied(batch.len() as u64);
                     unraised += batch.len() as u64;
                     if *pending == 0 || unraised >= RAISE_EVERY {
@@ -211,6 +217,7 @@ impl Projector {
                         self.state.set(generation, applied);
                         self.state.set_complete(complete);
                     }
+                    drop(spans);
                 }
             }
         }
@@ -254,4 +261,17 @@ impl Projector {
         }
         Ok(false)
     }
+}
+
+/// The span of one event's projection, child of the call that made it.
+fn apply_span(next: &Next) -> tracing::Span {
+    let (revision, event) = (next.stored.revision, &next.stored.event);
+    let span = tracing::info_span!(
+        "projection.apply",
+        otel.kind = "consumer",
+        namespace = event.namespace.as_str(),
+        revision,
+    );
+    veltrix_telemetry::set_parent(&span, Some(&event.trace.traceparent), Some(&event.trace.tracestate));
+    span
 }

@@ -59,6 +59,51 @@ impl ProjectionStats {
         self.model_losses.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("veltrix_read_model_losses_total").increment(1);
     }
+
+    /// How far the projection is behind the stream: events not applied yet,
+    /// and the age of the last applied event while some are pending.
+    pub fn lag(&self, events: u64, seconds: f64) {
+        metrics::gauge!("veltrix_projection_lag_events").set(events as f64);
+        metrics::gauge!("veltrix_projection_lag_seconds").set(seconds);
+    }
+}
+
+/// Help text and units of the query service's metrics; the counters start
+/// at zero so that rates are defined before the first event.
+pub fn describe_metrics() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    let counters = [
+        ("veltrix_projection_applied_events_total", "Events applied to the read model."),
+        ("veltrix_projection_undecodable_events_total", "Events the projection could not decode (it halts)."),
+        ("veltrix_projection_redis_retries_total", "Applies to Redis retried after an error."),
+        (
+            "veltrix_projection_restarts_total",
+            "Projection restarts (new consumer) after errors, gaps or model changes.",
+        ),
+        ("veltrix_read_model_losses_total", "Times the read model was found lost (flushed) and rebuilt."),
+        ("veltrix_watch_events_delivered_total", "Change sets delivered to watchers."),
+        ("veltrix_watch_lagged_total", "Watchers that fell behind the live ring and replayed from history."),
+        ("veltrix_redis_reconnects_total", "Redis connection losses that made the client reconnect."),
+    ];
+    for (name, help) in counters {
+        describe_counter!(name, help);
+        metrics::counter!(name).increment(0);
+    }
+    describe_counter!("veltrix_watch_ended_total", "Watch streams ended, by reason.");
+    describe_gauge!("veltrix_projection_applied_revision", "Highest revision applied with everything before it.");
+    describe_gauge!("veltrix_projection_halted", "1 while the projection is halted on an undecodable event.");
+    describe_gauge!("veltrix_projection_lag_events", "Events in the stream not applied yet.");
+    describe_gauge!(
+        "veltrix_projection_lag_seconds",
+        Unit::Seconds,
+        "Age of the last applied event while events are pending; 0 when caught up."
+    );
+    describe_gauge!("veltrix_watch_watchers", "Watch streams open.");
+    describe_histogram!(
+        "veltrix_watch_delivery_latency_seconds",
+        Unit::Seconds,
+        "Commit (command service clock) to delivery of a live change to a watcher."
+    );
 }
 
 impl ReadState {

@@ -15,10 +15,12 @@ use std::{
 use futures::Stream;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tonic::Status;
+use tracing::Instrument;
 use veltrix_domain::Revision;
 use veltrix_proto::v1::{ChangeRecord, Progress, Snapshot, WatchResponse, watch_response::Event};
 use veltrix_redis::ReadModel;
 use veltrix_server::CancellationToken;
+use veltrix_telemetry::traces_enabled;
 
 use crate::{
     hub::{Hub, HubEvent},
@@ -274,7 +276,11 @@ impl Watcher {
             ChangeRecord { changes, ..record.clone() }
         };
         let revision = record.revision;
-        self.send(WatchResponse { event: Some(Event::Change(matching)) }).await?;
+        // With traces on: a span per delivery, a child of the change's call
+        // when live, linked to it when replayed (a different cause: the
+        // watcher's catching up).
+        let span = if traces_enabled() { deliver_span(record, committed_at.is_some()) } else { tracing::Span::none() };
+        self.send(WatchResponse { event: Some(Event::Change(matching)) }).instrument(span).await?;
         self.sent = revision;
         metrics::counter!("veltrix_watch_events_delivered_total").increment(1);
         if let Some(at) = committed_at.and_then(|t| SystemTime::now().duration_since(t).ok()) {
@@ -320,4 +326,21 @@ impl Watcher {
             .into()),
         }
     }
+}
+
+fn deliver_span(record: &ChangeRecord, live: bool) -> tracing::Span {
+    let span = tracing::info_span!(
+        "watch.deliver",
+        otel.kind = "producer",
+        namespace = record.namespace.as_str(),
+        revision = record.revision,
+        live,
+    );
+    let parent = Some(record.traceparent.as_str()).filter(|t| !t.is_empty());
+    if live {
+        veltrix_telemetry::set_parent(&span, parent, None);
+    } else {
+        veltrix_telemetry::add_link(&span, parent, None);
+    }
+    span
 }

@@ -65,5 +65,6 @@ fn change_record_meta(revision: Revision, event: &ChangeSetCommitted) -> ChangeR
         reason: event.reason.to_string(),
         request_id: event.request_id.to_string(),
         changes: Vec::new(),
+        traceparent: event.trace.traceparent.clone(),
     }
 }

@@ -1,0 +1,83 @@
+#!/usr/bin/env python3
+"""Checks every config file in deploy/ without a container engine.
+
+- every YAML file parses (all documents);
+- every JSON file parses;
+- compose.yaml validates against the Compose specification's JSON schema
+  (path given as the first argument; a wheel or a .json file);
+- Kubernetes manifests name an apiVersion, a kind and a metadata.name, and
+  every Deployment probes gRPC health for readiness;
+- the Grafana dashboard's queries are non-empty PromQL naming veltrix_
+  metrics (that the services export them is checked by a Rust test:
+  services/query/tests/deploy.rs).
+"""
+
+import json
+import pathlib
+import sys
+import zipfile
+
+import jsonschema
+import yaml
+
+DEPLOY = pathlib.Path(__file__).resolve().parent
+errors = []
+
+
+def fail(path, message):
+    errors.append(f"{path.relative_to(DEPLOY.parent)}: {message}")
+
+
+def load_schema(arg):
+    path = pathlib.Path(arg)
+    if path.suffix == ".whl":
+        return json.loads(zipfile.ZipFile(path).read("compose/config/compose_spec.json"))
+    return json.loads(path.read_text())
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit("usage: check.py COMPOSE_SCHEMA(.whl|.json)")
+    docs = {}
+    for path in sorted(DEPLOY.rglob("*")):
+        if path.suffix in (".yaml", ".yml"):
+            try:
+                docs[path] = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+            except yaml.YAMLError as e:
+                fail(path, f"does not parse: {e}")
+        elif path.suffix == ".json":
+            try:
+                json.loads(path.read_text())
+            except json.JSONDecodeError as e:
+                fail(path, f"does not parse: {e}")
+
+    compose = DEPLOY / "compose.yaml"
+    validator = jsonschema.Draft7Validator(load_schema(sys.argv[1]))
+    for e in validator.iter_errors(docs.get(compose, [{}])[0]):
+        fail(compose, f"{'/'.join(map(str, e.path))}: {e.message}")
+
+    for path, manifests in docs.items():
+        if path.parent.name != "k8s" or path.name == "kustomization.yaml":
+            continue
+        for m in manifests:
+            if not (m.get("apiVersion") and m.get("kind") and m.get("metadata", {}).get("name")):
+                fail(path, f"a manifest without apiVersion, kind or metadata.name: {m}")
+            if m.get("kind") == "Deployment":
+                for c in m["spec"]["template"]["spec"]["containers"]:
+                    if "grpc" not in c.get("readinessProbe", {}):
+                        fail(path, f"container {c['name']} has no gRPC readiness probe")
+
+    dashboard = json.loads((DEPLOY / "grafana/dashboards/veltrix.json").read_text())
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            if "veltrix_" not in target.get("expr", ""):
+                fail(DEPLOY / "grafana/dashboards/veltrix.json", f"panel '{panel['title']}' queries no veltrix_ metric")
+
+    for e in errors:
+        print(e, file=sys.stderr)
+    if errors:
+        sys.exit(1)
+    print(f"deploy/: {len(docs)} YAML files, compose schema, manifests and dashboard checked")
+
+
+main()

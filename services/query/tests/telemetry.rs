@@ -1,0 +1,283 @@
+//! Telemetry end to end: the Prometheus metrics move with traffic and cover
+//! every name the Grafana dashboard uses; one write is one trace across both
+//! services (OTLP to an in-process receiver).
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
+mod common;
+
+use std::{
+    collections::HashSet,
+    process::Stdio,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use common::*;
+use opentelemetry_proto::tonic::{
+    collector::trace::v1::{
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+        trace_service_server::{TraceService, TraceServiceServer},
+    },
+    common::v1::any_value::Value,
+    trace::v1::Span,
+};
+use tokio_stream::StreamExt;
+use tonic::{Code, Request, transport::Channel};
+use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+use veltrix_proto::v1::{WatchRequest, watch_response::Event};
+use veltrix_testkit::{NatsServer, RedisServer, eventually, free_port};
+
+const DASHBOARD: &str = include_str!("../../../deploy/grafana/dashboards/veltrix.json");
+
+/// Metric family names in a Prometheus text exposition.
+fn exported(text: &str) -> HashSet<String> {
+    text.lines()
+        .filter(|l| l.starts_with("veltrix_"))
+        .filter_map(|l| l.split(['{', ' ']).next().map(str::to_owned))
+        .collect()
+}
+
+/// `name{labels} value` lines of one metric whose labels include all of `labels`.
+fn labelled(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with('{')))
+        .filter(|l| labels.iter().all(|label| l.contains(label)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_move_with_traffic_and_cover_the_dashboard() {
+    // The command service starts first with its own endpoint, as in
+    // production (both share this process's recorder here).
+    let (nats, redis) = (NatsServer::start(), RedisServer::start());
+    let mut config = veltrix_command::Config::defaults();
+    config.listen = "127.0.0.1:0".parse().unwrap();
+    config.nats.nats_url = nats.url();
+    config.serve.metrics_listen = Some(metrics_addr());
+    let mut command = veltrix_command::start(config).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), command.ready()).await.unwrap().unwrap();
+    let mut cmd = Command::new(channel(command.addr()).await);
+    let metrics_addr = metrics_addr();
+    let mut config = query_config(&nats, &redis);
+    config.serve.metrics_listen = Some(metrics_addr);
+    let (started, mut q) = start_query(config).await;
+    let ns = "metrics/app";
+
+    let mut watch = q.watch(WatchRequest { namespace: ns.into(), ..Default::default() }).await.unwrap().into_inner();
+    let revision = cmd.put(put(ns, "k", "v1")).await.unwrap().into_inner().revision;
+    // A compare-and-set that loses: ABORTED.
+    let mut stale = put(ns, "k", "v2");
+    stale.expected_revision = Some(revision + 100);
+    assert_code(cmd.put(stale).await, Code::Aborted);
+    let mut read = get(ns, "k");
+    read.min_revision = Some(revision);
+    q.get(read).await.unwrap();
+    assert_code(q.get(get(ns, "missing")).await, Code::NotFound);
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(20), watch.next()).await.unwrap().unwrap().unwrap();
+        if matches!(msg.event, Some(Event::Change(_))) {
+            break;
+        }
+    }
+    drop(watch);
+    // The ended watcher is counted once the server notices the client left.
+    eventually(Duration::from_secs(10), "the watch end is counted", || async {
+        let text = scrape(metrics_addr).await;
+        (labelled(&text, "veltrix_watch_ended_total", &[]) >= 1.0).then_some(())
+    })
+    .await;
+
+    let text = scrape(metrics_addr).await;
+    let cmd = r#"service="veltrix.config.v1.ConfigCommand""#;
+    let qsvc = r#"service="veltrix.config.v1.ConfigQuery""#;
+    assert!(labelled(&text, "veltrix_grpc_server_requests_total", &[cmd, r#"method="Put""#, r#"code="OK""#]) >= 1.0);
+    assert!(labelled(&text, "veltrix_grpc_server_requests_total", &[cmd, r#"code="ABORTED""#]) >= 1.0);
+    assert!(labelled(&text, "veltrix_grpc_server_requests_total", &[qsvc, r#"method="Get""#, r#"code="OK""#]) >= 1.0);
+    assert!(labelled(&text, "veltrix_grpc_server_requests_total", &[qsvc, r#"code="NOT_FOUND""#]) >= 1.0);
+    assert!(labelled(&text, "veltrix_grpc_server_request_duration_seconds_count", &[qsvc, r#"method="Get""#]) >= 2.0);
+    assert!(labelled(&text, "veltrix_grpc_server_request_duration_seconds_bucket", &[r#"le="0.005""#]) >= 1.0);
+    assert!(metric(&text, "veltrix_append_duration_seconds_count").unwrap() >= 1.0);
+    assert!(metric(&text, "veltrix_projection_applied_revision").unwrap() >= revision as f64);
+    assert_eq!(metric(&text, "veltrix_projection_lag_events"), Some(0.0));
+    assert!(metric(&text, "veltrix_watch_events_delivered_total").unwrap() >= 1.0);
+    assert!(text.contains("# HELP veltrix_grpc_server_requests_total"), "metrics are described: {text}");
+
+    // Every metric the dashboard queries is one the services export.
+    let names = exported(&text);
+    let mut used: Vec<&str> = DASHBOARD.match_indices("veltrix_").map(|(i, _)| &DASHBOARD[i..]).collect();
+    used = used
+        .into_iter()
+        .map(|s| &s[..s.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(s.len())])
+        .collect();
+    assert!(used.len() >= 10, "the dashboard queries veltrix metrics");
+    for name in used {
+        assert!(names.contains(name), "the dashboard uses {name}, which no service exports; exported: {names:?}");
+    }
+    started.running.shutdown();
+    command.shutdown();
+}
+
+/// An OTLP trace receiver that keeps every span with its service's name.
+#[derive(Clone, Default)]
+struct Receiver {
+    spans: Arc<Mutex<Vec<(String, Span)>>>,
+}
+
+#[tonic::async_trait]
+impl TraceService for Receiver {
+    async fn export(
+        &self,
+        request: Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let mut spans = self.spans.lock().unwrap();
+        for rs in request.into_inner().resource_spans {
+            let service = rs
+                .resource
+                .iter()
+                .flat_map(|r| &r.attributes)
+                .find(|a| a.key == "service.name")
+                .and_then(|a| match a.value.as_ref()?.value.as_ref()? {
+                    Value::StringValue(s) => Some(s.clone()),
+                    _ => None,
+                })
+                .unwrap_or_default();
+            for ss in rs.scope_spans {
+                spans.extend(ss.spans.into_iter().map(|s| (service.clone(), s)));
+            }
+        }
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Starts a service binary with OTLP export to `otlp` and waits for SERVING.
+async fn spawn(
+    program: &std::path::Path,
+    args: &[String],
+    otlp: &str,
+    port: u16,
+    service: &str,
+) -> tokio::process::Child {
+    assert!(
+        program.exists(),
+        "{} is not built: run `cargo build --workspace` (just test builds it)",
+        program.display()
+    );
+    let child = tokio::process::Command::new(program)
+        .args(args)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", otlp)
+        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
+        // Log lines at warn: traces must not depend on the log filter.
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    eventually(Duration::from_secs(30), "the service reports SERVING", || async {
+        let channel = Channel::from_shared(format!("http://127.0.0.1:{port}")).ok()?.connect().await.ok()?;
+        let status = HealthClient::new(channel)
+            .check(HealthCheckRequest { service: service.into() })
+            .await
+            .ok()?
+            .into_inner()
+            .status;
+        (status == ServingStatus::Serving as i32).then_some(())
+    })
+    .await;
+    child
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_write_is_one_trace_from_the_call_to_the_watchers() {
+    let receiver = Receiver::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let otlp = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(TraceServiceServer::new(receiver.clone()))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let (nats, redis) = (NatsServer::start(), RedisServer::start());
+    let query_bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_veltrix-query"));
+    let command_bin = query_bin.with_file_name("veltrix-command");
+    let (cport, qport) = (free_port(), free_port());
+    let _command =
+        spawn(&command_bin, &["--nats-url".into(), nats.url()], &otlp, cport, "veltrix.config.v1.ConfigCommand").await;
+    let query_args =
+        ["--nats-url".into(), nats.url(), "--redis-url".into(), redis.url(), "--page-token-key".into(), "k".repeat(32)];
+    let _query = spawn(&query_bin, &query_args, &otlp, qport, "veltrix.config.v1.ConfigQuery").await;
+    let mut cmd = Command::new(channel(([127, 0, 0, 1], cport).into()).await);
+    let mut q = Query::new(channel(([127, 0, 0, 1], qport).into()).await);
+    let ns = "traced/app";
+
+    // A live watcher, then the traced write.
+    let mut live = q.watch(WatchRequest { namespace: ns.into(), ..Default::default() }).await.unwrap().into_inner();
+    let (trace_id, client_span) = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7");
+    let mut request = Request::new(put(ns, "k", "v"));
+    request.metadata_mut().insert("traceparent", format!("00-{trace_id}-{client_span}-01").parse().unwrap());
+    let revision = cmd.put(request).await.unwrap().into_inner().revision;
+    let record = loop {
+        let msg = tokio::time::timeout(Duration::from_secs(20), live.next()).await.unwrap().unwrap().unwrap();
+        if let Some(Event::Change(record)) = msg.event {
+            break record;
+        }
+    };
+    assert_eq!(record.revision, revision);
+    assert!(record.traceparent.contains(trace_id), "the change names its trace: {}", record.traceparent);
+    // A late watcher replays the change: its delivery links to the trace.
+    let mut late = q
+        .watch(WatchRequest { namespace: ns.into(), start_revision: Some(1), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(20), late.next()).await.unwrap().unwrap().unwrap();
+        if matches!(msg.event, Some(Event::Change(_))) {
+            break;
+        }
+    }
+
+    let find = |spans: &[(String, Span)], service: &str, name: &str, live: Option<bool>| {
+        spans
+            .iter()
+            .find(|(s, span)| {
+                s == service
+                    && span.name.contains(name)
+                    && live.is_none_or(|live| {
+                        span.attributes.iter().any(|a| {
+                            a.key == "live"
+                                && matches!(a.value.as_ref().and_then(|v| v.value.as_ref()), Some(Value::BoolValue(b)) if *b == live)
+                        })
+                    })
+            })
+            .map(|(_, span)| span.clone())
+    };
+    let spans = eventually(Duration::from_secs(30), "every span is exported", || async {
+        let spans = receiver.spans.lock().unwrap().clone();
+        let server = find(&spans, "veltrix-command", "ConfigCommand/Put", None)?;
+        let append = find(&spans, "veltrix-command", "publish", None)?;
+        let apply = find(&spans, "veltrix-query", "projection.apply", None)?;
+        let delivered = find(&spans, "veltrix-query", "watch.deliver", Some(true))?;
+        let replayed = find(&spans, "veltrix-query", "watch.deliver", Some(false))?;
+        Some((server, append, apply, delivered, replayed))
+    })
+    .await;
+    let (server, append, apply, delivered, replayed) = spans;
+    // client → command service → JetStream append, and → projection → watcher.
+    assert_eq!(hex(&server.trace_id), trace_id);
+    assert_eq!(hex(&server.parent_span_id), client_span, "the server span continues the caller's");
+    for child in [&append, &apply, &delivered] {
+        assert_eq!(hex(&child.trace_id), trace_id, "{} is in the write's trace", child.name);
+        assert_eq!(child.parent_span_id, server.span_id, "{} is a child of the command call", child.name);
+    }
+    assert_ne!(hex(&replayed.trace_id), trace_id, "a replay is its own trace");
+    assert!(
+        replayed.links.iter().any(|l| hex(&l.trace_id) == trace_id && l.span_id == server.span_id),
+        "a replay links to the write's trace"
+    );
+}
