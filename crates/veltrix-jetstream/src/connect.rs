@@ -9,7 +9,7 @@ use std::{
     time::Duration,
 };
 
-use async_nats::{Client, ConnectOptions, Event};
+use async_nats::{Client, ConnectOptions, Event, ServerAddr};
 
 use crate::Error;
 
@@ -62,8 +62,37 @@ pub async fn connect(url: &str, name: &str) -> Result<(Client, Arc<ConnectionEve
                 }
             }
         })
-        .connect(url)
+        .connect(server_addrs(url)?)
         .await
         .map_err(|e| Error::JetStream { context: "connecting to NATS", source: Box::new(e) })?;
     Ok((client, events))
+}
+
+/// `nats://a:4222,nats://b:4222` → every server, so that the client can fail
+/// over between the nodes of a cluster.
+fn server_addrs(url: &str) -> Result<Vec<ServerAddr>, Error> {
+    url.split(',')
+        .map(str::trim)
+        .filter(|u| !u.is_empty())
+        .map(|u| {
+            u.parse::<ServerAddr>().map_err(|e| Error::Settings(format!("invalid NATS URL '{u}' in --nats-url: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .and_then(
+            |addrs| {
+                if addrs.is_empty() { Err(Error::Settings("--nats-url names no server".into())) } else { Ok(addrs) }
+            },
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_every_server_of_a_list() {
+        assert_eq!(server_addrs("nats://127.0.0.1:4222, nats://127.0.0.1:4223").unwrap().len(), 2);
+        assert!(matches!(server_addrs(" , "), Err(Error::Settings(_))));
+        assert!(matches!(server_addrs("nats://:bad:port"), Err(Error::Settings(_))));
+    }
 }

@@ -7,7 +7,7 @@ pub enum Error {
          fix or recreate the stream, or point the service at another one"
     )]
     IncompatibleStream { stream: String, reason: String },
-    #[error("JetStream request failed: {context}")]
+    #[error("JetStream request failed: {context}: {source}")]
     JetStream {
         context: &'static str,
         #[source]

