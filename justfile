@@ -32,13 +32,18 @@ dev: ensure-servers
         redis-server --port {{redis_port}} --bind 127.0.0.1 --dir .data --logfile redis.log & pids+=($!)
         echo "started redis-server on 127.0.0.1:{{redis_port}} (data and log under .data/)"
     fi
-    cargo build -p veltrix-command -p veltrix-query
+    cargo build -p veltrix-command -p veltrix-query -p veltrixctl
     export VELTRIX_NATS_URL=nats://127.0.0.1:{{nats_port}} VELTRIX_REDIS_URL=redis://127.0.0.1:{{redis_port}}
     target/debug/veltrix-command --listen {{command_listen}} & pids+=($!)
     target/debug/veltrix-query --listen {{query_listen}} & pids+=($!)
     sleep 2
     echo
     echo "veltrix-command on {{command_listen}}, veltrix-query on {{query_listen}}. Try:"
+    echo "  export VELTRIX_COMMAND_URL=http://{{command_listen}} VELTRIX_QUERY_URL=http://{{query_listen}} PATH=\$PWD/target/debug:\$PATH"
+    echo "  veltrixctl put payments/prod db/url postgres://db --reason first"
+    echo "  veltrixctl get payments/prod db/url -o json"
+    echo "  veltrixctl watch payments/prod      # in another terminal"
+    echo "  veltrixctl history payments/prod"
     echo "  grpcurl -plaintext {{command_listen}} list"
     echo "  grpcurl -plaintext -d '{\"namespace\":\"payments/prod\",\"key\":\"db/url\",\"value\":\"$(printf postgres://db | base64)\",\"reason\":\"first\"}' {{command_listen}} veltrix.config.v1.ConfigCommand/Put"
     echo "  grpcurl -plaintext -d '{\"namespace\":\"payments/prod\",\"key\":\"db/url\"}' {{query_listen}} veltrix.config.v1.ConfigQuery/Get"

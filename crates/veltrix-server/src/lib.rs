@@ -6,6 +6,7 @@
 mod args;
 mod cli;
 mod deadline;
+pub mod details;
 mod grpc;
 mod rpc;
 mod running;

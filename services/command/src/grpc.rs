@@ -44,7 +44,7 @@ impl<S: EventStore> CommandService<S> {
         let cmd = request
             .into_inner()
             .into_command(ctx, &self.limits)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+            .map_err(|e| veltrix_server::details::invalid_argument(&e.field, &e.rule))?;
         let handler = self.handler.get()?;
         let revision = handler.execute(&cmd, deadline).await.map_err(to_status)?;
         tracing::debug!(namespace = %cmd.namespace(), revision, changes = cmd.changes().len(), "committed");

@@ -2,15 +2,20 @@
 
 use tonic::{Code, Status};
 use veltrix_domain::{Rejection, StoreError};
+use veltrix_server::details;
 
 use crate::handler::CommandError;
 
 pub fn to_status(err: CommandError) -> Status {
     match err {
-        CommandError::Invalid(e) => Status::invalid_argument(e.to_string()),
-        CommandError::Rejected(r @ Rejection::Conflict { .. }) => Status::aborted(r.to_string()),
-        CommandError::Rejected(r @ Rejection::NotFound { .. }) => Status::not_found(r.to_string()),
-        CommandError::Rejected(r @ Rejection::RequestIdReused { .. }) => Status::already_exists(r.to_string()),
+        CommandError::Invalid(e) => details::invalid_argument(&e.field, &e.rule),
+        CommandError::Rejected(r) => match &r {
+            Rejection::Conflict { key, current, .. } => {
+                details::revision_conflict(r.to_string(), key.as_str(), *current)
+            }
+            Rejection::NotFound { .. } => Status::not_found(r.to_string()),
+            Rejection::RequestIdReused { .. } => Status::already_exists(r.to_string()),
+        },
         CommandError::Timeout => Status::unavailable(err.to_string()),
         CommandError::Contention(_) => Status::aborted(err.to_string()),
         CommandError::Store(e) => store_status(e),

@@ -2,6 +2,7 @@
 
 use tonic::Status;
 use veltrix_domain::ValidationError;
+use veltrix_server::details;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
@@ -22,12 +23,12 @@ pub enum ReadError {
 pub fn to_status(err: ReadError) -> Status {
     use veltrix_redis::Error as M;
     match err {
-        ReadError::Invalid(e) => Status::invalid_argument(e.to_string()),
+        ReadError::Invalid(e) => details::invalid_argument(&e.field, &e.rule),
         ReadError::BadToken(msg) => Status::invalid_argument(msg),
         ReadError::NotFound { .. } => Status::not_found(err.to_string()),
         ReadError::NotReached { .. } => Status::deadline_exceeded(err.to_string()),
         ReadError::NoGeneration => Status::unavailable(err.to_string()),
-        ReadError::Model(e @ M::Compacted { .. }) => Status::out_of_range(e.to_string()),
+        ReadError::Model(e @ M::Compacted { oldest, .. }) => details::revision_compacted(e.to_string(), oldest),
         ReadError::Model(M::Incomplete) => {
             Status::unavailable("the read model is being rebuilt from the event stream; retry shortly")
         }

@@ -1,0 +1,360 @@
+//! What the client returns and takes: plain Rust types, independent of the
+//! wire format.
+
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use veltrix_proto::v1;
+
+/// A revision: the position of a change set in the event stream.
+pub type Revision = u64;
+
+/// A key's current (or point-in-time) value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub key: String,
+    #[serde(with = "text_or_base64")]
+    pub value: Bytes,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub content_type: String,
+    /// Revision that created the key (since its last deletion).
+    pub create_revision: Revision,
+    /// Revision of the key's last change.
+    pub mod_revision: Revision,
+    /// Changes since the key was created (1 after creation).
+    pub version: u64,
+    #[serde(default, with = "opt_time")]
+    pub updated_at: Option<SystemTime>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub updated_by: String,
+}
+
+impl Entry {
+    /// The value as text, if it is UTF-8.
+    pub fn text(&self) -> Option<&str> {
+        std::str::from_utf8(&self.value).ok()
+    }
+}
+
+/// One change of a change set, as committed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyChange {
+    pub key: String,
+    /// The value set; `None` for a delete.
+    #[serde(default, with = "opt_text_or_base64", skip_serializing_if = "Option::is_none")]
+    pub value: Option<Bytes>,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub content_type: String,
+    /// The key's mod_revision before this change (0: it did not exist).
+    pub previous_mod_revision: Revision,
+}
+
+/// A committed change set: one revision, with who, when and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangeSet {
+    pub revision: Revision,
+    pub namespace: String,
+    #[serde(default, with = "opt_time")]
+    pub time: Option<SystemTime>,
+    pub actor: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub reason: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub request_id: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub traceparent: String,
+    pub changes: Vec<KeyChange>,
+}
+
+/// A change to make, for [`crate::Client::apply`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub key: String,
+    /// Compare-and-set: the key's expected mod_revision (0: must not exist).
+    pub expected_revision: Option<Revision>,
+    pub op: ChangeOp,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeOp {
+    Set { value: Bytes, content_type: String },
+    Delete,
+}
+
+impl Change {
+    pub fn set(key: impl Into<String>, value: impl Into<Bytes>) -> Self {
+        Self {
+            key: key.into(),
+            expected_revision: None,
+            op: ChangeOp::Set { value: value.into(), content_type: String::new() },
+        }
+    }
+
+    pub fn delete(key: impl Into<String>) -> Self {
+        Self { key: key.into(), expected_revision: None, op: ChangeOp::Delete }
+    }
+
+    pub fn expecting(mut self, revision: Revision) -> Self {
+        self.expected_revision = Some(revision);
+        self
+    }
+}
+
+/// A namespace and its size.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NamespaceInfo {
+    pub name: String,
+    pub revision: Revision,
+    pub key_count: u64,
+}
+
+/// What a watch stream yields.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WatchEvent {
+    /// The matching keys as of `revision` (when a snapshot was asked for, or
+    /// when the history needed to resume was gone). Replaces what the
+    /// receiver knew.
+    Snapshot { entries: Vec<Entry>, revision: Revision },
+    /// A committed change set (only its matching changes).
+    Changes(ChangeSet),
+    /// Everything up to `revision` has been delivered.
+    Progress(Revision),
+}
+
+pub(crate) fn time(t: Option<prost_types::Timestamp>) -> Option<SystemTime> {
+    t.and_then(|t| SystemTime::try_from(t).ok())
+}
+
+impl From<v1::KeyValue> for Entry {
+    fn from(kv: v1::KeyValue) -> Self {
+        Self {
+            key: kv.key,
+            value: kv.value,
+            content_type: kv.content_type,
+            create_revision: kv.create_revision,
+            mod_revision: kv.mod_revision,
+            version: kv.version,
+            updated_at: time(kv.updated_at),
+            updated_by: kv.updated_by,
+        }
+    }
+}
+
+impl From<v1::ChangeRecord> for ChangeSet {
+    fn from(r: v1::ChangeRecord) -> Self {
+        let changes = r
+            .changes
+            .into_iter()
+            .map(|c| {
+                let delete = c.op == v1::key_change::Op::Delete as i32;
+                KeyChange {
+                    key: c.key,
+                    value: (!delete).then_some(c.value),
+                    content_type: c.content_type,
+                    previous_mod_revision: c.previous_mod_revision,
+                }
+            })
+            .collect();
+        Self {
+            revision: r.revision,
+            namespace: r.namespace,
+            time: time(r.time),
+            actor: r.actor,
+            reason: r.reason,
+            request_id: r.request_id,
+            traceparent: r.traceparent,
+            changes,
+        }
+    }
+}
+
+impl From<Change> for v1::Change {
+    fn from(c: Change) -> Self {
+        let op = match c.op {
+            ChangeOp::Set { value, content_type } => {
+                v1::change::Op::Set(v1::SetValue { value: value.to_vec(), content_type })
+            }
+            ChangeOp::Delete => v1::change::Op::Delete(v1::DeleteKey {}),
+        };
+        Self { key: c.key, expected_revision: c.expected_revision, op: Some(op) }
+    }
+}
+
+/// Values as text when they are UTF-8, else as `base64:...`, in JSON/YAML.
+mod text_or_base64 {
+    use bytes::Bytes;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Bytes, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::encode_value(v))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
+        super::decode_value(&String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+mod opt_text_or_base64 {
+    use bytes::Bytes;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Bytes>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.serialize_some(&super::encode_value(v)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Bytes>, D::Error> {
+        Option::<String>::deserialize(d)?.map(|s| super::decode_value(&s).map_err(serde::de::Error::custom)).transpose()
+    }
+}
+
+mod opt_time {
+    use std::time::SystemTime;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// RFC 3339 in UTC, e.g. `2026-11-26T07:46:24.772363Z`.
+    pub fn serialize<S: Serializer>(t: &Option<SystemTime>, s: S) -> Result<S::Ok, S::Error> {
+        match t {
+            Some(t) => s.serialize_some(&super::rfc3339(*t)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SystemTime>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|text| {
+                super::parse_rfc3339(&text).ok_or_else(|| serde::de::Error::custom(format!("invalid time '{text}'")))
+            })
+            .transpose()
+    }
+}
+
+/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian.
+fn civil(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
+}
+
+/// (year, month, day) → days since 1970-01-01.
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from((month + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// A time as RFC 3339 in UTC (microseconds when not whole seconds).
+pub fn rfc3339(t: SystemTime) -> String {
+    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (year, month, day) = civil((secs / 86_400) as i64);
+    let rem = secs % 86_400;
+    let micros = d.subsec_micros();
+    let frac = if micros == 0 { String::new() } else { format!(".{micros:06}") };
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}{frac}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+fn parse_rfc3339(text: &str) -> Option<SystemTime> {
+    let text = text.strip_suffix('Z')?;
+    let (date, time) = text.split_once('T')?;
+    let mut date = date.splitn(3, '-').map(str::parse::<i64>);
+    let (year, month, day) = (date.next()?.ok()?, date.next()?.ok()?, date.next()?.ok()?);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
+    let mut hms = hms.splitn(3, ':').map(str::parse::<u64>);
+    let (h, m, s) = (hms.next()?.ok()?, hms.next()?.ok()?, hms.next()?.ok()?);
+    let nanos = if frac.is_empty() { 0 } else { format!("{frac:0<9}").get(..9)?.parse::<u32>().ok()? };
+    let days = u64::try_from(days_from_civil(year, u32::try_from(month).ok()?, u32::try_from(day).ok()?)).ok()?;
+    let secs = days * 86_400 + h * 3600 + m * 60 + s;
+    Some(std::time::UNIX_EPOCH + std::time::Duration::new(secs, nanos))
+}
+
+const BASE64_PREFIX: &str = "base64:";
+
+/// Text when the value is UTF-8 and does not look like our base64 form.
+pub fn encode_value(v: &[u8]) -> String {
+    match std::str::from_utf8(v) {
+        Ok(s) if !s.starts_with(BASE64_PREFIX) => s.to_owned(),
+        _ => format!("{BASE64_PREFIX}{}", base64_encode(v)),
+    }
+}
+
+pub fn decode_value(s: &str) -> Result<Bytes, String> {
+    match s.strip_prefix(BASE64_PREFIX) {
+        Some(b64) => base64_decode(b64).map(Bytes::from),
+        None => Ok(Bytes::copy_from_slice(s.as_bytes())),
+    }
+}
+
+const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+fn base64_encode(data: &[u8]) -> String {
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn base64_decode(s: &str) -> Result<Vec<u8>, String> {
+    let s = s.trim_end_matches('=');
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in s.bytes() {
+        let v =
+            ALPHABET.iter().position(|&a| a == c).ok_or_else(|| format!("invalid base64 character '{}'", c as char))?;
+        acc = (acc << 6) | v as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_round_trip_as_rfc3339() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::new(1_795_679_184, 772_363_000);
+        assert_eq!(rfc3339(t), "2026-11-26T07:46:24.772363Z");
+        assert_eq!(parse_rfc3339(&rfc3339(t)), Some(t));
+        assert_eq!(rfc3339(std::time::UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        assert_eq!(parse_rfc3339("2024-02-29T23:59:59Z").map(rfc3339).as_deref(), Some("2024-02-29T23:59:59Z"));
+        assert_eq!(parse_rfc3339("yesterday"), None);
+    }
+
+    #[test]
+    fn values_round_trip_as_text_or_base64() {
+        for v in [&b"postgres://db"[..], &[0, 159, 146, 150], b"", b"base64:looks-like-ours", b"ab", b"abc", b"abcd"] {
+            assert_eq!(decode_value(&encode_value(v)).unwrap(), v);
+        }
+        assert_eq!(encode_value(b"plain"), "plain");
+        assert_eq!(encode_value(&[0xff]), "base64:/w==");
+    }
+}

@@ -1,0 +1,59 @@
+//! Statuses with machine-readable details (`google.rpc.BadRequest`,
+//! `google.rpc.ErrorInfo`), so that clients act on fields and revisions
+//! without parsing messages. The message stays the human explanation.
+
+use std::collections::HashMap;
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// `ErrorInfo.domain` of every Veltrix detail.
+pub const ERROR_DOMAIN: &str = "veltrix.config.v1";
+
+/// INVALID_ARGUMENT naming the field and the rule it breaks.
+pub fn invalid_argument(field: &str, rule: &str) -> Status {
+    let message = if field.is_empty() { rule.to_owned() } else { format!("{field}: {rule}") };
+    Status::with_error_details(
+        Code::InvalidArgument,
+        message,
+        ErrorDetails::with_bad_request_violation(field.to_owned(), rule.to_owned()),
+    )
+}
+
+/// ABORTED for a compare-and-set on `key` that found it at `current`.
+pub fn revision_conflict(message: String, key: &str, current: u64) -> Status {
+    let metadata =
+        HashMap::from([("key".to_owned(), key.to_owned()), ("current_revision".to_owned(), current.to_string())]);
+    Status::with_error_details(
+        Code::Aborted,
+        message,
+        ErrorDetails::with_error_info("REVISION_CONFLICT", ERROR_DOMAIN, metadata),
+    )
+}
+
+/// OUT_OF_RANGE for a revision older than the retained history.
+pub fn revision_compacted(message: String, oldest: u64) -> Status {
+    let metadata = HashMap::from([("oldest_revision".to_owned(), oldest.to_string())]);
+    Status::with_error_details(
+        Code::OutOfRange,
+        message,
+        ErrorDetails::with_error_info("REVISION_COMPACTED", ERROR_DOMAIN, metadata),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn details_round_trip() {
+        let s = revision_conflict("conflict".into(), "db.url", 7);
+        let info = s.get_error_details().error_info().cloned().unwrap();
+        assert_eq!(info.metadata.get("current_revision").map(String::as_str), Some("7"));
+        let s = invalid_argument("changes[1].key", "must not be empty");
+        assert_eq!(s.message(), "changes[1].key: must not be empty");
+        let bad = s.get_error_details().bad_request().cloned().unwrap();
+        assert_eq!(bad.field_violations[0].field, "changes[1].key");
+    }
+}

@@ -1,0 +1,166 @@
+//! The command line: global options and subcommands.
+
+use std::{path::PathBuf, time::Duration};
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "veltrixctl",
+    version,
+    about = "Veltrix Config from the command line: read, change, watch and audit configuration",
+    after_help = "Exit status: 0 ok, 1 other error, 2 usage error, 3 not found, 4 revision conflict, 5 invalid input, 6 unavailable."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// URL of the command service.
+    #[arg(long, global = true, env = "VELTRIX_COMMAND_URL", default_value = "http://127.0.0.1:50051")]
+    pub command_url: String,
+    /// URL of the query service.
+    #[arg(long, global = true, env = "VELTRIX_QUERY_URL", default_value = "http://127.0.0.1:50052")]
+    pub query_url: String,
+    /// Output format.
+    #[arg(short, long, global = true, value_enum, default_value_t = Output::Table)]
+    pub output: Output,
+    /// Deadline of each call.
+    #[arg(long, global = true, default_value = "5s", value_parser = parse_duration)]
+    pub timeout: Duration,
+    /// Who makes the change (when the servers run without authentication).
+    #[arg(long, global = true, env = "VELTRIX_ACTOR")]
+    pub actor: Option<String>,
+    /// Bearer token.
+    #[arg(long, global = true, env = "VELTRIX_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Table,
+    Json,
+    Yaml,
+}
+
+#[derive(Debug, Args)]
+pub struct WriteArgs {
+    /// Compare-and-set: the key's expected revision (0: it must not exist).
+    #[arg(long)]
+    pub expect_revision: Option<u64>,
+    /// Why the change is made (recorded in the history).
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Idempotency key: a retry with the same id is applied once.
+    #[arg(long)]
+    pub request_id: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Set a key's value (from VALUE or --file).
+    Put {
+        namespace: String,
+        key: String,
+        /// The value (or use --file).
+        value: Option<String>,
+        /// Read the value from this file ("-": standard input).
+        #[arg(long, conflicts_with = "value")]
+        file: Option<PathBuf>,
+        #[arg(long, default_value = "")]
+        content_type: String,
+        #[command(flatten)]
+        write: WriteArgs,
+    },
+    /// Show a key with its revisions.
+    Get {
+        namespace: String,
+        key: String,
+        /// Read as of this revision.
+        #[arg(long)]
+        revision: Option<u64>,
+        /// Wait until the read model has applied this revision.
+        #[arg(long)]
+        min_revision: Option<u64>,
+    },
+    /// Delete a key.
+    Delete {
+        namespace: String,
+        key: String,
+        #[command(flatten)]
+        write: WriteArgs,
+    },
+    /// List keys (under PREFIX).
+    List {
+        namespace: String,
+        #[arg(default_value = "")]
+        prefix: String,
+        /// Read as of this revision.
+        #[arg(long)]
+        revision: Option<u64>,
+    },
+    /// Apply a change set from a YAML or JSON file, atomically.
+    Apply {
+        namespace: String,
+        /// The change set ("-": standard input).
+        file: PathBuf,
+        /// Show what would change against the current state; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Why (overrides the file's `reason`).
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long)]
+        request_id: Option<String>,
+    },
+    /// The change history of a namespace (or of one key).
+    History {
+        namespace: String,
+        key: Option<String>,
+        #[arg(long)]
+        from: Option<u64>,
+        #[arg(long)]
+        to: Option<u64>,
+        /// Most change sets shown.
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Print changes as they are committed.
+    Watch {
+        namespace: String,
+        #[arg(default_value = "")]
+        prefix: String,
+        /// Start from this revision (history first).
+        #[arg(long, conflicts_with = "snapshot")]
+        from: Option<u64>,
+        /// Print the matching keys first.
+        #[arg(long)]
+        snapshot: bool,
+        /// Exit after this many change sets.
+        #[arg(long)]
+        count: Option<usize>,
+    },
+    /// List namespaces (under PREFIX).
+    Namespaces {
+        #[arg(default_value = "")]
+        prefix: String,
+    },
+    /// Print a shell completion script.
+    Completions { shell: clap_complete::Shell },
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len()));
+    let n: f64 = number.parse().map_err(|_| format!("invalid duration '{s}' (e.g. 500ms, 5s, 1m)"))?;
+    let seconds = match unit {
+        "ms" => n / 1000.0,
+        "s" | "" => n,
+        "m" => n * 60.0,
+        _ => return Err(format!("invalid duration unit in '{s}' (ms, s or m)")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("invalid duration '{s}': {e}"))
+}

@@ -1,0 +1,225 @@
+//! `veltrixctl` driven as a user would, against real servers: every
+//! subcommand, every exit status, and `apply --dry-run` changing nothing.
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
+use std::{
+    io::{BufRead, BufReader, Write},
+    net::SocketAddr,
+    process::{Command, Output, Stdio},
+    time::Duration,
+};
+
+use veltrix_server::Running;
+use veltrix_testkit::{NatsServer, RedisServer, free_port};
+
+struct Env {
+    _nats: NatsServer,
+    _redis: RedisServer,
+    _command: Running,
+    _query: Running,
+    command_url: String,
+    query_url: String,
+}
+
+async fn env() -> Env {
+    let (nats, redis) = (NatsServer::start(), RedisServer::start());
+    let mut c = veltrix_command::Config::defaults();
+    c.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    c.nats.nats_url = nats.url();
+    let mut command = veltrix_command::start(c).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), command.ready()).await.unwrap().unwrap();
+    let mut q = veltrix_query::Config::defaults();
+    q.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    q.nats.nats_url = nats.url();
+    q.redis_url = redis.url();
+    q.page_token_key = Some("a test key of sixteen bytes or more".into());
+    let mut query = veltrix_query::start(q).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), query.running.ready()).await.unwrap().unwrap();
+    Env {
+        command_url: format!("http://{}", command.addr()),
+        query_url: format!("http://{}", query.running.addr()),
+        _nats: nats,
+        _redis: redis,
+        _command: command,
+        _query: query.running,
+    }
+}
+
+impl Env {
+    fn cmd(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_veltrixctl"));
+        cmd.args(args)
+            .env("VELTRIX_COMMAND_URL", &self.command_url)
+            .env("VELTRIX_QUERY_URL", &self.query_url)
+            .env_remove("VELTRIX_TOKEN")
+            .env_remove("VELTRIX_ACTOR");
+        cmd
+    }
+
+    /// Runs veltrixctl off the async runtime's threads.
+    async fn run(&self, args: &[&str]) -> Output {
+        let mut cmd = self.cmd(args);
+        tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap()
+    }
+
+    async fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args).await;
+        assert!(out.status.success(), "veltrixctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    async fn fails(&self, args: &[&str], code: i32) -> String {
+        let out = self.run(args).await;
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(code), "veltrixctl {args:?}: {stderr}");
+        assert!(!stderr.is_empty(), "a message on stderr");
+        stderr
+    }
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_subcommand_and_exit_status() {
+    let env = env().await;
+    let ns = "ctl/app";
+
+    // put, with a reason; then get as a table and as JSON.
+    let put = json(&env.ok(&["put", ns, "db.url", "postgres://a", "--reason", "first", "-o", "json"]).await);
+    let r1 = put["revision"].as_u64().unwrap();
+    let got = json(&env.ok(&["get", ns, "db.url", "--min-revision", &r1.to_string(), "-o", "json"]).await);
+    assert_eq!(got["value"], "postgres://a");
+    assert_eq!(
+        (got["mod_revision"].as_u64(), got["create_revision"].as_u64(), got["version"].as_u64()),
+        (Some(r1), Some(r1), Some(1))
+    );
+    let table = env.ok(&["get", ns, "db.url"]).await;
+    assert!(table.contains("postgres://a") && table.contains("mod_revision"), "{table}");
+    let yaml = env.ok(&["get", ns, "db.url", "-o", "yaml"]).await;
+    assert!(yaml.contains("value: postgres://a"), "{yaml}");
+
+    // put --file and --content-type; compare-and-set with --expect-revision.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("limits.json");
+    std::fs::write(&file, br#"{"rps": 100}"#).unwrap();
+    env.ok(&["put", ns, "limits", "--file", file.to_str().unwrap(), "--content-type", "application/json"]).await;
+    let r2 =
+        json(&env.ok(&["put", ns, "db.url", "postgres://b", "--expect-revision", &r1.to_string(), "-o", "json"]).await)
+            ["revision"]
+            .as_u64()
+            .unwrap();
+
+    // Exit statuses: conflict 4, not found 3, invalid 5, usage 2, unavailable 6.
+    let stderr = env.fails(&["put", ns, "db.url", "x", "--expect-revision", &r1.to_string()], 4).await;
+    assert!(stderr.contains("conflict"), "{stderr}");
+    env.fails(&["get", ns, "missing", "--min-revision", &r2.to_string()], 3).await;
+    env.fails(&["delete", ns, "missing"], 3).await;
+    let stderr = env.fails(&["put", ns, "bad key!", "x"], 5).await;
+    assert!(stderr.contains("key"), "names the field: {stderr}");
+    env.fails(&["put", ns, "k"], 2).await;
+    env.fails(&["frobnicate"], 2).await;
+    let dead = format!("http://127.0.0.1:{}", free_port());
+    let mut cmd = env.cmd(&["get", ns, "db.url", "--timeout", "500ms"]);
+    cmd.env("VELTRIX_QUERY_URL", &dead);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
+    assert_eq!(out.status.code(), Some(6), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // list (with a prefix) and namespaces.
+    let listed = json(&env.ok(&["list", ns, "-o", "json"]).await);
+    let keys: Vec<_> = listed["entries"].as_array().unwrap().iter().map(|e| e["key"].as_str().unwrap()).collect();
+    assert_eq!(keys, ["db.url", "limits"]);
+    let table = env.ok(&["list", ns, "db."]).await;
+    assert!(table.starts_with("KEY") && table.contains("postgres://b") && !table.contains("limits"), "{table}");
+    let namespaces = env.ok(&["namespaces", "ctl/"]).await;
+    assert!(namespaces.contains("ctl/app"), "{namespaces}");
+
+    // apply --dry-run shows the diff and changes nothing; apply applies.
+    let change_file = dir.path().join("change.yaml");
+    std::fs::write(
+        &change_file,
+        "reason: rotate\nchanges:\n  - key: db.url\n    value: postgres://c\n  - key: limits\n    delete: true\n  - key: new.flag\n    value: \"on\"\n",
+    )
+    .unwrap();
+    let before = env.ok(&["history", ns, "-o", "json"]).await;
+    let plan = env.ok(&["apply", ns, change_file.to_str().unwrap(), "--dry-run"]).await;
+    assert!(plan.contains("~ db.url: postgres://b -> postgres://c"), "{plan}");
+    assert!(plan.contains("- limits") && plan.contains("+ new.flag = on"), "{plan}");
+    let plan = json(&env.ok(&["apply", ns, change_file.to_str().unwrap(), "--dry-run", "-o", "json"]).await);
+    assert_eq!(plan["changes"].as_array().unwrap().len(), 3);
+    assert_eq!(env.ok(&["history", ns, "-o", "json"]).await, before, "a dry run appends nothing");
+    let r3 =
+        json(&env.ok(&["apply", ns, change_file.to_str().unwrap(), "-o", "json"]).await)["revision"].as_u64().unwrap();
+    let got = json(&env.ok(&["get", ns, "new.flag", "--min-revision", &r3.to_string(), "-o", "json"]).await);
+    assert_eq!(got["value"], "on");
+    // A dry run that would conflict says so with the conflict status.
+    std::fs::write(&change_file, "changes:\n  - key: db.url\n    value: x\n    expected_revision: 1\n").unwrap();
+    env.fails(&["apply", ns, change_file.to_str().unwrap(), "--dry-run"], 4).await;
+    std::fs::write(&change_file, "changes:\n  - key: db.url\n").unwrap();
+    env.fails(&["apply", ns, change_file.to_str().unwrap()], 5).await;
+
+    // history of the namespace and of a key, with who, when and why.
+    let history = json(&env.ok(&["history", ns, "db.url", "-o", "json"]).await);
+    let revisions: Vec<_> = history.as_array().unwrap().iter().map(|h| h["revision"].as_u64().unwrap()).collect();
+    assert_eq!(revisions, [r1, r2, r3]);
+    assert_eq!(history[0]["reason"], "first");
+    assert_eq!(history[2]["reason"], "rotate");
+    let table = env.ok(&["history", ns, "--limit", "2"]).await;
+    assert_eq!(table.lines().count(), 3, "a header and two change sets: {table}");
+
+    // delete, then completions.
+    env.ok(&["delete", ns, "new.flag", "--reason", "done"]).await;
+    let completions = env.ok(&["completions", "bash"]).await;
+    assert!(completions.contains("veltrixctl"), "a completion script");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_prints_changes_as_they_come() {
+    let env = env().await;
+    let ns = "ctl/watch";
+    let r1 = json(&env.ok(&["put", ns, "a", "1", "-o", "json"]).await)["revision"].as_u64().unwrap();
+
+    // From a revision: history first, then live; exits after --count.
+    let mut child = env
+        .cmd(&["watch", ns, "--from", &r1.to_string(), "--count", "3", "-o", "json"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || BufReader::new(stdout).lines().map(Result::unwrap).collect::<Vec<_>>());
+    env.ok(&["put", ns, "b", "2"]).await;
+    env.ok(&["delete", ns, "a"]).await;
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    assert!(status.success());
+    let lines = reader.join().unwrap();
+    let changes: Vec<serde_json::Value> = lines.iter().map(|l| json(l)).filter(|v| v["type"] == "change").collect();
+    assert_eq!(changes.len(), 3, "{lines:?}");
+    assert_eq!(changes[0]["revision"].as_u64(), Some(r1));
+    assert_eq!(changes[1]["changes"][0]["key"], "b");
+    assert!(changes[2]["changes"][0].get("value").is_none(), "a delete has no value");
+
+    // The table form, with a snapshot first.
+    let mut child = env.cmd(&["watch", ns, "--snapshot", "--count", "1"]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let first = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        (line, stdout)
+    })
+    .await
+    .unwrap();
+    assert!(first.0.contains("snapshot b=2"), "{}", first.0);
+    env.ok(&["put", ns, "c", "3"]).await;
+    let (rest, status) = tokio::task::spawn_blocking(move || {
+        let mut stdout = first.1;
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+        (rest, child.wait().unwrap())
+    })
+    .await
+    .unwrap();
+    assert!(status.success());
+    assert!(rest.contains("set c=3"), "{rest}");
+    let _ = std::io::stdout().flush();
+}
