@@ -11,7 +11,7 @@ pub const REVISION_COMPACTED: &str = "REVISION_COMPACTED";
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Compare-and-set failed: the key is at `current` (ABORTED).
-    #[error("revision conflict: {message}")]
+    #[error("{message}")]
     Conflict { key: Option<String>, current: Option<u64>, message: String },
     /// The key (or namespace) does not exist (NOT_FOUND).
     #[error("not found: {message}")]
