@@ -119,6 +119,10 @@ async fn every_subcommand_and_exit_status() {
     let stderr = env.fails(&["put", ns, "bad key!", "x"], 5).await;
     assert!(stderr.contains("key"), "names the field: {stderr}");
     env.fails(&["put", ns, "k"], 2).await;
+    // Any other error: 1 (a request id reused for a different request).
+    env.ok(&["put", "ctl/other", "once", "a", "--request-id", "req-1"]).await;
+    let stderr = env.fails(&["put", "ctl/other", "once", "b", "--request-id", "req-1"], 1).await;
+    assert!(stderr.contains("req-1"), "{stderr}");
     env.fails(&["frobnicate"], 2).await;
     let dead = format!("http://127.0.0.1:{}", free_port());
     let mut cmd = env.cmd(&["get", ns, "db.url", "--timeout", "500ms"]);
