@@ -7,7 +7,7 @@ use std::{future::Future, sync::Arc, time::Duration};
 use tonic::{
     Request, Status,
     metadata::{AsciiMetadataValue, MetadataMap},
-    transport::{Channel, Endpoint},
+    transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity},
 };
 use veltrix_proto::v1::{
     ApplyRequest, DeleteRequest, GetRequest, HistoryRequest, ListNamespacesRequest, ListRequest, PutRequest,
@@ -69,6 +69,15 @@ pub struct ClientBuilder {
     backoff: Duration,
     actor: Option<String>,
     token: Option<String>,
+    tls: Option<TlsSettings>,
+}
+
+/// TLS to the services (use `https://` URLs).
+#[derive(Debug, Clone, Default)]
+struct TlsSettings {
+    ca_pem: Option<Vec<u8>>,
+    identity: Option<(Vec<u8>, Vec<u8>)>,
+    domain: Option<String>,
 }
 
 impl Default for ClientBuilder {
@@ -82,6 +91,7 @@ impl Default for ClientBuilder {
             backoff: Duration::from_millis(100),
             actor: None,
             token: None,
+            tls: None,
         }
     }
 }
@@ -133,12 +143,49 @@ impl ClientBuilder {
         self
     }
 
+    /// Trust servers whose certificates chain to this PEM CA bundle
+    /// (instead of the system's roots).
+    pub fn ca_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.tls.get_or_insert_with(TlsSettings::default).ca_pem = Some(pem.into());
+        self
+    }
+
+    /// Present this PEM certificate and key to the servers (mutual TLS).
+    pub fn client_identity(mut self, cert_pem: impl Into<Vec<u8>>, key_pem: impl Into<Vec<u8>>) -> Self {
+        self.tls.get_or_insert_with(TlsSettings::default).identity = Some((cert_pem.into(), key_pem.into()));
+        self
+    }
+
+    /// The name the servers' certificates must carry, when it is not the
+    /// URL's host.
+    pub fn tls_domain(mut self, domain: impl Into<String>) -> Self {
+        self.tls.get_or_insert_with(TlsSettings::default).domain = Some(domain.into());
+        self
+    }
+
     /// Builds the client; connections are made on first use (call inside a
     /// tokio runtime).
     pub fn build(self) -> Result<Client> {
+        let tls = self.tls.as_ref().map(|t| {
+            let mut config = ClientTlsConfig::new().with_enabled_roots();
+            if let Some(ca) = &t.ca_pem {
+                config = config.ca_certificate(Certificate::from_pem(ca));
+            }
+            if let Some((cert, key)) = &t.identity {
+                config = config.identity(Identity::from_pem(cert, key));
+            }
+            if let Some(domain) = &t.domain {
+                config = config.domain_name(domain.clone());
+            }
+            config
+        });
         let channel = |url: &str| -> Result<Channel> {
-            let endpoint = Endpoint::from_shared(url.to_owned())
-                .map_err(|e| Error::Local(format!("invalid URL '{url}': {e}")))?
+            let mut endpoint =
+                Endpoint::from_shared(url.to_owned()).map_err(|e| Error::Local(format!("invalid URL '{url}': {e}")))?;
+            if let Some(tls) = &tls {
+                endpoint = endpoint.tls_config(tls.clone()).map_err(|e| Error::Local(format!("TLS settings: {e}")))?;
+            }
+            let endpoint = endpoint
                 .connect_timeout(self.connect_timeout)
                 .tcp_nodelay(true)
                 .http2_keep_alive_interval(Duration::from_secs(30))

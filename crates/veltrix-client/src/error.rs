@@ -62,6 +62,14 @@ impl Error {
 impl From<tonic::Status> for Error {
     fn from(status: tonic::Status) -> Self {
         let message = status.message().to_owned();
+        // A connection that could not be made (refused, TLS handshake
+        // failed) reaches us as UNKNOWN with a transport error as source.
+        if status.code() == Code::Unknown
+            && std::error::Error::source(&status).is_some_and(|e| e.is::<tonic::transport::Error>())
+        {
+            let cause = std::error::Error::source(&status).map(chain).unwrap_or_default();
+            return Self::Unavailable { message: format!("{message}: {cause}") };
+        }
         let details = status.get_error_details();
         let info = details.error_info();
         let meta = |name: &str| info.and_then(|i| i.metadata.get(name)).cloned();
@@ -107,3 +115,15 @@ impl From<tonic::transport::Error> for Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// An error and its causes on one line.
+fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}

@@ -48,6 +48,13 @@ pub struct ServeArgs {
     /// Log line format.
     #[arg(long, env = "VELTRIX_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// Policy file of tokens and grants; authentication is off without it.
+    #[arg(long, env = "VELTRIX_AUTH_CONFIG")]
+    pub auth_config: Option<std::path::PathBuf>,
+
+    #[command(flatten)]
+    pub tls: crate::tls::TlsArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

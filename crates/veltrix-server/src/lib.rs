@@ -4,6 +4,7 @@
 //! events.
 
 mod args;
+pub mod auth;
 mod cli;
 mod deadline;
 pub mod details;
@@ -11,6 +12,7 @@ mod grpc;
 mod rpc;
 mod running;
 mod signal;
+pub mod tls;
 
 pub use args::{LogFormat, NatsArgs, ServeArgs};
 pub use cli::{EX_CONFIG, parse_duration, parse_or_exit};

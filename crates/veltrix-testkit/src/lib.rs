@@ -4,6 +4,7 @@
 //! binary fails the test with a message that says how to install it; nothing
 //! is skipped.
 
+pub mod pki;
 mod process;
 
 use std::{future::Future, time::Duration};

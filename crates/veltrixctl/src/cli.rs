@@ -38,6 +38,15 @@ pub struct Global {
     /// Bearer token.
     #[arg(long, global = true, env = "VELTRIX_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// PEM CA bundle to trust for the services' certificates (https:// URLs).
+    #[arg(long, global = true, env = "VELTRIX_CA_CERT")]
+    pub ca_cert: Option<PathBuf>,
+    /// PEM client certificate (mutual TLS), with --client-key.
+    #[arg(long, global = true, env = "VELTRIX_CLIENT_CERT", requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+    /// PEM key of the client certificate.
+    #[arg(long, global = true, env = "VELTRIX_CLIENT_KEY", requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -103,6 +103,13 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     if let Some(token) = g.token {
         builder = builder.token(token);
     }
+    let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| usage(format!("cannot read {}: {e}", p.display())));
+    if let Some(ca) = &g.ca_cert {
+        builder = builder.ca_certificate(read(ca)?);
+    }
+    if let (Some(cert), Some(key)) = (&g.client_cert, &g.client_key) {
+        builder = builder.client_identity(read(cert)?, read(key)?);
+    }
     let client = builder.build().map_err(|e| usage(e.to_string()))?;
     let out = g.output;
     match cli.command {

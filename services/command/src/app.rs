@@ -10,8 +10,8 @@ use std::{
 use veltrix_jetstream::{Error as StoreSetupError, JetStreamEventStore, connect};
 use veltrix_proto::v1::config_command_server::ConfigCommandServer;
 use veltrix_server::{
-    BoxError, CancellationToken, Health, ReadySender, Running, Scaffold, ServingGate, incoming, reflection_services,
-    run_until_shutdown, server_builder,
+    BoxError, CancellationToken, Health, ReadySender, Running, Scaffold, ServingGate, auth::Auth, incoming,
+    reflection_services, run_until_shutdown, server_builder,
 };
 
 use crate::{config::Config, grpc::CommandService, handler::CommandHandler};
@@ -29,13 +29,20 @@ pub async fn start(config: Config) -> Result<Running, BoxError> {
     let (reflection_v1, reflection_v1alpha) = reflection_services(&[SERVICE_NAME])?;
     let gate = ServingGate::new("connecting to NATS and preparing the event stream");
     let limits = config.limits();
-    let service = ConfigCommandServer::new(CommandService::new(gate.clone(), limits, config.serve.default_deadline))
-        .max_decoding_message_size(limits.max_value_bytes.saturating_add(MESSAGE_OVERHEAD));
+    let auth = Auth::load(config.serve.auth_config.as_deref(), "veltrix-command")?;
+    auth.spawn_reloader(shutdown.clone());
+    let service =
+        ConfigCommandServer::new(CommandService::new(gate.clone(), limits, config.serve.default_deadline, auth))
+            .max_decoding_message_size(limits.max_value_bytes.saturating_add(MESSAGE_OVERHEAD));
     let fatal: Arc<Mutex<Option<BoxError>>> = Arc::default();
 
     let prepare =
         tokio::spawn(prepare_store(config.clone(), gate, health.clone(), ready_tx, shutdown.clone(), fatal.clone()));
-    let server = server_builder(config.serve.transport())
+    let mut builder = server_builder(config.serve.transport());
+    if let Some(tls) = config.serve.tls.server_config()? {
+        builder = builder.tls_config(tls)?;
+    }
+    let server = builder
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

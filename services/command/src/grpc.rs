@@ -15,7 +15,11 @@ use veltrix_proto::{
         config_command_server::ConfigCommand,
     },
 };
-use veltrix_server::{ServingGate, call_budget};
+use veltrix_server::{
+    ServingGate,
+    auth::{Auth, Role},
+    call_budget,
+};
 use veltrix_telemetry::{TRACEPARENT, TRACESTATE, child_traceparent, span_traceparent};
 
 use crate::{handler::CommandHandler, status::to_status};
@@ -27,24 +31,33 @@ pub struct CommandService<S> {
     handler: ServingGate<Arc<CommandHandler<S>>>,
     limits: Limits,
     default_deadline: Duration,
+    auth: Auth,
 }
 
 impl<S> CommandService<S> {
-    pub fn new(handler: ServingGate<Arc<CommandHandler<S>>>, limits: Limits, default_deadline: Duration) -> Self {
-        Self { handler, limits, default_deadline }
+    pub fn new(
+        handler: ServingGate<Arc<CommandHandler<S>>>,
+        limits: Limits,
+        default_deadline: Duration,
+        auth: Auth,
+    ) -> Self {
+        Self { handler, limits, default_deadline, auth }
     }
 }
 
 impl<S: EventStore> CommandService<S> {
     #[tracing::instrument(level = "debug", skip_all, fields(rpc = rpc))]
     async fn run<R: IntoCommand>(&self, rpc: &'static str, request: Request<R>) -> Result<u64, Status> {
+        let caller = self.auth.caller(&request)?;
         let budget = call_budget(request.metadata(), self.default_deadline);
         let deadline = tokio::time::Instant::now() + budget;
-        let ctx = call_context(request.metadata())?;
+        let ctx = call_context(request.metadata(), caller.identity())?;
         let cmd = request
             .into_inner()
             .into_command(ctx, &self.limits)
             .map_err(|e| veltrix_server::details::invalid_argument(&e.field, &e.rule))?;
+        // Nothing is appended for a caller without the write role here.
+        caller.require(Role::Write, cmd.namespace().as_str())?;
         let handler = self.handler.get()?;
         let revision = handler.execute(&cmd, deadline).await.map_err(to_status)?;
         tracing::debug!(namespace = %cmd.namespace(), revision, changes = cmd.changes().len(), "committed");
@@ -52,15 +65,25 @@ impl<S: EventStore> CommandService<S> {
     }
 }
 
-fn call_context(md: &MetadataMap) -> Result<CallContext, Status> {
+/// The call's actor, trace and time. With authentication on, the actor is
+/// the authenticated identity and `x-veltrix-actor` is ignored.
+fn call_context(md: &MetadataMap, identity: Option<&str>) -> Result<CallContext, Status> {
     let text = |name: &'static str| md.get(name).map(move |v| v.to_str().map_err(|_| name));
-    let actor = match text(ACTOR_HEADER) {
-        None => Actor::anonymous(),
-        Some(Ok(a)) if !a.is_empty() => {
-            Actor::parse(a).map_err(|e| Status::invalid_argument(format!("{ACTOR_HEADER} metadata: {}", e.rule)))?
-        }
-        Some(Ok(_)) => Actor::anonymous(),
-        Some(Err(name)) => return Err(Status::invalid_argument(format!("{name} metadata: must be printable ASCII"))),
+    let claimed = if identity.is_some() { None } else { text(ACTOR_HEADER) };
+    let actor = match identity {
+        Some(identity) => Actor::parse(identity).map_err(|e| {
+            Status::permission_denied(format!("identity '{identity}' is not a valid actor: {}", e.rule))
+        })?,
+        None => match claimed {
+            None => Actor::anonymous(),
+            Some(Ok(a)) if !a.is_empty() => {
+                Actor::parse(a).map_err(|e| Status::invalid_argument(format!("{ACTOR_HEADER} metadata: {}", e.rule)))?
+            }
+            Some(Ok(_)) => Actor::anonymous(),
+            Some(Err(name)) => {
+                return Err(Status::invalid_argument(format!("{name} metadata: must be printable ASCII")));
+            }
+        },
     };
     // The event records the trace of this call: the exported server span
     // when traces are on, else the caller's trace with a new span id.

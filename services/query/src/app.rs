@@ -7,8 +7,8 @@ use async_nats::jetstream;
 use veltrix_proto::v1::config_query_server::ConfigQueryServer;
 use veltrix_redis::ReadModel;
 use veltrix_server::{
-    BoxError, CancellationToken, Health, ReadySender, Running, Scaffold, ServingGate, incoming, reflection_services,
-    run_until_shutdown, server_builder,
+    BoxError, CancellationToken, Health, ReadySender, Running, Scaffold, ServingGate, auth::Auth, incoming,
+    reflection_services, run_until_shutdown, server_builder,
 };
 
 use crate::{
@@ -43,7 +43,10 @@ pub async fn start(config: Config) -> Result<Started, BoxError> {
     let state = ReadState::new();
     let gate = ServingGate::new("connecting to NATS and Redis");
     let hub = Hub::new(config.watch.watch_hub_capacity);
+    let auth = Auth::load(config.serve.auth_config.as_deref(), "veltrix-query")?;
+    auth.spawn_reloader(shutdown.clone());
     let service = QueryService {
+        auth,
         state: state.clone(),
         model: gate.clone(),
         tokens,
@@ -59,7 +62,11 @@ pub async fn start(config: Config) -> Result<Started, BoxError> {
     };
 
     tokio::spawn(prepare(config.clone(), gate, state.clone(), hub, health.clone(), ready_tx, shutdown.clone()));
-    let server = server_builder(config.serve.transport())
+    let mut builder = server_builder(config.serve.transport());
+    if let Some(tls) = config.serve.tls.server_config()? {
+        builder = builder.tls_config(tls)?;
+    }
+    let server = builder
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -10,7 +10,11 @@ use veltrix_proto::v1::{
     ListRequest, ListResponse, NamespaceInfo, PageCursor, WatchRequest, config_query_server::ConfigQuery,
 };
 use veltrix_redis::ReadModel;
-use veltrix_server::{CancellationToken, ServingGate, call_budget};
+use veltrix_server::{
+    CancellationToken, ServingGate,
+    auth::{Auth, Caller, Role},
+    call_budget,
+};
 
 use crate::{
     hub::Hub,
@@ -25,6 +29,7 @@ const DEFAULT_PAGE: u32 = 100;
 const MAX_PAGE: u32 = 1000;
 
 pub struct QueryService {
+    pub auth: Auth,
     pub state: Arc<ReadState>,
     pub model: ServingGate<ReadModel>,
     pub tokens: TokenKey,
@@ -245,25 +250,39 @@ impl QueryService {
     }
 }
 
+/// Authenticates the call and checks the read role on its namespace. An
+/// invalid namespace name is left to validation (INVALID_ARGUMENT).
+fn authorize_read<T>(auth: &Auth, request: &Request<T>, namespace: &str) -> Result<Caller, Status> {
+    let caller = auth.caller(request)?;
+    if Namespace::parse(namespace).is_ok() {
+        caller.require(Role::Read, namespace)?;
+    }
+    Ok(caller)
+}
+
 #[tonic::async_trait]
 impl ConfigQuery for QueryService {
     type WatchStream = WatchStream;
 
     async fn watch(&self, request: Request<WatchRequest>) -> Result<Response<WatchStream>, Status> {
+        authorize_read(&self.auth, &request, &request.get_ref().namespace)?;
         QueryService::watch(self, request.into_inner()).await.map(Response::new).map_err(to_status)
     }
 
     async fn get(&self, request: Request<GetRequest>) -> Result<Response<GetResponse>, Status> {
+        authorize_read(&self.auth, &request, &request.get_ref().namespace)?;
         let deadline = self.deadline(&request);
         self.get(request.into_inner(), deadline).await.map(Response::new).map_err(to_status)
     }
 
     async fn list(&self, request: Request<ListRequest>) -> Result<Response<ListResponse>, Status> {
+        authorize_read(&self.auth, &request, &request.get_ref().namespace)?;
         let deadline = self.deadline(&request);
         self.list(request.into_inner(), deadline).await.map(Response::new).map_err(to_status)
     }
 
     async fn history(&self, request: Request<HistoryRequest>) -> Result<Response<HistoryResponse>, Status> {
+        authorize_read(&self.auth, &request, &request.get_ref().namespace)?;
         QueryService::history(self, request.into_inner()).await.map(Response::new).map_err(to_status)
     }
 
@@ -271,6 +290,11 @@ impl ConfigQuery for QueryService {
         &self,
         request: Request<ListNamespacesRequest>,
     ) -> Result<Response<ListNamespacesResponse>, Status> {
-        self.namespaces(request.into_inner()).await.map(Response::new).map_err(to_status)
+        let caller = self.auth.caller(&request)?;
+        let mut response = self.namespaces(request.into_inner()).await.map_err(to_status)?;
+        // Only the namespaces the caller may read (a page may come back
+        // shorter than asked; its token still leads on).
+        response.namespaces.retain(|n| caller.can(Role::Read, &n.name));
+        Ok(Response::new(response))
     }
 }

@@ -1,0 +1,188 @@
+//! Authentication and authorization for both services: the `--auth-config`
+//! policy (see `veltrix-auth`), loaded at start-up and reloaded on SIGHUP or
+//! when the file changes, without dropping connections. An invalid new file
+//! is refused with a log line and the old policy stays.
+//!
+//! Without `--auth-config` the service is open (every call allowed, actors
+//! from `x-veltrix-actor`), as etcd and Consul are by default.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, RwLock},
+    time::{Duration, SystemTime},
+};
+
+use tokio_util::sync::CancellationToken;
+use tonic::{Request, Status, metadata::MetadataMap};
+pub use veltrix_auth::Role;
+use veltrix_auth::{Policy, PolicyError};
+
+/// How often the file's modification time is checked.
+const POLL: Duration = Duration::from_secs(1);
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("cannot read the auth config {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {source}")]
+    Policy { path: PathBuf, source: PolicyError },
+}
+
+struct Loaded {
+    path: PathBuf,
+    policy: RwLock<Arc<Policy>>,
+    modified: RwLock<Option<SystemTime>>,
+}
+
+/// The service's authentication: open, or a reloading policy.
+#[derive(Clone, Default)]
+pub struct Auth {
+    loaded: Option<Arc<Loaded>>,
+}
+
+/// Who is calling, as far as authorization is concerned.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    identity: Option<String>,
+    policy: Option<Arc<Policy>>,
+}
+
+fn read(path: &Path) -> Result<(Policy, Option<SystemTime>), AuthError> {
+    let text = std::fs::read_to_string(path).map_err(|source| AuthError::Read { path: path.to_owned(), source })?;
+    let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let policy = Policy::parse(&text).map_err(|source| AuthError::Policy { path: path.to_owned(), source })?;
+    Ok((policy, modified))
+}
+
+impl Auth {
+    /// An open service: every call allowed.
+    pub fn open() -> Self {
+        Self { loaded: None }
+    }
+
+    /// Loads the policy at `path`, or none (open, with a warning).
+    pub fn load(path: Option<&Path>, service: &str) -> Result<Self, AuthError> {
+        let Some(path) = path else {
+            tracing::warn!(
+                service,
+                "authentication is OFF: every caller may read and change every namespace; set --auth-config (VELTRIX_AUTH_CONFIG) in production"
+            );
+            return Ok(Self::open());
+        };
+        let (policy, modified) = read(path)?;
+        tracing::info!(path = %path.display(), identities = policy.identities(), "authentication on");
+        Ok(Self {
+            loaded: Some(Arc::new(Loaded {
+                path: path.to_owned(),
+                policy: RwLock::new(Arc::new(policy)),
+                modified: RwLock::new(modified),
+            })),
+        })
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.loaded.is_some()
+    }
+
+    /// Reloads on SIGHUP and when the file changes, until `shutdown`.
+    pub fn spawn_reloader(&self, shutdown: CancellationToken) {
+        let Some(loaded) = self.loaded.clone() else { return };
+        tokio::spawn(async move {
+            #[cfg(unix)]
+            let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+            let mut tick = tokio::time::interval(POLL);
+            loop {
+                #[cfg(unix)]
+                let hup = async {
+                    match hangup.as_mut() {
+                        Some(h) => h.recv().await,
+                        None => std::future::pending().await,
+                    }
+                };
+                #[cfg(not(unix))]
+                let hup = std::future::pending::<Option<()>>();
+                let forced = tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    _ = hup => true,
+                    _ = tick.tick() => false,
+                };
+                let modified = std::fs::metadata(&loaded.path).and_then(|m| m.modified()).ok();
+                let unchanged = *loaded.modified.read().unwrap_or_else(std::sync::PoisonError::into_inner) == modified;
+                if !forced && unchanged {
+                    continue;
+                }
+                match read(&loaded.path) {
+                    Ok((policy, modified)) => {
+                        tracing::info!(path = %loaded.path.display(), identities = policy.identities(), "auth config reloaded");
+                        *loaded.policy.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(policy);
+                        *loaded.modified.write().unwrap_or_else(std::sync::PoisonError::into_inner) = modified;
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "auth config refused; the previous policy stays in force");
+                        // Do not retry the same broken file every second.
+                        *loaded.modified.write().unwrap_or_else(std::sync::PoisonError::into_inner) = modified;
+                    }
+                }
+            }
+        });
+    }
+
+    /// Authenticates a call: its bearer token, else its client certificate's
+    /// identity (mTLS). UNAUTHENTICATED when neither names a known caller.
+    pub fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
+        let Some(loaded) = &self.loaded else { return Ok(Caller { identity: None, policy: None }) };
+        let policy = loaded.policy.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let identity = match bearer(request.metadata())? {
+            Some(token) => match policy.identify(token) {
+                Some(identity) => identity.to_owned(),
+                None => return Err(Status::unauthenticated("unknown bearer token")),
+            },
+            None => match crate::tls::peer_identity(request) {
+                Some(identity) => identity,
+                None => {
+                    return Err(Status::unauthenticated(
+                        "authentication required: send `authorization: Bearer <token>` or a client certificate",
+                    ));
+                }
+            },
+        };
+        Ok(Caller { identity: Some(identity), policy: Some(policy) })
+    }
+}
+
+/// The token of an `authorization: Bearer <token>` header, if any.
+fn bearer(md: &MetadataMap) -> Result<Option<&str>, Status> {
+    let Some(value) = md.get("authorization") else { return Ok(None) };
+    let value = value.to_str().map_err(|_| Status::unauthenticated("authorization metadata: not printable ASCII"))?;
+    match value.split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+            Ok(Some(token.trim()))
+        }
+        _ => Err(Status::unauthenticated("authorization metadata: expected `Bearer <token>`")),
+    }
+}
+
+impl Caller {
+    /// The authenticated identity; `None` when authentication is off.
+    pub fn identity(&self) -> Option<&str> {
+        self.identity.as_deref()
+    }
+
+    pub fn can(&self, role: Role, namespace: &str) -> bool {
+        match (&self.policy, &self.identity) {
+            (Some(policy), Some(identity)) => policy.allows(identity, role, namespace),
+            _ => true,
+        }
+    }
+
+    /// PERMISSION_DENIED unless the caller holds `role` on `namespace`.
+    pub fn require(&self, role: Role, namespace: &str) -> Result<(), Status> {
+        if self.can(role, namespace) {
+            return Ok(());
+        }
+        Err(Status::permission_denied(format!(
+            "'{}' has no {role} role on namespace '{namespace}'",
+            self.identity.as_deref().unwrap_or_default()
+        )))
+    }
+}

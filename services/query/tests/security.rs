@@ -1,0 +1,282 @@
+//! Authentication, authorization and TLS across both services: every RPC
+//! with no token, an unknown token, a token without the role, a token
+//! outside its grants, and a good one; nothing appended or leaked when
+//! refused; policy reloads; mTLS identities; the actor is the identity.
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
+mod common;
+
+use std::{path::Path, time::Duration};
+
+use common::*;
+use tonic::{Code, Request, Status, metadata::MetadataValue};
+use veltrix_auth::token_digest;
+use veltrix_client::{Client, Error as ClientError};
+use veltrix_proto::v1::{
+    ApplyRequest, Change, DeleteRequest, HistoryRequest, ListNamespacesRequest, ListRequest, SetValue, WatchRequest,
+    change,
+};
+use veltrix_server::Running;
+use veltrix_testkit::{NatsServer, RedisServer, eventually, pki::TestCa};
+
+const WRITER: &str = "w-token-1234567890";
+const READER: &str = "r-token-1234567890";
+const OUTSIDER: &str = "o-token-1234567890";
+
+fn policy(extra_reader_roles: &str) -> String {
+    format!(
+        "tokens:\n\
+         \x20 - {{identity: writer, sha256: \"{}\"}}\n\
+         \x20 - {{identity: reader, sha256: \"{}\"}}\n\
+         \x20 - {{identity: outsider, sha256: \"{}\"}}\n\
+         grants:\n\
+         \x20 - {{identity: writer, namespaces: [\"payments/*\"], roles: [write]}}\n\
+         \x20 - {{identity: reader, namespaces: [\"payments/*\"], roles: [read{extra_reader_roles}]}}\n\
+         \x20 - {{identity: outsider, namespaces: [\"billing/**\"], roles: [read, write]}}\n\
+         \x20 - {{identity: deployer.example, namespaces: [\"payments/*\"], roles: [read, write]}}\n",
+        token_digest(WRITER),
+        token_digest(READER),
+        token_digest(OUTSIDER)
+    )
+}
+
+struct Secured {
+    _nats: NatsServer,
+    _redis: RedisServer,
+    command: Running,
+    query: veltrix_query::Started,
+}
+
+async fn start(auth: &Path, tls: Option<veltrix_server::tls::TlsArgs>) -> Secured {
+    let (nats, redis) = (NatsServer::start(), RedisServer::start());
+    let mut c = veltrix_command::Config::defaults();
+    c.listen = "127.0.0.1:0".parse().unwrap();
+    c.nats.nats_url = nats.url();
+    c.serve.auth_config = Some(auth.to_owned());
+    c.serve.tls = tls.clone().unwrap_or_default();
+    let mut command = veltrix_command::start(c).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), command.ready()).await.unwrap().unwrap();
+    let mut q = query_config(&nats, &redis);
+    q.serve.auth_config = Some(auth.to_owned());
+    q.serve.tls = tls.unwrap_or_default();
+    let mut query = veltrix_query::start(q).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), query.running.ready()).await.unwrap().unwrap();
+    Secured { _nats: nats, _redis: redis, command, query }
+}
+
+fn with_token<T>(message: T, token: Option<&str>) -> Request<T> {
+    let mut r = Request::new(message);
+    if let Some(t) = token {
+        r.metadata_mut().insert("authorization", MetadataValue::try_from(format!("Bearer {t}")).unwrap());
+    }
+    r.metadata_mut().insert("x-veltrix-actor", MetadataValue::from_static("mallory"));
+    r
+}
+
+fn code<T, S: std::borrow::Borrow<Status>>(r: Result<T, S>) -> Code {
+    match r {
+        Ok(_) => Code::Ok,
+        Err(s) => s.borrow().code(),
+    }
+}
+
+/// The callers of the matrix and the code each must get.
+fn callers(ok: &'static str) -> [(Option<&'static str>, Code); 5] {
+    let (no_role, ..) = if ok == WRITER { (READER, ()) } else { (WRITER, ()) };
+    [
+        (None, Code::Unauthenticated),
+        (Some("not-a-known-token"), Code::Unauthenticated),
+        (Some(no_role), Code::PermissionDenied),
+        (Some(OUTSIDER), Code::PermissionDenied),
+        (Some(ok), Code::Ok),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rpc_checks_who_calls_and_refusals_change_or_leak_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let auth = dir.path().join("auth.yaml");
+    std::fs::write(&auth, policy("")).unwrap();
+    let env = start(&auth, None).await;
+    let mut cmd = Command::new(channel(env.command.addr()).await);
+    let mut q = Query::new(channel(env.query.running.addr()).await);
+    let ns = "payments/api";
+    // Something of another namespace that must never show.
+    cmd.put(with_token(put("billing/eu", "secret", "x"), Some(OUTSIDER))).await.unwrap();
+
+    let mut revision = 0;
+    for (token, expected) in callers(WRITER) {
+        let r = cmd.put(with_token(put(ns, "k", "v"), token)).await;
+        assert_eq!(code(r.as_ref().map(|_| ())), expected, "Put with {token:?}");
+        if let Ok(r) = r {
+            revision = r.into_inner().revision;
+        }
+        let apply = ApplyRequest {
+            namespace: ns.into(),
+            changes: vec![Change {
+                key: "a".into(),
+                expected_revision: None,
+                op: Some(change::Op::Set(SetValue { value: b"1".to_vec(), content_type: String::new() })),
+            }],
+            ..Default::default()
+        };
+        assert_eq!(code(cmd.apply(with_token(apply, token)).await), expected, "Apply with {token:?}");
+        let delete = DeleteRequest { namespace: ns.into(), key: "a".into(), ..Default::default() };
+        assert_eq!(code(cmd.delete(with_token(delete, token)).await), expected, "Delete with {token:?}");
+    }
+    // Only the writer's three change sets were appended, with its identity.
+    let mut history = HistoryRequest { namespace: ns.into(), ..Default::default() };
+    history.to_revision = 0;
+    let records = eventually(Duration::from_secs(10), "the writer's changes are projected", || {
+        let mut q = q.clone();
+        let history = history.clone();
+        async move {
+            let records = q.history(with_token(history, Some(READER))).await.ok()?.into_inner().records;
+            (records.len() == 3).then_some(records)
+        }
+    })
+    .await;
+    assert!(records.iter().all(|r| r.actor == "writer"), "the actor is the identity, not x-veltrix-actor: {records:?}");
+    assert!(records.iter().any(|r| r.revision == revision));
+
+    for (token, expected) in callers(READER) {
+        let mut get = get(ns, "k");
+        get.min_revision = Some(revision);
+        assert_eq!(code(q.get(with_token(get, token)).await), expected, "Get with {token:?}");
+        let list = ListRequest { namespace: ns.into(), ..Default::default() };
+        assert_eq!(code(q.list(with_token(list, token)).await), expected, "List with {token:?}");
+        assert_eq!(code(q.history(with_token(history.clone(), token)).await), expected, "History with {token:?}");
+        let watch = WatchRequest { namespace: ns.into(), include_snapshot: true, ..Default::default() };
+        let r = q.watch(with_token(watch, token)).await;
+        assert_eq!(code(r.as_ref().map(|_| ())), expected, "Watch with {token:?}");
+        if let Ok(stream) = r {
+            let mut stream = stream.into_inner();
+            let first = stream.message().await.unwrap().unwrap();
+            assert!(format!("{first:?}").contains("payments") || format!("{first:?}").contains("\"k\""));
+            assert!(!format!("{first:?}").contains("secret"), "no key of another namespace");
+        }
+    }
+    // ListNamespaces: everyone authenticated may call it, and sees only what
+    // it may read.
+    let names = |token| {
+        let mut q = q.clone();
+        async move {
+            let r = q.list_namespaces(with_token(ListNamespacesRequest::default(), token)).await?;
+            Ok::<_, Status>(r.into_inner().namespaces.into_iter().map(|n| n.name).collect::<Vec<_>>())
+        }
+    };
+    assert_eq!(names(None).await.unwrap_err().code(), Code::Unauthenticated);
+    assert_eq!(names(Some(READER)).await.unwrap(), ["payments/api"]);
+    assert_eq!(names(Some(OUTSIDER)).await.unwrap(), ["billing/eu"]);
+    assert!(names(Some(WRITER)).await.unwrap().is_empty(), "write without read lists nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_policy_takes_effect_without_a_restart_and_a_broken_one_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let auth = dir.path().join("auth.yaml");
+    std::fs::write(&auth, policy("")).unwrap();
+    let env = start(&auth, None).await;
+    let mut cmd = Command::new(channel(env.command.addr()).await);
+    assert_eq!(code(cmd.put(with_token(put("payments/api", "k", "v"), Some(READER))).await), Code::PermissionDenied);
+
+    // The file changes on disk: the reader may now write, same connection.
+    std::fs::write(&auth, policy(", write")).unwrap();
+    eventually(Duration::from_secs(10), "the new policy is in force", || {
+        let mut cmd = cmd.clone();
+        async move { cmd.put(with_token(put("payments/api", "k", "v"), Some(READER))).await.ok() }
+    })
+    .await;
+    // A broken file is refused; the policy in force stays.
+    std::fs::write(&auth, "grants: [{identity: x, namespaces: [\"a*\"], roles: [read]}]").unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    cmd.put(with_token(put("payments/api", "k", "v2"), Some(READER))).await.unwrap();
+
+    // SIGHUP reloads even when the modification time did not change.
+    let modified = std::fs::metadata(&auth).unwrap().modified().unwrap();
+    std::fs::write(&auth, policy("")).unwrap();
+    std::fs::File::options().write(true).open(&auth).unwrap().set_modified(modified).unwrap();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    cmd.put(with_token(put("payments/api", "k", "v3"), Some(READER))).await.unwrap();
+    let status = std::process::Command::new("kill").args(["-HUP", &std::process::id().to_string()]).status().unwrap();
+    assert!(status.success());
+    eventually(Duration::from_secs(10), "SIGHUP reloads", || {
+        let mut cmd = cmd.clone();
+        async move {
+            let r = cmd.put(with_token(put("payments/api", "k", "v4"), Some(READER))).await;
+            (code(r) == Code::PermissionDenied).then_some(())
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutual_tls_identifies_clients_by_certificate_and_refuses_untrusted_ones() {
+    let ca = TestCa::new("veltrix-test");
+    let server = ca.issue("server", "localhost", &["localhost"]);
+    let deployer = ca.issue("deployer", "deployer", &["deployer.example"]);
+    let cn_only = ca.issue("cn-only", "reader", &[]);
+    let stranger_ca = TestCa::new("stranger");
+    let stranger = stranger_ca.issue("stranger", "deployer", &["deployer.example"]);
+    let dir = tempfile::tempdir().unwrap();
+    let auth = dir.path().join("auth.yaml");
+    std::fs::write(&auth, policy("")).unwrap();
+    let tls = veltrix_server::tls::TlsArgs {
+        tls_cert: Some(server.cert.clone()),
+        tls_key: Some(server.key.clone()),
+        tls_client_ca: Some(ca.ca.clone()),
+    };
+    let env = start(&auth, Some(tls)).await;
+    let client = |cert: Option<&veltrix_testkit::pki::CertFiles>| {
+        let mut b = Client::builder()
+            .command_url(format!("https://localhost:{}", env.command.addr().port()))
+            .query_url(format!("https://localhost:{}", env.query.running.addr().port()))
+            .ca_certificate(ca.ca_pem.clone())
+            .retries(0)
+            .timeout(Duration::from_secs(5));
+        if let Some(c) = cert {
+            b = b.client_identity(c.cert_pem.clone(), c.key_pem.clone());
+        }
+        b.build().unwrap()
+    };
+
+    // The identity is the first DNS SAN; its grants apply; it is the actor.
+    let deployer_client = client(Some(&deployer));
+    let revision = deployer_client.put("payments/api", "k", "v").await.unwrap();
+    let history = eventually(Duration::from_secs(10), "projected", || async {
+        let h = deployer_client.history("payments/api", None, Default::default()).await.ok()?;
+        (h.last()?.revision == revision).then_some(h)
+    })
+    .await;
+    assert_eq!(history[0].actor, "deployer.example");
+    assert!(matches!(deployer_client.put("billing/eu", "k", "v").await, Err(ClientError::PermissionDenied { .. })));
+    // Without a SAN the CN is the identity ("reader": read only).
+    let reader = client(Some(&cn_only));
+    reader.get("payments/api", "k").await.unwrap();
+    assert!(matches!(reader.put("payments/api", "k", "x").await, Err(ClientError::PermissionDenied { .. })));
+    // A certificate from another CA, or none, does not get through the handshake.
+    // (With TLS 1.3 the server refuses after the client's handshake is
+    // done, so the client sees a dropped connection.)
+    for refused in [client(Some(&stranger)), client(None)] {
+        let e = refused.get("payments/api", "k").await.unwrap_err();
+        assert!(
+            matches!(
+                e,
+                ClientError::Unavailable { .. } | ClientError::Other { code: Code::Cancelled | Code::Unknown, .. }
+            ),
+            "{e:?}"
+        );
+        assert!(refused.put("payments/api", "k", "stranger").await.is_err());
+    }
+    let after = deployer_client.history("payments/api", None, Default::default()).await.unwrap();
+    assert_eq!(after.len(), history.len(), "nothing appended by refused clients");
+    // A token still works over TLS with a trusted certificate.
+    let mut b = Client::builder()
+        .query_url(format!("https://localhost:{}", env.query.running.addr().port()))
+        .ca_certificate(ca.ca_pem.clone())
+        .client_identity(cn_only.cert_pem.clone(), cn_only.key_pem.clone())
+        .token(OUTSIDER);
+    b = b.retries(0);
+    let outsider = b.build().unwrap();
+    assert!(matches!(outsider.get("payments/api", "k").await, Err(ClientError::PermissionDenied { .. })));
+}
