@@ -81,6 +81,10 @@ test: ensure-servers tools-nats
         cargo test --workspace --no-fail-fast
     fi
 
+# Fuzz targets (property-based, stable Rust), with many more cases than the smoke in `just test`.
+fuzz cases="20000":
+    PROPTEST_CASES={{cases}} cargo nextest run --workspace --no-fail-fast -E 'test(/fuzz_/)'
+
 # The NATS cluster fault test alone (also part of `just test`).
 test-cluster: ensure-servers tools-nats
     VELTRIX_NATS_CLUSTER_SERVER="$PWD/.tools/venv/bin/nats-server" \

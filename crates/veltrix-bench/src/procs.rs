@@ -183,6 +183,8 @@ impl Env {
             format!("127.0.0.1:{metrics_port}"),
             "--max-concurrent-streams".to_owned(),
             "20000".to_owned(),
+            "--max-watchers-per-caller".to_owned(),
+            "20000".to_owned(),
         ];
         spawn(
             name,

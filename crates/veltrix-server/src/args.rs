@@ -55,6 +55,9 @@ pub struct ServeArgs {
 
     #[command(flatten)]
     pub tls: crate::tls::TlsArgs,
+
+    #[command(flatten)]
+    pub limits: crate::admission::LimitArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -17,6 +17,8 @@ use tonic::{Request, Status, metadata::MetadataMap};
 pub use veltrix_auth::Role;
 use veltrix_auth::{Policy, PolicyError};
 
+use crate::admission::{Admission, LimitArgs, WatcherPermit, caller_key};
+
 /// How often the file's modification time is checked.
 const POLL: Duration = Duration::from_secs(1);
 
@@ -34,17 +36,21 @@ struct Loaded {
     modified: RwLock<Option<SystemTime>>,
 }
 
-/// The service's authentication: open, or a reloading policy.
-#[derive(Clone, Default)]
+/// The service's authentication (open, or a reloading policy) and its
+/// per-caller admission limits.
+#[derive(Clone)]
 pub struct Auth {
     loaded: Option<Arc<Loaded>>,
+    admission: Arc<Admission>,
 }
 
-/// Who is calling, as far as authorization is concerned.
-#[derive(Debug, Clone)]
+/// Who is calling, as far as authorization and limits are concerned.
+#[derive(Clone)]
 pub struct Caller {
     identity: Option<String>,
     policy: Option<Arc<Policy>>,
+    key: String,
+    admission: Arc<Admission>,
 }
 
 fn read(path: &Path) -> Result<(Policy, Option<SystemTime>), AuthError> {
@@ -55,19 +61,20 @@ fn read(path: &Path) -> Result<(Policy, Option<SystemTime>), AuthError> {
 }
 
 impl Auth {
-    /// An open service: every call allowed.
+    /// An open service without limits: every call allowed.
     pub fn open() -> Self {
-        Self { loaded: None }
+        Self { loaded: None, admission: Arc::new(Admission::new(LimitArgs::default())) }
     }
 
     /// Loads the policy at `path`, or none (open, with a warning).
-    pub fn load(path: Option<&Path>, service: &str) -> Result<Self, AuthError> {
+    pub fn load(path: Option<&Path>, service: &str, limits: LimitArgs) -> Result<Self, AuthError> {
+        let admission = Arc::new(Admission::new(limits));
         let Some(path) = path else {
             tracing::warn!(
                 service,
                 "authentication is OFF: every caller may read and change every namespace; set --auth-config (VELTRIX_AUTH_CONFIG) in production"
             );
-            return Ok(Self::open());
+            return Ok(Self { loaded: None, admission });
         };
         let (policy, modified) = read(path)?;
         tracing::info!(path = %path.display(), identities = policy.identities(), "authentication on");
@@ -77,6 +84,7 @@ impl Auth {
                 policy: RwLock::new(Arc::new(policy)),
                 modified: RwLock::new(modified),
             })),
+            admission,
         })
     }
 
@@ -127,26 +135,31 @@ impl Auth {
         });
     }
 
-    /// Authenticates a call: its bearer token, else its client certificate's
-    /// identity (mTLS). UNAUTHENTICATED when neither names a known caller.
+    /// Authenticates a call (its bearer token, else its client
+    /// certificate's identity; UNAUTHENTICATED when neither names a known
+    /// caller) and takes one request from the caller's rate.
     pub fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
-        let Some(loaded) = &self.loaded else { return Ok(Caller { identity: None, policy: None }) };
-        let policy = loaded.policy.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
-        let identity = match bearer(request.metadata())? {
-            Some(token) => match policy.identify(token) {
-                Some(identity) => identity.to_owned(),
-                None => return Err(Status::unauthenticated("unknown bearer token")),
-            },
-            None => match crate::tls::peer_identity(request) {
-                Some(identity) => identity,
-                None => {
-                    return Err(Status::unauthenticated(
-                        "authentication required: send `authorization: Bearer <token>` or a client certificate",
-                    ));
-                }
-            },
+        let (identity, policy) = match &self.loaded {
+            None => (None, None),
+            Some(loaded) => {
+                let policy = loaded.policy.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+                let identity = match bearer(request.metadata())? {
+                    Some(token) => match policy.identify(token) {
+                        Some(identity) => identity.to_owned(),
+                        None => return Err(Status::unauthenticated("unknown bearer token")),
+                    },
+                    None => crate::tls::peer_identity(request).ok_or_else(|| {
+                        Status::unauthenticated(
+                            "authentication required: send `authorization: Bearer <token>` or a client certificate",
+                        )
+                    })?,
+                };
+                (Some(identity), Some(policy))
+            }
         };
-        Ok(Caller { identity: Some(identity), policy: Some(policy) })
+        let key = caller_key(identity.as_deref(), request.remote_addr().map(|a| a.ip()));
+        self.admission.admit(&key)?;
+        Ok(Caller { identity, policy, key, admission: self.admission.clone() })
     }
 }
 
@@ -163,6 +176,11 @@ fn bearer(md: &MetadataMap) -> Result<Option<&str>, Status> {
 }
 
 impl Caller {
+    /// A place for one more open watch stream of this caller.
+    pub fn watcher(&self) -> Result<WatcherPermit, Status> {
+        self.admission.watcher(&self.key)
+    }
+
     /// The authenticated identity; `None` when authentication is off.
     pub fn identity(&self) -> Option<&str> {
         self.identity.as_deref()

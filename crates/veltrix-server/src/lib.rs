@@ -3,6 +3,7 @@
 //! and shutdown on SIGTERM/SIGINT. Nothing here knows about config keys or
 //! events.
 
+pub mod admission;
 mod args;
 pub mod auth;
 mod cli;

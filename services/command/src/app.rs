@@ -29,7 +29,7 @@ pub async fn start(config: Config) -> Result<Running, BoxError> {
     let (reflection_v1, reflection_v1alpha) = reflection_services(&[SERVICE_NAME])?;
     let gate = ServingGate::new("connecting to NATS and preparing the event stream");
     let limits = config.limits();
-    let auth = Auth::load(config.serve.auth_config.as_deref(), "veltrix-command")?;
+    let auth = Auth::load(config.serve.auth_config.as_deref(), "veltrix-command", config.serve.limits)?;
     auth.spawn_reloader(shutdown.clone());
     let service =
         ConfigCommandServer::new(CommandService::new(gate.clone(), limits, config.serve.default_deadline, auth))

@@ -43,7 +43,7 @@ pub async fn start(config: Config) -> Result<Started, BoxError> {
     let state = ReadState::new();
     let gate = ServingGate::new("connecting to NATS and Redis");
     let hub = Hub::new(config.watch.watch_hub_capacity);
-    let auth = Auth::load(config.serve.auth_config.as_deref(), "veltrix-query")?;
+    let auth = Auth::load(config.serve.auth_config.as_deref(), "veltrix-query", config.serve.limits)?;
     auth.spawn_reloader(shutdown.clone());
     let service = QueryService {
         auth,
@@ -70,7 +70,7 @@ pub async fn start(config: Config) -> Result<Started, BoxError> {
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(ConfigQueryServer::new(service))
+        .add_service(ConfigQueryServer::new(service).max_decoding_message_size(config.max_request_bytes))
         .serve_with_incoming_shutdown(incoming(listener), health.not_serving_on(shutdown.clone()));
     tracing::info!(%addr, "query service listening");
     let (stop, grace) = (shutdown.clone(), config.serve.shutdown_grace);

@@ -42,6 +42,11 @@ pub struct Config {
     #[arg(long, env = "VELTRIX_PAGE_TOKEN_KEY", hide_env_values = true)]
     pub page_token_key: Option<String>,
 
+    /// Largest request accepted, in bytes (reads carry names, prefixes and
+    /// page tokens only).
+    #[arg(long, env = "VELTRIX_MAX_REQUEST_BYTES", default_value_t = 64 * 1024)]
+    pub max_request_bytes: usize,
+
     /// How often the service checks that the read model is still there and
     /// which generation is active.
     #[arg(long, env = "VELTRIX_MODEL_CHECK_INTERVAL", default_value = "500ms", value_parser = parse_duration)]

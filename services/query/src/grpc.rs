@@ -12,6 +12,7 @@ use veltrix_proto::v1::{
 use veltrix_redis::ReadModel;
 use veltrix_server::{
     CancellationToken, ServingGate,
+    admission::WatcherPermit,
     auth::{Auth, Caller, Role},
     call_budget,
 };
@@ -219,7 +220,7 @@ impl QueryService {
 }
 
 impl QueryService {
-    async fn watch(&self, req: WatchRequest) -> Result<WatchStream, ReadError> {
+    async fn watch(&self, req: WatchRequest, permit: WatcherPermit) -> Result<WatchStream, ReadError> {
         let ns = Namespace::parse(&req.namespace)?;
         key_prefix(&req.prefix)?;
         let start_revision = positive("start_revision", req.start_revision)?;
@@ -246,6 +247,7 @@ impl QueryService {
             self.hub.clone(),
             self.watch,
             self.shutdown.clone(),
+            Some(permit),
         ))
     }
 }
@@ -265,8 +267,9 @@ impl ConfigQuery for QueryService {
     type WatchStream = WatchStream;
 
     async fn watch(&self, request: Request<WatchRequest>) -> Result<Response<WatchStream>, Status> {
-        authorize_read(&self.auth, &request, &request.get_ref().namespace)?;
-        QueryService::watch(self, request.into_inner()).await.map(Response::new).map_err(to_status)
+        let caller = authorize_read(&self.auth, &request, &request.get_ref().namespace)?;
+        let permit = caller.watcher()?;
+        QueryService::watch(self, request.into_inner(), permit).await.map(Response::new).map_err(to_status)
     }
 
     async fn get(&self, request: Request<GetRequest>) -> Result<Response<GetResponse>, Status> {

@@ -64,6 +64,7 @@ impl TokenKey {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn tokens_round_trip_and_refuse_tampering() {
@@ -78,5 +79,30 @@ mod tests {
         assert!(key.verify(&URL_SAFE_NO_PAD.encode(bytes), "list:a:").is_err(), "edited");
         assert!(key.verify("not a token", "list:a:").is_err());
         assert!(key.verify("", "list:a:").is_err());
+    }
+
+    proptest! {
+        /// Fuzz target: any text as a page token is refused, never a panic.
+        #[test]
+        fn fuzz_page_token_decoding(token in "\\PC{0,200}", raw in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let key = TokenKey::new(b"0123456789abcdef");
+            prop_assert!(key.verify(&token, "list:a:").is_err());
+            prop_assert!(key.verify(&URL_SAFE_NO_PAD.encode(&raw), "list:a:").is_err());
+        }
+
+        /// Fuzz target: any edit of a valid token is refused.
+        #[test]
+        fn fuzz_page_token_mutations(flips in proptest::collection::vec((any::<usize>(), 1..=255u8), 1..6)) {
+            let key = TokenKey::new(b"0123456789abcdef");
+            let cursor = PageCursor { scope: "list:a:".into(), revision: 7, after: "k".into(), next_revision: 0 };
+            let mut bytes = URL_SAFE_NO_PAD.decode(key.sign(&cursor)).map_err(|e| TestCaseError::fail(e.to_string()))?;
+            let len = bytes.len();
+            for (at, flip) in flips {
+                bytes[at % len] ^= flip;
+            }
+            let edited = URL_SAFE_NO_PAD.encode(&bytes);
+            // (Flips can cancel out; an unchanged token is still valid.)
+            prop_assert_eq!(key.verify(&edited, "list:a:").is_ok(), edited == key.sign(&cursor));
+        }
     }
 }

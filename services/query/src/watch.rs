@@ -19,7 +19,7 @@ use tracing::Instrument;
 use veltrix_domain::Revision;
 use veltrix_proto::v1::{ChangeRecord, Progress, Snapshot, WatchResponse, watch_response::Event};
 use veltrix_redis::ReadModel;
-use veltrix_server::CancellationToken;
+use veltrix_server::{CancellationToken, admission::WatcherPermit};
 use veltrix_telemetry::traces_enabled;
 
 use crate::{
@@ -105,16 +105,20 @@ pub fn start(
     hub: Arc<Hub>,
     settings: WatchSettings,
     shutdown: CancellationToken,
+    permit: Option<WatcherPermit>,
 ) -> WatchStream {
     let live = hub.subscribe(&spec.namespace);
     let (tx, rx) = mpsc::channel(settings.queue.max(1));
     let (end_tx, end_rx) = oneshot::channel();
-    let watcher = Watcher { spec, model, state, hub, settings, shutdown, tx, sent: 0 };
+    let watcher = Watcher { spec, model, state, hub, settings, shutdown, tx, sent: 0, _permit: permit };
     tokio::spawn(watcher.run(live, end_tx));
     WatchStream { rx, end: Some(end_rx) }
 }
 
 struct Watcher {
+    /// The caller's place among its open watch streams, freed when the
+    /// watcher ends.
+    _permit: Option<WatcherPermit>,
     spec: WatchSpec,
     model: ReadModel,
     state: Arc<ReadState>,

@@ -48,17 +48,27 @@ struct Secured {
 }
 
 async fn start(auth: &Path, tls: Option<veltrix_server::tls::TlsArgs>) -> Secured {
+    start_with(auth, tls, veltrix_server::admission::LimitArgs::default()).await
+}
+
+async fn start_with(
+    auth: &Path,
+    tls: Option<veltrix_server::tls::TlsArgs>,
+    limits: veltrix_server::admission::LimitArgs,
+) -> Secured {
     let (nats, redis) = (NatsServer::start(), RedisServer::start());
     let mut c = veltrix_command::Config::defaults();
     c.listen = "127.0.0.1:0".parse().unwrap();
     c.nats.nats_url = nats.url();
     c.serve.auth_config = Some(auth.to_owned());
     c.serve.tls = tls.clone().unwrap_or_default();
+    c.serve.limits = limits;
     let mut command = veltrix_command::start(c).await.unwrap();
     tokio::time::timeout(Duration::from_secs(20), command.ready()).await.unwrap().unwrap();
     let mut q = query_config(&nats, &redis);
     q.serve.auth_config = Some(auth.to_owned());
     q.serve.tls = tls.unwrap_or_default();
+    q.serve.limits = limits;
     let mut query = veltrix_query::start(q).await.unwrap();
     tokio::time::timeout(Duration::from_secs(20), query.running.ready()).await.unwrap().unwrap();
     Secured { _nats: nats, _redis: redis, command, query }
@@ -125,8 +135,7 @@ async fn every_rpc_checks_who_calls_and_refusals_change_or_leak_nothing() {
         assert_eq!(code(cmd.delete(with_token(delete, token)).await), expected, "Delete with {token:?}");
     }
     // Only the writer's three change sets were appended, with its identity.
-    let mut history = HistoryRequest { namespace: ns.into(), ..Default::default() };
-    history.to_revision = 0;
+    let history = HistoryRequest { namespace: ns.into(), ..Default::default() };
     let records = eventually(Duration::from_secs(10), "the writer's changes are projected", || {
         let mut q = q.clone();
         let history = history.clone();
@@ -279,4 +288,52 @@ async fn mutual_tls_identifies_clients_by_certificate_and_refuses_untrusted_ones
     b = b.retries(0);
     let outsider = b.build().unwrap();
     assert!(matches!(outsider.get("payments/api", "k").await, Err(ClientError::PermissionDenied { .. })));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_are_limited_in_rate_open_watches_and_request_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let auth = dir.path().join("auth.yaml");
+    std::fs::write(&auth, policy("")).unwrap();
+    let limits = veltrix_server::admission::LimitArgs { rate_limit: 2.0, rate_burst: 3, max_watchers_per_caller: 2 };
+    let env = start_with(&auth, None, limits).await;
+    let mut q = Query::new(channel(env.query.running.addr()).await);
+    let list = || ListRequest { namespace: "payments/api".into(), ..Default::default() };
+
+    // A burst of three, then RESOURCE_EXHAUSTED with a retry hint; other
+    // callers have their own bucket.
+    for _ in 0..3 {
+        q.list(with_token(list(), Some(READER))).await.unwrap();
+    }
+    let refused = q.list(with_token(list(), Some(READER))).await.unwrap_err();
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+    assert!(refused.message().contains("retry in"), "{}", refused.message());
+    assert!(tonic_types::StatusExt::get_details_retry_info(&refused).is_some());
+    let bucket = ListNamespacesRequest { page_size: 10, ..Default::default() };
+    q.list_namespaces(with_token(bucket, Some(OUTSIDER))).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    q.list(with_token(list(), Some(READER))).await.unwrap();
+
+    // Two open watch streams per caller.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let watch = || WatchRequest { namespace: "payments/api".into(), ..Default::default() };
+    let first = q.watch(with_token(watch(), Some(READER))).await.unwrap();
+    let _second = q.watch(with_token(watch(), Some(READER))).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(q.watch(with_token(watch(), Some(READER))).await.unwrap_err().code(), Code::ResourceExhausted);
+    drop(first);
+    eventually(Duration::from_secs(10), "a closed stream frees its place", || {
+        let mut q = q.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            q.watch(with_token(watch(), Some(READER))).await.ok()
+        }
+    })
+    .await;
+
+    // A request larger than the service accepts is refused before decoding.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let huge = ListRequest { namespace: "payments/api".into(), prefix: "p".repeat(100 * 1024), ..Default::default() };
+    let e = q.list(with_token(huge, Some(READER))).await.unwrap_err();
+    assert!(matches!(e.code(), Code::OutOfRange | Code::ResourceExhausted), "{e:?}");
 }
