@@ -2,6 +2,7 @@
 //! capped backoff, and count what happens to the connection.
 
 use std::{
+    path::PathBuf,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -23,17 +24,61 @@ pub struct ConnectionEvents {
     pub disconnects: AtomicU64,
 }
 
-/// Connects to `url` (comma-separated for several servers). Returns at once;
-/// the client connects and reconnects in the background, and requests made
-/// while disconnected fail or time out instead of hanging.
-pub async fn connect(url: &str, name: &str) -> Result<(Client, Arc<ConnectionEvents>), Error> {
+/// Where NATS is and how to prove who we are to it. `Debug` hides secrets.
+#[derive(Clone, Default)]
+pub struct NatsOptions {
+    /// Server URL(s), comma-separated.
+    pub url: String,
+    /// Require TLS (implied by any certificate option or a `tls://` URL).
+    pub require_tls: bool,
+    /// PEM CA bundle that the server's certificate must chain to.
+    pub ca_cert: Option<PathBuf>,
+    /// PEM client certificate and key, for servers that verify clients.
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub token: Option<String>,
+    /// A `.creds` file (JWT and NKey seed).
+    pub creds: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for NatsOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secret = |s: &Option<String>| s.as_ref().map(|_| "<redacted>");
+        f.debug_struct("NatsOptions")
+            .field("url", &self.url)
+            .field("require_tls", &self.require_tls)
+            .field("ca_cert", &self.ca_cert)
+            .field("client_cert", &self.client_cert)
+            .field("client_key", &self.client_key)
+            .field("user", &self.user)
+            .field("password", &secret(&self.password))
+            .field("token", &secret(&self.token))
+            .field("creds", &self.creds)
+            .finish()
+    }
+}
+
+impl NatsOptions {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self { url: url.into(), ..Self::default() }
+    }
+}
+
+/// Connects with `options`. Returns at once; the client connects and
+/// reconnects in the background, and requests made while disconnected fail
+/// or time out instead of hanging.
+pub async fn connect(options: &NatsOptions, name: &str) -> Result<(Client, Arc<ConnectionEvents>), Error> {
+    let url = options.url.as_str();
     metrics::describe_counter!(RECONNECTS, "Connections to NATS made again after a disconnect.");
     metrics::describe_counter!(DISCONNECTS, "Connections to NATS lost.");
     metrics::counter!(RECONNECTS).increment(0);
     metrics::counter!(DISCONNECTS).increment(0);
     let events = Arc::new(ConnectionEvents::default());
     let counters = events.clone();
-    let client = ConnectOptions::new()
+    let client = authenticated(options)
+        .await?
         .name(name)
         .retry_on_initial_connect()
         .connection_timeout(Duration::from_secs(2))
@@ -66,6 +111,36 @@ pub async fn connect(url: &str, name: &str) -> Result<(Client, Arc<ConnectionEve
         .await
         .map_err(|e| Error::JetStream { context: "connecting to NATS", source: Box::new(e) })?;
     Ok((client, events))
+}
+
+/// Credentials and TLS settings; secrets are never logged.
+async fn authenticated(o: &NatsOptions) -> Result<ConnectOptions, Error> {
+    let mut opts = match &o.creds {
+        Some(path) => ConnectOptions::with_credentials_file(path.clone())
+            .await
+            .map_err(|e| Error::Settings(format!("cannot use the NATS credentials file {}: {e}", path.display())))?,
+        None => ConnectOptions::new(),
+    };
+    match (&o.user, &o.password) {
+        (Some(user), Some(password)) => opts = opts.user_and_password(user.clone(), password.clone()),
+        (None, None) => {}
+        _ => return Err(Error::Settings("--nats-user and --nats-password go together".into())),
+    }
+    if let Some(token) = &o.token {
+        opts = opts.token(token.clone());
+    }
+    if let Some(ca) = &o.ca_cert {
+        opts = opts.add_root_certificates(ca.clone());
+    }
+    match (&o.client_cert, &o.client_key) {
+        (Some(cert), Some(key)) => opts = opts.add_client_certificate(cert.clone(), key.clone()),
+        (None, None) => {}
+        _ => return Err(Error::Settings("--nats-client-cert and --nats-client-key go together".into())),
+    }
+    if o.require_tls || o.ca_cert.is_some() || o.client_cert.is_some() {
+        opts = opts.require_tls(true);
+    }
+    Ok(opts)
 }
 
 /// `nats://a:4222,nats://b:4222` → every server, so that the client can fail

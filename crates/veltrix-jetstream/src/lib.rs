@@ -14,7 +14,7 @@ mod settings;
 mod store;
 mod stream;
 
-pub use connect::{ConnectionEvents, connect};
+pub use connect::{ConnectionEvents, NatsOptions, connect};
 pub use error::Error;
 pub use settings::StreamSettings;
 pub use store::{JetStreamEventStore, decode_message};

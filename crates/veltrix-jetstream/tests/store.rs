@@ -9,7 +9,7 @@ use veltrix_jetstream::{Error, JetStreamEventStore, StreamSettings, connect};
 use veltrix_testkit::NatsServer;
 
 async fn open(nats: &NatsServer, settings: StreamSettings) -> Result<JetStreamEventStore, Error> {
-    let (client, _) = connect(&nats.url(), "test").await?;
+    let (client, _) = connect(&veltrix_jetstream::NatsOptions::new(nats.url()), "test").await?;
     JetStreamEventStore::open(client, settings, Duration::from_secs(5)).await
 }
 
@@ -38,7 +38,7 @@ async fn creates_the_stream_as_configured_and_accepts_it_again() {
 #[tokio::test]
 async fn refuses_a_stream_that_would_lose_history() {
     let nats = NatsServer::start();
-    let (client, _) = connect(&nats.url(), "test").await.expect("connect");
+    let (client, _) = connect(&veltrix_jetstream::NatsOptions::new(nats.url()), "test").await.expect("connect");
     jetstream::new(client)
         .create_stream(stream::Config {
             name: "VELTRIX_EVENTS".into(),
@@ -59,7 +59,7 @@ async fn refuses_a_stream_that_would_lose_history() {
 async fn an_undecodable_event_is_an_error_not_a_skip() {
     let nats = NatsServer::start();
     let store = open(&nats, StreamSettings::default()).await.expect("open");
-    let (client, _) = connect(&nats.url(), "raw").await.expect("connect");
+    let (client, _) = connect(&veltrix_jetstream::NatsOptions::new(nats.url()), "raw").await.expect("connect");
     let js = jetstream::new(client);
     js.publish("veltrix.events.bad", "not protobuf \u{1}\u{2}".into()).await.expect("publish").await.expect("ack");
     let err = store.read(&Namespace::parse("bad").unwrap(), 0).await.expect_err("garbage must not decode");

@@ -64,6 +64,41 @@ impl From<prost::DecodeError> for Error {
     }
 }
 
+/// Where Redis is and how to prove who we are to it. `Debug` hides the
+/// password (and the URL, which may carry one).
+#[derive(Clone, Default)]
+pub struct RedisOptions {
+    /// `redis://` or `rediss://` (TLS).
+    pub url: String,
+    /// PEM CA bundle the server's certificate must chain to.
+    pub ca_cert: Option<std::path::PathBuf>,
+    /// PEM client certificate and key, for servers that verify clients.
+    pub client_cert: Option<std::path::PathBuf>,
+    pub client_key: Option<std::path::PathBuf>,
+    /// ACL user and password.
+    pub username: Option<String>,
+    pub password: Option<String>,
+}
+
+impl RedisOptions {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self { url: url.into(), ..Self::default() }
+    }
+}
+
+impl std::fmt::Debug for RedisOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisOptions")
+            .field("url", &"<redacted>")
+            .field("ca_cert", &self.ca_cert)
+            .field("client_cert", &self.client_cert)
+            .field("client_key", &self.client_key)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
 /// A handle on the read model: a reconnecting connection and the key layout.
 #[derive(Clone)]
 pub struct ReadModel {
@@ -75,11 +110,41 @@ impl ReadModel {
     /// Connects (retrying in the background after failures). Commands that
     /// fail while Redis is away return errors; callers retry.
     pub async fn connect(url: &str, prefix: &str) -> Result<Self, Error> {
+        Self::connect_with(&RedisOptions::new(url), prefix).await
+    }
+
+    /// Like [`ReadModel::connect`], with TLS (`rediss://` URLs) and ACL
+    /// credentials.
+    pub async fn connect_with(options: &RedisOptions, prefix: &str) -> Result<Self, Error> {
         // Without TCP_NODELAY a pipeline written in several segments waits
         // for the delayed ACK (~40 ms) on every read.
-        let info = redis::IntoConnectionInfo::into_connection_info(url)?
+        let mut info = redis::IntoConnectionInfo::into_connection_info(options.url.as_str())?
             .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
-        let client = redis::Client::open(info)?;
+        if options.username.is_some() || options.password.is_some() {
+            let mut settings = info.redis_settings().clone();
+            if let Some(user) = &options.username {
+                settings = settings.set_username(user);
+            }
+            if let Some(password) = &options.password {
+                settings = settings.set_password(password);
+            }
+            info = info.set_redis_settings(settings);
+        }
+        let client = if options.ca_cert.is_some() || options.client_cert.is_some() {
+            let read = |p: &std::path::PathBuf| {
+                std::fs::read(p).map_err(|e| Error::Corrupt(format!("cannot read {}: {e}", p.display())))
+            };
+            let client_tls = match (&options.client_cert, &options.client_key) {
+                (Some(cert), Some(key)) => {
+                    Some(redis::ClientTlsConfig { client_cert: read(cert)?, client_key: read(key)? })
+                }
+                _ => None,
+            };
+            let root_cert = options.ca_cert.as_ref().map(read).transpose()?;
+            redis::Client::build_with_tls(info, redis::TlsCertificates { client_tls, root_cert })?
+        } else {
+            redis::Client::open(info)?
+        };
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(1)))
             .set_response_timeout(Some(Duration::from_secs(2)))

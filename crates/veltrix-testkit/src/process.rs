@@ -164,8 +164,35 @@ impl RedisServer {
         Self(Server::new("redis-server", Self::ENV, Self::HINT, free_port(), args))
     }
 
+    /// A redis-server that speaks only TLS (`rediss://`), with `extra`
+    /// arguments (certificates, `--tls-auth-clients`, `--user ...`).
+    pub fn start_tls(extra: &[String]) -> Self {
+        let mut args: Vec<String> = [
+            "--port",
+            "0",
+            "--tls-port",
+            "{port}",
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            "{dir}",
+        ]
+        .map(String::from)
+        .to_vec();
+        args.extend(extra.iter().cloned());
+        Self(Server::new("redis-server", Self::ENV, Self::HINT, free_port(), args))
+    }
+
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.0.port)
+    }
+
+    pub fn tls_url(&self) -> String {
+        format!("rediss://127.0.0.1:{}", self.0.port)
     }
 
     pub fn port(&self) -> u16 {

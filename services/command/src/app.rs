@@ -75,7 +75,7 @@ async fn prepare_store(
     let mut delay = Duration::from_millis(100);
     let store = loop {
         let attempt = async {
-            let (client, _events) = connect(&config.nats.nats_url, "veltrix-command").await?;
+            let (client, _events) = connect(&config.nats.options(), "veltrix-command").await?;
             JetStreamEventStore::open(client, config.stream_settings(), config.serve.default_deadline).await
         };
         match attempt.await {

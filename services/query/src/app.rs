@@ -92,8 +92,8 @@ async fn prepare(
     let mut delay = Duration::from_millis(100);
     let (js, model) = loop {
         let attempt = async {
-            let (client, _) = veltrix_jetstream::connect(&config.nats.nats_url, "veltrix-query").await?;
-            let model = ReadModel::connect(&config.redis_url, &config.redis_prefix).await?;
+            let (client, _) = veltrix_jetstream::connect(&config.nats.options(), "veltrix-query").await?;
+            let model = ReadModel::connect_with(&config.redis_options(), &config.redis_prefix).await?;
             Ok::<_, BoxError>((jetstream::new(client), model))
         };
         match attempt.await {

@@ -25,8 +25,28 @@ pub struct Config {
     pub nats: NatsArgs,
 
     /// Redis URL of the read model.
-    #[arg(long, env = "VELTRIX_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    #[arg(long, env = "VELTRIX_REDIS_URL", default_value = "redis://127.0.0.1:6379", hide_env_values = true)]
     pub redis_url: String,
+
+    /// PEM CA bundle the Redis server's certificate must chain to (rediss://).
+    #[arg(long, env = "VELTRIX_REDIS_CA_CERT")]
+    pub redis_ca_cert: Option<std::path::PathBuf>,
+
+    /// PEM client certificate for Redis (with --redis-client-key).
+    #[arg(long, env = "VELTRIX_REDIS_CLIENT_CERT", requires = "redis_client_key")]
+    pub redis_client_cert: Option<std::path::PathBuf>,
+
+    /// PEM key of the Redis client certificate.
+    #[arg(long, env = "VELTRIX_REDIS_CLIENT_KEY", requires = "redis_client_cert")]
+    pub redis_client_key: Option<std::path::PathBuf>,
+
+    /// Redis ACL user.
+    #[arg(long, env = "VELTRIX_REDIS_USERNAME")]
+    pub redis_username: Option<String>,
+
+    /// Redis password (ACL user's, or `requirepass`).
+    #[arg(long, env = "VELTRIX_REDIS_PASSWORD", hide_env_values = true)]
+    pub redis_password: Option<String>,
 
     /// Prefix of every Redis key of the read model.
     #[arg(long, env = "VELTRIX_REDIS_PREFIX", default_value = "veltrix", value_parser = parse_prefix)]
@@ -122,5 +142,19 @@ impl Config {
 
     pub fn apply_options(&self) -> ApplyOptions {
         ApplyOptions { history_keep: self.history_keep }
+    }
+}
+
+impl Config {
+    /// How to reach Redis.
+    pub fn redis_options(&self) -> veltrix_redis::RedisOptions {
+        veltrix_redis::RedisOptions {
+            url: self.redis_url.clone(),
+            ca_cert: self.redis_ca_cert.clone(),
+            client_cert: self.redis_client_cert.clone(),
+            client_key: self.redis_client_key.clone(),
+            username: self.redis_username.clone(),
+            password: self.redis_password.clone(),
+        }
     }
 }

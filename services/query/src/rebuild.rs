@@ -15,9 +15,9 @@ use crate::{config::Config, reader::EventReader};
 
 /// Rebuilds and switches; answers the new generation.
 pub async fn rebuild(config: &Config, drop_old_after: Duration) -> Result<u64, BoxError> {
-    let (client, _) = veltrix_jetstream::connect(&config.nats.nats_url, "veltrix-query-rebuild").await?;
+    let (client, _) = veltrix_jetstream::connect(&config.nats.options(), "veltrix-query-rebuild").await?;
     let js = jetstream::new(client);
-    let model = ReadModel::connect(&config.redis_url, &config.redis_prefix).await?;
+    let model = ReadModel::connect_with(&config.redis_options(), &config.redis_prefix).await?;
     let settings = config.stream_settings();
     let old = model.active_generation().await?;
     let generation = ReadModel::new_generation();

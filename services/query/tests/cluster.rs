@@ -114,7 +114,7 @@ async fn killing_the_stream_leader_loses_no_acknowledged_write() {
     acks_after(&acks, started, 200, "writes before the fault").await;
 
     // Kill the node that leads the event stream.
-    let (client, _) = connect(&cluster.urls(), "cluster-test").await.unwrap();
+    let (client, _) = connect(&veltrix_jetstream::NatsOptions::new(cluster.urls()), "cluster-test").await.unwrap();
     let js = async_nats::jetstream::new(client.clone());
     let mut stream = js.get_stream("VELTRIX_EVENTS").await.unwrap();
     let info = stream.info().await.unwrap();

@@ -337,3 +337,114 @@ async fn callers_are_limited_in_rate_open_watches_and_request_size() {
     let e = q.list(with_token(huge, Some(READER))).await.unwrap_err();
     assert!(matches!(e.code(), Code::OutOfRange | Code::ResourceExhausted), "{e:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_services_reach_nats_and_redis_over_tls_with_credentials() {
+    let ca = TestCa::new("backends");
+    let server = ca.issue("backend", "localhost", &["localhost"]);
+    let client_cert = ca.issue("veltrix", "veltrix", &["veltrix.internal"]);
+    let p = |path: &Path| path.display().to_string();
+    // NATS: TLS, client certificates verified, user and password.
+    let nats = NatsServer::start_with_args(&[
+        "--tls",
+        "--tlscert",
+        &p(&server.cert),
+        "--tlskey",
+        &p(&server.key),
+        "--tlsverify",
+        "--tlscacert",
+        &p(&ca.ca),
+        "--user",
+        "veltrix",
+        "--pass",
+        "nats-s3cret",
+    ]);
+    // A second NATS with a token.
+    let nats_token = NatsServer::start_with_args(&[
+        "--tls",
+        "--tlscert",
+        &p(&server.cert),
+        "--tlskey",
+        &p(&server.key),
+        "--auth",
+        "nats-t0ken",
+    ]);
+    // Redis: TLS only, client certificates verified, an ACL user.
+    let redis = RedisServer::start_tls(&[
+        "--tls-cert-file".into(),
+        p(&server.cert),
+        "--tls-key-file".into(),
+        p(&server.key),
+        "--tls-ca-cert-file".into(),
+        p(&ca.ca),
+        "--tls-auth-clients".into(),
+        "yes".into(),
+        "--user".into(),
+        "veltrix".into(),
+        "on".into(),
+        ">redis-s3cret".into(),
+        "~*".into(),
+        "&*".into(),
+        "+@all".into(),
+        "--user".into(),
+        "default".into(),
+        "off".into(),
+    ]);
+
+    let nats_options = |c: &mut veltrix_server::NatsArgs, good: bool| {
+        c.nats_url = nats.url();
+        c.nats_ca_cert = Some(ca.ca.clone());
+        c.nats_client_cert = Some(client_cert.cert.clone());
+        c.nats_client_key = Some(client_cert.key.clone());
+        c.nats_user = Some("veltrix".into());
+        c.nats_password = Some(if good { "nats-s3cret" } else { "wrong" }.into());
+    };
+    let mut cc = veltrix_command::Config::defaults();
+    cc.listen = "127.0.0.1:0".parse().unwrap();
+    nats_options(&mut cc.nats, true);
+    let mut command = veltrix_command::start(cc.clone()).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), command.ready()).await.unwrap().unwrap();
+    let mut qc = veltrix_query::Config::defaults();
+    qc.listen = "127.0.0.1:0".parse().unwrap();
+    nats_options(&mut qc.nats, true);
+    qc.redis_url = redis.tls_url();
+    qc.redis_ca_cert = Some(ca.ca.clone());
+    qc.redis_client_cert = Some(client_cert.cert.clone());
+    qc.redis_client_key = Some(client_cert.key.clone());
+    qc.redis_username = Some("veltrix".into());
+    qc.redis_password = Some("redis-s3cret".into());
+    qc.page_token_key = Some("a test key of sixteen bytes or more".into());
+    let mut query = veltrix_query::start(qc.clone()).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), query.running.ready()).await.unwrap().unwrap();
+    let mut cmd = Command::new(channel(command.addr()).await);
+    let mut q = Query::new(channel(query.running.addr()).await);
+    let revision = cmd.put(put("tls/app", "k", "v")).await.unwrap().into_inner().revision;
+    let mut read = get("tls/app", "k");
+    read.min_revision = Some(revision);
+    assert_eq!(q.get(read).await.unwrap().into_inner().kv.unwrap().value, b"v".as_slice());
+
+    // A token over TLS.
+    let mut tc = veltrix_command::Config::defaults();
+    tc.listen = "127.0.0.1:0".parse().unwrap();
+    tc.nats.nats_url = nats_token.url();
+    tc.nats.nats_ca_cert = Some(ca.ca.clone());
+    tc.nats.nats_token = Some("nats-t0ken".into());
+    let mut token_command = veltrix_command::start(tc).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), token_command.ready()).await.unwrap().unwrap();
+
+    // Wrong credentials, or no client certificate: never ready.
+    let mut bad = cc.clone();
+    nats_options(&mut bad.nats, false);
+    let mut refused = veltrix_command::start(bad).await.unwrap();
+    assert!(tokio::time::timeout(Duration::from_secs(3), refused.ready()).await.is_err(), "a wrong NATS password");
+    let mut no_cert = qc.clone();
+    no_cert.redis_client_cert = None;
+    no_cert.redis_client_key = None;
+    let mut refused_query = veltrix_query::start(no_cert).await.unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_secs(3), refused_query.running.ready()).await.is_err(),
+        "Redis without a client certificate"
+    );
+    refused.shutdown();
+    refused_query.running.shutdown();
+}
