@@ -227,3 +227,78 @@ async fn watch_prints_changes_as_they_come() {
     assert!(rest.contains("set c=3"), "{rest}");
     let _ = std::io::stdout().flush();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_and_tls_options_reach_a_secured_service() {
+    use veltrix_testkit::pki::TestCa;
+    let ca = TestCa::new("ctl");
+    let server = ca.issue("server", "localhost", &["localhost"]);
+    let client = ca.issue("client", "client", &["deployer.example"]);
+    let dir = tempfile::tempdir().unwrap();
+    let auth = dir.path().join("auth.yaml");
+    std::fs::write(
+        &auth,
+        format!(
+            "tokens: [{{identity: ci, sha256: \"{}\"}}]\ngrants:\n  - {{identity: ci, namespaces: [\"apps/**\"], roles: [read, write]}}\n  - {{identity: deployer.example, namespaces: [\"apps/**\"], roles: [read]}}\n",
+            veltrix_auth::token_digest("ci-token-123")
+        ),
+    )
+    .unwrap();
+    let tls = veltrix_server::tls::TlsArgs {
+        tls_cert: Some(server.cert.clone()),
+        tls_key: Some(server.key.clone()),
+        tls_client_ca: Some(ca.ca.clone()),
+    };
+    let (nats, redis) = (NatsServer::start(), RedisServer::start());
+    let mut c = veltrix_command::Config::defaults();
+    c.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    c.nats.nats_url = nats.url();
+    c.serve.auth_config = Some(auth.clone());
+    c.serve.tls = tls.clone();
+    let mut command = veltrix_command::start(c).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), command.ready()).await.unwrap().unwrap();
+    let mut q = veltrix_query::Config::defaults();
+    q.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    q.nats.nats_url = nats.url();
+    q.redis_url = redis.url();
+    q.serve.auth_config = Some(auth);
+    q.serve.tls = tls;
+    let mut query = veltrix_query::start(q).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), query.running.ready()).await.unwrap().unwrap();
+    let env = Env {
+        command_url: format!("https://localhost:{}", command.addr().port()),
+        query_url: format!("https://localhost:{}", query.running.addr().port()),
+        _nats: nats,
+        _redis: redis,
+        _command: command,
+        _query: query.running,
+    };
+    let tls_args = [
+        "--ca-cert",
+        ca.ca.to_str().unwrap(),
+        "--client-cert",
+        client.cert.to_str().unwrap(),
+        "--client-key",
+        client.key.to_str().unwrap(),
+    ];
+    fn with<'a>(args: &[&'a str], tls: &[&'a str]) -> Vec<&'a str> {
+        [args, tls].concat()
+    }
+
+    // The certificate's identity may read, not write; the token may write.
+    let stderr = env.fails(&with(&["put", "apps/web", "k", "v"], &tls_args), 1).await;
+    assert!(stderr.contains("permission denied"), "{stderr}");
+    let mut put = env.cmd(&with(&["put", "apps/web", "k", "v", "-o", "json"], &tls_args));
+    put.env("VELTRIX_TOKEN", "ci-token-123");
+    let out = tokio::task::spawn_blocking(move || put.output().unwrap()).await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let revision = json(&String::from_utf8(out.stdout).unwrap())["revision"].as_u64().unwrap();
+    let got = json(
+        &env.ok(&with(&["get", "apps/web", "k", "--min-revision", &revision.to_string(), "-o", "json"], &tls_args))
+            .await,
+    );
+    assert_eq!(got["updated_by"], "ci", "the actor is the token's identity");
+    // An unknown token is refused.
+    let stderr = env.fails(&with(&["get", "apps/web", "k", "--token", "nope"], &tls_args), 1).await;
+    assert!(stderr.contains("unauthenticated"), "{stderr}");
+}
