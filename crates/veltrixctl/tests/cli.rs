@@ -22,10 +22,17 @@ struct Env {
 }
 
 async fn env() -> Env {
+    env_with(None, None).await
+}
+
+/// Both services, optionally with a policy file and TLS (then `https://`).
+async fn env_with(auth: Option<std::path::PathBuf>, tls: Option<veltrix_server::tls::TlsArgs>) -> Env {
     let (nats, redis) = (NatsServer::start(), RedisServer::start());
     let mut c = veltrix_command::Config::defaults();
     c.listen = SocketAddr::from(([127, 0, 0, 1], 0));
     c.nats.nats_url = nats.url();
+    c.serve.auth_config = auth.clone();
+    c.serve.tls = tls.clone().unwrap_or_default();
     let mut command = veltrix_command::start(c).await.unwrap();
     tokio::time::timeout(Duration::from_secs(20), command.ready()).await.unwrap().unwrap();
     let mut q = veltrix_query::Config::defaults();
@@ -33,11 +40,17 @@ async fn env() -> Env {
     q.nats.nats_url = nats.url();
     q.redis_url = redis.url();
     q.page_token_key = Some("a test key of sixteen bytes or more".into());
+    q.serve.auth_config = auth;
+    let url = |port: u16| match &tls {
+        Some(_) => format!("https://localhost:{port}"),
+        None => format!("http://127.0.0.1:{port}"),
+    };
+    q.serve.tls = tls.clone().unwrap_or_default();
     let mut query = veltrix_query::start(q).await.unwrap();
     tokio::time::timeout(Duration::from_secs(20), query.running.ready()).await.unwrap().unwrap();
     Env {
-        command_url: format!("http://{}", command.addr()),
-        query_url: format!("http://{}", query.running.addr()),
+        command_url: url(command.addr().port()),
+        query_url: url(query.running.addr().port()),
         _nats: nats,
         _redis: redis,
         _command: command,
@@ -249,30 +262,7 @@ async fn tokens_and_tls_options_reach_a_secured_service() {
         tls_key: Some(server.key.clone()),
         tls_client_ca: Some(ca.ca.clone()),
     };
-    let (nats, redis) = (NatsServer::start(), RedisServer::start());
-    let mut c = veltrix_command::Config::defaults();
-    c.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    c.nats.nats_url = nats.url();
-    c.serve.auth_config = Some(auth.clone());
-    c.serve.tls = tls.clone();
-    let mut command = veltrix_command::start(c).await.unwrap();
-    tokio::time::timeout(Duration::from_secs(20), command.ready()).await.unwrap().unwrap();
-    let mut q = veltrix_query::Config::defaults();
-    q.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    q.nats.nats_url = nats.url();
-    q.redis_url = redis.url();
-    q.serve.auth_config = Some(auth);
-    q.serve.tls = tls;
-    let mut query = veltrix_query::start(q).await.unwrap();
-    tokio::time::timeout(Duration::from_secs(20), query.running.ready()).await.unwrap().unwrap();
-    let env = Env {
-        command_url: format!("https://localhost:{}", command.addr().port()),
-        query_url: format!("https://localhost:{}", query.running.addr().port()),
-        _nats: nats,
-        _redis: redis,
-        _command: command,
-        _query: query.running,
-    };
+    let env = env_with(Some(auth), Some(tls)).await;
     let tls_args = [
         "--ca-cert",
         ca.ca.to_str().unwrap(),
