@@ -58,6 +58,7 @@ def main():
 
     for path, manifests in docs.items():
         if path.parent.name != "k8s" or path.name == "kustomization.yaml":
+            # (Overlays hold patches, not manifests.)
             continue
         for m in manifests:
             if not (m.get("apiVersion") and m.get("kind") and m.get("metadata", {}).get("name")):

@@ -4,6 +4,7 @@
 //! binary fails the test with a message that says how to install it; nothing
 //! is skipped.
 
+pub mod creds;
 pub mod pki;
 mod process;
 

@@ -158,9 +158,16 @@ impl RedisServer {
     const HINT: &str = "Install it (Debian: apt-get install redis-server)";
 
     pub fn start() -> Self {
-        let args = ["--port", "{port}", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", "{dir}"]
-            .map(String::from)
-            .to_vec();
+        Self::start_with_args(&[])
+    }
+
+    /// Starts with extra arguments (e.g. `--requirepass`).
+    pub fn start_with_args(extra: &[&str]) -> Self {
+        let mut args: Vec<String> =
+            ["--port", "{port}", "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", "{dir}"]
+                .map(String::from)
+                .to_vec();
+        args.extend(extra.iter().map(|s| (*s).to_owned()));
         Self(Server::new("redis-server", Self::ENV, Self::HINT, free_port(), args))
     }
 

@@ -448,3 +448,54 @@ async fn the_services_reach_nats_and_redis_over_tls_with_credentials() {
     refused.shutdown();
     refused_query.running.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_password_is_used_and_a_wrong_one_keeps_the_service_unready() {
+    let nats = NatsServer::start();
+    let redis = RedisServer::start_with_args(&["--requirepass", "redis-pass-1"]);
+    let (_command, mut cmd) = start_command(&nats).await;
+    let mut qc = query_config(&nats, &redis);
+    qc.redis_password = Some("redis-pass-1".into());
+    let (_query, mut q) = start_query(qc.clone()).await;
+    let revision = cmd.put(put("auth/app", "k", "v")).await.unwrap().into_inner().revision;
+    let mut read = get("auth/app", "k");
+    read.min_revision = Some(revision);
+    q.get(read).await.unwrap();
+    qc.redis_password = Some("wrong".into());
+    let mut refused = veltrix_query::start(qc).await.unwrap();
+    assert!(tokio::time::timeout(Duration::from_secs(3), refused.running.ready()).await.is_err());
+    refused.running.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nats_creds_file_authenticates_the_services() {
+    let creds = veltrix_testkit::creds::NatsCreds::new();
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("nats.conf");
+    std::fs::write(&conf, &creds.server_config).unwrap();
+    let creds_file = dir.path().join("veltrix.creds");
+    std::fs::write(&creds_file, &creds.creds).unwrap();
+    let nats = NatsServer::start_with_args(&["-c", conf.to_str().unwrap()]);
+    let redis = RedisServer::start();
+
+    let mut cc = veltrix_command::Config::defaults();
+    cc.listen = "127.0.0.1:0".parse().unwrap();
+    cc.nats.nats_url = nats.url();
+    cc.nats.nats_creds = Some(creds_file.clone());
+    let mut command = veltrix_command::start(cc.clone()).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), command.ready()).await.unwrap().unwrap();
+    let mut qc = query_config(&nats, &redis);
+    qc.nats.nats_creds = Some(creds_file);
+    let (_query, mut q) = start_query(qc).await;
+    let mut cmd = Command::new(channel(command.addr()).await);
+    let revision = cmd.put(put("creds/app", "k", "v")).await.unwrap().into_inner().revision;
+    let mut read = get("creds/app", "k");
+    read.min_revision = Some(revision);
+    q.get(read).await.unwrap();
+
+    // Without the creds file the server refuses the connection.
+    cc.nats.nats_creds = None;
+    let mut refused = veltrix_command::start(cc).await.unwrap();
+    assert!(tokio::time::timeout(Duration::from_secs(3), refused.ready()).await.is_err());
+    refused.shutdown();
+}
