@@ -78,6 +78,12 @@ impl Admission {
         Self { limits, buckets: Mutex::default(), watchers: Arc::default() }
     }
 
+    /// Whether requests are rate-limited at all (callers skip the lookup
+    /// when not).
+    pub fn limits_rate(&self) -> bool {
+        self.limits.rate_limit > 0.0
+    }
+
     /// Takes one request from the caller's bucket, or answers
     /// RESOURCE_EXHAUSTED with the time to wait (also as `RetryInfo`).
     pub fn admit(&self, caller: &str) -> Result<(), Status> {

@@ -49,7 +49,7 @@ pub struct Auth {
 pub struct Caller {
     identity: Option<String>,
     policy: Option<Arc<Policy>>,
-    key: String,
+    remote: Option<std::net::IpAddr>,
     admission: Arc<Admission>,
 }
 
@@ -157,9 +157,11 @@ impl Auth {
                 (Some(identity), Some(policy))
             }
         };
-        let key = caller_key(identity.as_deref(), request.remote_addr().map(|a| a.ip()));
-        self.admission.admit(&key)?;
-        Ok(Caller { identity, policy, key, admission: self.admission.clone() })
+        let remote = request.remote_addr().map(|a| a.ip());
+        if self.admission.limits_rate() {
+            self.admission.admit(&caller_key(identity.as_deref(), remote))?;
+        }
+        Ok(Caller { identity, policy, remote, admission: self.admission.clone() })
     }
 }
 
@@ -178,7 +180,7 @@ fn bearer(md: &MetadataMap) -> Result<Option<&str>, Status> {
 impl Caller {
     /// A place for one more open watch stream of this caller.
     pub fn watcher(&self) -> Result<WatcherPermit, Status> {
-        self.admission.watcher(&self.key)
+        self.admission.watcher(&caller_key(self.identity.as_deref(), self.remote))
     }
 
     /// The authenticated identity; `None` when authentication is off.

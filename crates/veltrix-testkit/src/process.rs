@@ -174,24 +174,10 @@ impl RedisServer {
     /// A redis-server that speaks only TLS (`rediss://`), with `extra`
     /// arguments (certificates, `--tls-auth-clients`, `--user ...`).
     pub fn start_tls(extra: &[String]) -> Self {
-        let mut args: Vec<String> = [
-            "--port",
-            "0",
-            "--tls-port",
-            "{port}",
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            "{dir}",
-        ]
-        .map(String::from)
-        .to_vec();
-        args.extend(extra.iter().cloned());
-        Self(Server::new("redis-server", Self::ENV, Self::HINT, free_port(), args))
+        // The later `--port 0` overrides the plaintext port.
+        let mut args = vec!["--port", "0", "--tls-port", "{port}"];
+        args.extend(extra.iter().map(String::as_str));
+        Self::start_with_args(&args)
     }
 
     pub fn url(&self) -> String {
