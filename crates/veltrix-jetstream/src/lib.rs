@@ -17,7 +17,7 @@ mod stream;
 pub use connect::{ConnectionEvents, NatsOptions, connect};
 pub use error::Error;
 pub use settings::StreamSettings;
-pub use store::{JetStreamEventStore, decode_message};
+pub use store::{JetStreamEventStore, StreamUsage, decode_message};
 pub use stream::ensure_stream;
 
 /// Header naming the payload type and version of an event.

@@ -23,6 +23,14 @@ use crate::{EVENT_TYPE_HEADER, Error, StreamSettings, classify::publish_error, e
 const SHORT_READ: usize = 8;
 const FETCH_BATCH: usize = 1000;
 
+/// The stream's size against its limit (`max_bytes` is -1 when unlimited).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamUsage {
+    pub bytes: u64,
+    pub max_bytes: i64,
+    pub messages: u64,
+}
+
 #[derive(Clone)]
 pub struct JetStreamEventStore {
     js: jetstream::Context,
@@ -49,6 +57,13 @@ impl JetStreamEventStore {
 
     pub fn stream(&self) -> &Stream {
         &self.stream
+    }
+
+    /// How much of the stream's byte limit is used, from a fresh stream info.
+    pub async fn usage(&self) -> Result<StreamUsage, StoreError> {
+        let mut stream = self.stream.clone();
+        let info = stream.info().await.map_err(|e| StoreError::unavailable("reading the stream's state", e))?;
+        Ok(StreamUsage { bytes: info.state.bytes, max_bytes: info.config.max_bytes, messages: info.state.messages })
     }
 
     async fn last_revision(&self, subject: &str) -> Result<Option<Revision>, StoreError> {

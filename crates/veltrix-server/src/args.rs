@@ -102,6 +102,11 @@ pub struct ServeArgs {
     #[arg(long, env = "VELTRIX_AUTH_CONFIG")]
     pub auth_config: Option<std::path::PathBuf>,
 
+    /// Serve without authentication on purpose (local development): said
+    /// once at INFO instead of the warning an unset --auth-config gives.
+    #[arg(long, env = "VELTRIX_AUTH_OFF", conflicts_with = "auth_config")]
+    pub auth_off: bool,
+
     #[command(flatten)]
     pub tls: crate::tls::TlsArgs,
 

@@ -66,14 +66,24 @@ impl Auth {
         Self { loaded: None, admission: Arc::new(Admission::new(LimitArgs::default())) }
     }
 
-    /// Loads the policy at `path`, or none (open, with a warning).
-    pub fn load(path: Option<&Path>, service: &str, limits: LimitArgs) -> Result<Self, AuthError> {
+    /// Loads the policy at `path`, or none: open, with a warning unless
+    /// `deliberately_off` (`--auth-off`) says it is meant.
+    pub fn load(
+        path: Option<&Path>,
+        deliberately_off: bool,
+        service: &str,
+        limits: LimitArgs,
+    ) -> Result<Self, AuthError> {
         let admission = Arc::new(Admission::new(limits));
         let Some(path) = path else {
-            tracing::warn!(
-                service,
-                "authentication is OFF: every caller may read and change every namespace; set --auth-config (VELTRIX_AUTH_CONFIG) in production"
-            );
+            if deliberately_off {
+                tracing::info!(service, "authentication off (--auth-off): every caller may read and change everything");
+            } else {
+                tracing::warn!(
+                    service,
+                    "authentication is OFF: every caller may read and change every namespace; set --auth-config (VELTRIX_AUTH_CONFIG) in production"
+                );
+            }
             return Ok(Self { loaded: None, admission });
         };
         let (policy, modified) = read(path)?;

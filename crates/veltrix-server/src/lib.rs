@@ -22,7 +22,7 @@ pub use grpc::{
     Health, ServingGate, TransportSettings, incoming, reflection_services, run_until_shutdown, server_builder,
     start_metrics,
 };
-pub use rpc::{RpcTelemetryLayer, code_name, describe_rpc_metrics};
+pub use rpc::{RpcTelemetryLayer, code_name, describe_rpc_metrics, register_rpc_metrics};
 pub use running::{BoxError, ReadySender, Running, Scaffold};
 pub use signal::shutdown_signal;
 pub use tokio_util::sync::CancellationToken;

@@ -29,6 +29,18 @@ pub fn describe_rpc_metrics() {
     );
 }
 
+/// Registers every method of `services` with the per-RPC metrics (a call
+/// counter with code OK and the latency histogram, both empty), so that
+/// dashboards and alerts have series from start-up.
+pub fn register_rpc_metrics(services: &[&'static str]) {
+    for &service in services {
+        for method in veltrix_proto::methods(service) {
+            metrics::counter!(REQUESTS, "service" => service, "method" => method.clone(), "code" => "OK").increment(0);
+            let _registered = metrics::histogram!(DURATION, "service" => service, "method" => method);
+        }
+    }
+}
+
 /// The layer `server_builder` installs.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct RpcTelemetryLayer;

@@ -67,8 +67,8 @@ pub fn init(service: &'static str, format: LogFormat) -> Result<TelemetryGuard, 
         }))
     });
     let lines = match format {
-        LogFormat::Text => fmt::layer().with_target(false).boxed(),
-        LogFormat::Json => fmt::layer().json().flatten_event(true).boxed(),
+        LogFormat::Text => fmt::layer().with_writer(std::io::stderr).with_target(false).boxed(),
+        LogFormat::Json => fmt::layer().with_writer(std::io::stderr).json().flatten_event(true).boxed(),
     };
     tracing_subscriber::registry().with(otel).with(lines.with_filter(filter)).try_init()?;
     tracing::debug!(service, otlp = provider.is_some(), "telemetry initialised");

@@ -1,4 +1,4 @@
-//! Test helpers: real `nats-server -js` and `redis-server` child processes on
+//! Test helpers: real `nats-server -js`, `redis-server` and `prometheus` child processes on
 //! free loopback ports with their own temporary directories, killed on drop,
 //! and able to be killed and restarted to test faults. A missing server
 //! binary fails the test with a message that says how to install it; nothing
@@ -7,10 +7,12 @@
 pub mod creds;
 pub mod pki;
 mod process;
+mod prometheus;
 
 use std::{future::Future, time::Duration};
 
 pub use process::{NatsCluster, NatsServer, RedisServer};
+pub use prometheus::PrometheusServer;
 
 /// Polls `check` until it returns `Some`, for at most `within`; panics with
 /// `what` when the time runs out. For bounded waits on asynchronous effects

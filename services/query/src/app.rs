@@ -29,6 +29,7 @@ pub async fn start(config: Config) -> Result<Started, BoxError> {
     let Scaffold { listener, addr, shutdown, ready_tx, ready } =
         Scaffold::bind(config.listen, config.serve.metrics_listen).await?;
     crate::state::describe_metrics();
+    veltrix_server::register_rpc_metrics(&[SERVICE_NAME]);
     let (health, health_service) = Health::new(vec![SERVICE_NAME]).await;
     let (reflection_v1, reflection_v1alpha) = reflection_services(&[SERVICE_NAME])?;
     let tokens = match &config.page_token_key {
@@ -43,7 +44,8 @@ pub async fn start(config: Config) -> Result<Started, BoxError> {
     let state = ReadState::new();
     let gate = ServingGate::new("connecting to NATS and Redis");
     let hub = Hub::new(config.watch.watch_hub_capacity);
-    let auth = Auth::load(config.serve.auth_config.as_deref(), "veltrix-query", config.serve.limits)?;
+    let auth =
+        Auth::load(config.serve.auth_config.as_deref(), config.serve.auth_off, "veltrix-query", config.serve.limits)?;
     auth.spawn_reloader(shutdown.clone());
     let service = QueryService {
         auth,

@@ -63,6 +63,7 @@ impl Projector {
     /// Runs until `shutdown`, restarting after every error with a backoff.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut backoff = Duration::from_millis(100);
+        let mut waiting_for_stream = false;
         loop {
             let result = self.run_once(&shutdown).await;
             let pause = match result {
@@ -82,6 +83,13 @@ impl Projector {
                          reads answer as of the revision before it; upgrade the query service"
                     );
                     HALT_RETRY
+                }
+                // A start before the command service's: wait quietly, say so once.
+                Err(Stop::Read(ReadError::NoStream(name))) => {
+                    if !std::mem::replace(&mut waiting_for_stream, true) {
+                        tracing::info!(stream = %name, "waiting for the event stream (the command service creates it)");
+                    }
+                    backoff.min(Duration::from_secs(1))
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, retry_in = ?backoff, "projection interrupted");

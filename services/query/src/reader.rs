@@ -5,8 +5,9 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{
-    self,
+    self, ErrorCode,
     consumer::{AckPolicy, DeliverPolicy, pull},
+    context::GetStreamErrorKind,
 };
 use futures::StreamExt;
 
@@ -21,6 +22,10 @@ pub enum ReadError {
     Nats(String),
     #[error("event at revision {revision} cannot be applied: {message}")]
     Undecodable { revision: Revision, message: String },
+    /// The stream does not exist yet: the command service creates it when
+    /// it starts, so this is a wait, not a failure.
+    #[error("the event stream {0} does not exist yet")]
+    NoStream(String),
 }
 
 fn nats<E: std::fmt::Display>(context: &'static str) -> impl Fn(E) -> ReadError {
@@ -51,7 +56,12 @@ impl EventReader {
         settings: &StreamSettings,
         position: Revision,
     ) -> Result<Self, ReadError> {
-        let mut stream = js.get_stream(&settings.name).await.map_err(nats("looking up the event stream"))?;
+        let mut stream = js.get_stream(&settings.name).await.map_err(|e| match e.kind() {
+            GetStreamErrorKind::JetStream(j) if j.error_code() == ErrorCode::STREAM_NOT_FOUND => {
+                ReadError::NoStream(settings.name.clone())
+            }
+            _ => nats("looking up the event stream")(e),
+        })?;
         let head = stream.info().await.map_err(nats("reading the event stream's state"))?.state.last_sequence;
         let consumer = stream
             .create_consumer(pull::Config {

@@ -90,6 +90,9 @@ pub fn describe_metrics() {
         metrics::counter!(name).increment(0);
     }
     describe_counter!("veltrix_watch_ended_total", "Watch streams ended, by reason.");
+    for reason in crate::watch::END_REASONS {
+        metrics::counter!("veltrix_watch_ended_total", "reason" => reason).increment(0);
+    }
     describe_gauge!("veltrix_projection_applied_revision", "Highest revision applied with everything before it.");
     describe_gauge!("veltrix_projection_halted", "1 while the projection is halted on an undecodable event.");
     describe_gauge!("veltrix_projection_lag_events", "Events in the stream not applied yet.");
@@ -99,6 +102,16 @@ pub fn describe_metrics() {
         "Age of the last applied event while events are pending; 0 when caught up."
     );
     describe_gauge!("veltrix_watch_watchers", "Watch streams open.");
+    // Gauges exist from the start too (a fresh replica's panels show 0).
+    for gauge in [
+        "veltrix_watch_watchers",
+        "veltrix_projection_applied_revision",
+        "veltrix_projection_halted",
+        "veltrix_projection_lag_events",
+        "veltrix_projection_lag_seconds",
+    ] {
+        metrics::gauge!(gauge).increment(0.0);
+    }
     describe_histogram!(
         "veltrix_watch_delivery_latency_seconds",
         Unit::Seconds,

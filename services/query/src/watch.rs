@@ -130,6 +130,9 @@ struct Watcher {
     sent: Revision,
 }
 
+/// The `reason` label values of `veltrix_watch_ended_total`.
+pub const END_REASONS: [&str; 4] = ["client_gone", "stalled", "unavailable", "error"];
+
 impl Watcher {
     async fn run(mut self, mut live: broadcast::Receiver<Arc<HubEvent>>, end: oneshot::Sender<Status>) {
         metrics::gauge!("veltrix_watch_watchers").increment(1.0);

@@ -6,8 +6,6 @@
 mod common;
 
 use std::{
-    collections::HashSet,
-    process::Stdio,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -22,20 +20,9 @@ use opentelemetry_proto::tonic::{
     trace::v1::Span,
 };
 use tokio_stream::StreamExt;
-use tonic::{Code, Request, transport::Channel};
-use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+use tonic::{Code, Request};
 use veltrix_proto::v1::{WatchRequest, watch_response::Event};
 use veltrix_testkit::{NatsServer, RedisServer, eventually, free_port};
-
-const DASHBOARD: &str = include_str!("../../../deploy/grafana/dashboards/veltrix.json");
-
-/// Metric family names in a Prometheus text exposition.
-fn exported(text: &str) -> HashSet<String> {
-    text.lines()
-        .filter(|l| l.starts_with("veltrix_"))
-        .filter_map(|l| l.split(['{', ' ']).next().map(str::to_owned))
-        .collect()
-}
 
 /// `name{labels} value` lines of one metric whose labels include all of `labels`.
 fn labelled(text: &str, name: &str, labels: &[&str]) -> f64 {
@@ -105,14 +92,8 @@ async fn metrics_move_with_traffic_and_cover_the_dashboard() {
 
     // Every metric the dashboard queries is one the services export.
     let names = exported(&text);
-    let mut used: Vec<&str> = DASHBOARD.match_indices("veltrix_").map(|(i, _)| &DASHBOARD[i..]).collect();
-    used = used
-        .into_iter()
-        .map(|s| &s[..s.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(s.len())])
-        .collect();
-    assert!(used.len() >= 10, "the dashboard queries veltrix metrics");
-    for name in used {
-        assert!(names.contains(name), "the dashboard uses {name}, which no service exports; exported: {names:?}");
+    for name in dashboard_metric_names() {
+        assert!(names.contains(&name), "the dashboard uses {name}, which no service exports; exported: {names:?}");
     }
     started.running.shutdown();
     command.shutdown();
@@ -154,44 +135,6 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Starts a service binary with OTLP export to `otlp` and waits for SERVING.
-async fn spawn(
-    program: &std::path::Path,
-    args: &[String],
-    otlp: &str,
-    port: u16,
-    service: &str,
-) -> tokio::process::Child {
-    assert!(
-        program.exists(),
-        "{} is not built: run `cargo build --workspace` (just test builds it)",
-        program.display()
-    );
-    let child = tokio::process::Command::new(program)
-        .args(args)
-        .args(["--listen", &format!("127.0.0.1:{port}")])
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", otlp)
-        .env("OTEL_BSP_SCHEDULE_DELAY", "100")
-        // Log lines at warn: traces must not depend on the log filter.
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    eventually(Duration::from_secs(30), "the service reports SERVING", || async {
-        let channel = Channel::from_shared(format!("http://127.0.0.1:{port}")).ok()?.connect().await.ok()?;
-        let status = HealthClient::new(channel)
-            .check(HealthCheckRequest { service: service.into() })
-            .await
-            .ok()?
-            .into_inner()
-            .status;
-        (status == ServingStatus::Serving as i32).then_some(())
-    })
-    .await;
-    child
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_write_is_one_trace_from_the_call_to_the_watchers() {
     let receiver = Receiver::default();
@@ -203,14 +146,14 @@ async fn one_write_is_one_trace_from_the_call_to_the_watchers() {
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
     );
     let (nats, redis) = (NatsServer::start(), RedisServer::start());
-    let query_bin = std::path::PathBuf::from(env!("CARGO_BIN_EXE_veltrix-query"));
-    let command_bin = query_bin.with_file_name("veltrix-command");
+    let (command_bin, query_bin) = service_binaries();
     let (cport, qport) = (free_port(), free_port());
+    let otel = [("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.as_str()), ("OTEL_BSP_SCHEDULE_DELAY", "100")];
     let _command =
-        spawn(&command_bin, &["--nats-url".into(), nats.url()], &otlp, cport, "veltrix.config.v1.ConfigCommand").await;
+        spawn(&command_bin, &["--nats-url".into(), nats.url()], &otel, cport, "veltrix.config.v1.ConfigCommand").await;
     let query_args =
         ["--nats-url".into(), nats.url(), "--redis-url".into(), redis.url(), "--page-token-key".into(), "k".repeat(32)];
-    let _query = spawn(&query_bin, &query_args, &otlp, qport, "veltrix.config.v1.ConfigQuery").await;
+    let _query = spawn(&query_bin, &query_args, &otel, qport, "veltrix.config.v1.ConfigQuery").await;
     let mut cmd = Command::new(channel(([127, 0, 0, 1], cport).into()).await);
     let mut q = Query::new(channel(([127, 0, 0, 1], qport).into()).await);
     let ns = "traced/app";

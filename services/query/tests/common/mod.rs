@@ -183,3 +183,96 @@ pub async fn scrape(addr: std::net::SocketAddr) -> String {
 pub fn metric(text: &str, name: &str) -> Option<f64> {
     text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
+
+/// The built `veltrix-query` and `veltrix-command` binaries (the workspace
+/// build makes both).
+pub fn service_binaries() -> (std::path::PathBuf, std::path::PathBuf) {
+    let query = std::path::PathBuf::from(env!("CARGO_BIN_EXE_veltrix-query"));
+    let command = query.with_file_name("veltrix-command");
+    (command, query)
+}
+
+/// Starts a service binary on `port` with `env` and waits for SERVING.
+pub async fn spawn(
+    program: &std::path::Path,
+    args: &[String],
+    env: &[(&str, &str)],
+    port: u16,
+    service: &str,
+) -> tokio::process::Child {
+    use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
+    assert!(
+        program.exists(),
+        "{} is not built: run `cargo build --workspace` (`cargo xtask test` builds it)",
+        program.display()
+    );
+    let child = tokio::process::Command::new(program)
+        .args(args)
+        .args(["--listen", &format!("127.0.0.1:{port}")])
+        .envs(env.iter().copied())
+        // Log lines at warn: what is tested must not depend on the log filter.
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn the service");
+    veltrix_testkit::eventually(Duration::from_secs(30), "the service reports SERVING", || async {
+        let channel = Channel::from_shared(format!("http://127.0.0.1:{port}")).ok()?.connect().await.ok()?;
+        let status = HealthClient::new(channel)
+            .check(HealthCheckRequest { service: service.into() })
+            .await
+            .ok()?
+            .into_inner()
+            .status;
+        (status == ServingStatus::Serving as i32).then_some(())
+    })
+    .await;
+    child
+}
+
+/// The Grafana dashboard's query expressions, in panel order.
+pub fn dashboard_exprs() -> Vec<String> {
+    const DASHBOARD: &str = include_str!("../../../../deploy/grafana/dashboards/veltrix.json");
+    let dashboard: serde_json::Value = serde_json::from_str(DASHBOARD).expect("the dashboard is JSON");
+    let panels = dashboard["panels"].as_array().cloned().unwrap_or_default();
+    let exprs: Vec<String> = panels
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t["expr"].as_str().map(str::to_owned))
+        .collect();
+    assert!(exprs.len() >= 10, "the dashboard has queries: {exprs:?}");
+    exprs
+}
+
+/// The `veltrix_` metric names the dashboard's queries use (histogram
+/// series by their family name).
+pub fn dashboard_metric_names() -> std::collections::BTreeSet<String> {
+    metric_names(&dashboard_exprs().join("\n"))
+}
+
+/// The `veltrix_` metric names the alert rules use.
+pub fn alert_metric_names() -> std::collections::BTreeSet<String> {
+    const ALERTS: &str = include_str!("../../../../deploy/prometheus/alerts.yml");
+    let exprs: Vec<&str> = ALERTS.lines().filter(|l| !l.trim_start().starts_with('#')).collect();
+    let names = metric_names(&exprs.join("\n"));
+    assert!(names.len() >= 8, "the alerts use veltrix metrics: {names:?}");
+    names
+}
+
+fn metric_names(text: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    for (i, _) in text.match_indices("veltrix_") {
+        let rest = &text[i..];
+        let end = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).unwrap_or(rest.len());
+        names.insert(rest[..end].to_owned());
+    }
+    names
+}
+
+/// Metric family names in a Prometheus text exposition.
+pub fn exported(text: &str) -> std::collections::HashSet<String> {
+    text.lines()
+        .filter(|l| l.starts_with("veltrix_"))
+        .filter_map(|l| l.split(['{', ' ']).next().map(str::to_owned))
+        .collect()
+}

@@ -1,0 +1,143 @@
+//! What operators see: every metric the Grafana dashboard and the alert
+//! rules use exists from start-up, and a real Prometheus scraping both services while a small
+//! workload runs answers every one of the dashboard's queries with data.
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
+mod common;
+
+use std::{net::SocketAddr, time::Duration};
+
+use common::*;
+use tokio_stream::StreamExt;
+use tonic::Code;
+use veltrix_proto::v1::{WatchRequest, watch_response::Event};
+use veltrix_testkit::{NatsServer, PrometheusServer, RedisServer, free_port};
+
+/// Both service binaries with their own `/metrics` endpoints, as deployed.
+struct Deployed {
+    _nats: NatsServer,
+    _redis: RedisServer,
+    _command: tokio::process::Child,
+    _query: tokio::process::Child,
+    cmd: Command,
+    q: Query,
+    command_metrics: SocketAddr,
+    query_metrics: SocketAddr,
+}
+
+async fn deploy() -> Deployed {
+    let (nats, redis) = (NatsServer::start(), RedisServer::start());
+    let (command_bin, query_bin) = service_binaries();
+    let (cport, qport) = (free_port(), free_port());
+    let (command_metrics, query_metrics) = (metrics_addr(), metrics_addr());
+    let args = |metrics: SocketAddr, extra: &[String]| {
+        let mut args = vec!["--nats-url".into(), nats.url(), "--metrics-listen".into(), metrics.to_string()];
+        args.extend_from_slice(extra);
+        args
+    };
+    let command = spawn(&command_bin, &args(command_metrics, &[]), &[], cport, "veltrix.config.v1.ConfigCommand").await;
+    let query_extra = ["--redis-url".into(), redis.url(), "--page-token-key".into(), "k".repeat(32)];
+    let query =
+        spawn(&query_bin, &args(query_metrics, &query_extra), &[], qport, "veltrix.config.v1.ConfigQuery").await;
+    Deployed {
+        cmd: Command::new(channel(([127, 0, 0, 1], cport).into()).await),
+        q: Query::new(channel(([127, 0, 0, 1], qport).into()).await),
+        _nats: nats,
+        _redis: redis,
+        _command: command,
+        _query: query,
+        command_metrics,
+        query_metrics,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_metrics_exist_from_start_up() {
+    let d = deploy().await;
+    // No call made yet: a fresh replica's panels must not say "No data".
+    let text = scrape(d.command_metrics).await + &scrape(d.query_metrics).await;
+    let names = exported(&text);
+    let missing: Vec<_> = dashboard_metric_names().into_iter().filter(|n| !names.contains(n)).collect();
+    assert!(missing.is_empty(), "dashboard metrics exported only after traffic: {missing:?}\n{text}");
+    let missing: Vec<_> = alert_metric_names().into_iter().filter(|n| !names.contains(n)).collect();
+    assert!(missing.is_empty(), "alert metrics exported only after traffic, or not at all: {missing:?}\n{text}");
+    assert_eq!(metric(&text, "veltrix_watch_watchers"), Some(0.0));
+    for reason in ["client_gone", "stalled", "unavailable", "error"] {
+        let line = format!("veltrix_watch_ended_total{{reason=\"{reason}\"}} 0");
+        assert!(text.contains(&line), "{line} from the start:\n{text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prometheus_answers_every_dashboard_query() {
+    let d = deploy().await;
+    let (mut cmd, mut q) = (d.cmd.clone(), d.q.clone());
+    let prometheus =
+        PrometheusServer::start(&[("veltrix-command", d.command_metrics), ("veltrix-query", d.query_metrics)]);
+    let ns = "dashboard/app";
+
+    // A watcher that stays, one that leaves, writes, a conflict, reads and a miss.
+    let mut watch = q.watch(WatchRequest { namespace: ns.into(), ..Default::default() }).await.unwrap().into_inner();
+    let left = q.watch(WatchRequest { namespace: ns.into(), ..Default::default() }).await.unwrap();
+    drop(left);
+    let workload = async {
+        let mut revision = 0;
+        for i in 0.. {
+            revision = cmd.put(put(ns, "k", &format!("v{i}"))).await.unwrap().into_inner().revision;
+            let mut stale = put(ns, "k", "lost");
+            stale.expected_revision = Some(revision + 1000);
+            assert_code(cmd.put(stale).await, Code::Aborted);
+            let mut read = get(ns, "k");
+            read.min_revision = Some(revision);
+            q.get(read).await.unwrap();
+            assert_code(q.get(get(ns, "missing")).await, Code::NotFound);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            if i > 10_000 {
+                break;
+            }
+        }
+        revision
+    };
+    let delivered = async {
+        loop {
+            let msg = watch.next().await.unwrap().unwrap();
+            assert!(!matches!(msg.event, Some(Event::Snapshot(_))), "no snapshot was asked for");
+        }
+    };
+    let mut delivered = std::pin::pin!(delivered);
+
+    // The dashboard's range variable, as Grafana fills it in for a short range.
+    let exprs: Vec<String> = dashboard_exprs().iter().map(|e| e.replace("$__rate_interval", "15s")).collect();
+    let answered = async {
+        // Rates need two scrapes inside their window: a few seconds.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+        loop {
+            let unanswered: Vec<String> = exprs
+                .iter()
+                .filter_map(|expr| match prometheus.query(expr) {
+                    Ok(result) if result.as_array().is_some_and(|r| !r.is_empty()) => None,
+                    Ok(result) => Some(format!("{expr}: no data ({result})")),
+                    Err(e) => Some(format!("{expr}: error {e}")),
+                })
+                .collect();
+            if unanswered.is_empty() {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "dashboard queries without data: {unanswered:#?}; targets: {:?}",
+                prometheus.target_health()
+            );
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    };
+    tokio::select! {
+        () = answered => {}
+        _ = workload => panic!("the workload ended first"),
+        () = &mut delivered => {}
+    }
+    // Both services were scraped.
+    let health = prometheus.target_health().unwrap();
+    assert_eq!(health.len(), 2, "{health:?}");
+    assert!(health.iter().all(|(_, h)| h == "up"), "{health:?}");
+}

@@ -1,0 +1,51 @@
+//! Start-up as `just dev` does it on a machine with nothing running: the
+//! query service first (the stream does not exist yet), then the command
+//! service. Normal start-up logs no warning; the wait is said once at INFO.
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
+mod common;
+
+use std::{process::Stdio, time::Duration};
+
+use common::*;
+use tokio::io::AsyncReadExt;
+use veltrix_testkit::{NatsServer, RedisServer, free_port};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_before_command_waits_quietly() {
+    let (nats, redis) = (NatsServer::start(), RedisServer::start());
+    let (command_bin, query_bin) = service_binaries();
+    let qport = free_port();
+    let mut query = tokio::process::Command::new(&query_bin)
+        .args(["--listen", &format!("127.0.0.1:{qport}"), "--nats-url", &nats.url(), "--redis-url", &redis.url()])
+        .env("VELTRIX_AUTH_OFF", "true")
+        .env("VELTRIX_PAGE_TOKEN_KEY", "k".repeat(32))
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    // Long enough for several retries of the missing stream.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let env = [("VELTRIX_AUTH_OFF", "true")];
+    let _command =
+        spawn(&command_bin, &["--nats-url".into(), nats.url()], &env, free_port(), "veltrix.config.v1.ConfigCommand")
+            .await;
+    // The query service becomes ready once the stream exists.
+    veltrix_testkit::eventually(Duration::from_secs(30), "the query service answers", || async {
+        let channel = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{qport}")).ok()?;
+        let mut q = Query::new(channel.connect().await.ok()?);
+        q.list_namespaces(veltrix_proto::v1::ListNamespacesRequest::default()).await.ok()
+    })
+    .await;
+    query.start_kill().unwrap();
+    let mut log = String::new();
+    query.stderr.take().unwrap().read_to_string(&mut log).await.unwrap();
+    let warnings: Vec<&str> = log.lines().filter(|l| l.contains(" WARN ") || l.contains(" ERROR ")).collect();
+    assert!(warnings.is_empty(), "start-up warnings: {warnings:#?}");
+    let said = log.lines().filter(|l| l.contains("waiting for the event stream")).count();
+    assert_eq!(said, 1, "the wait is said once:\n{log}");
+    assert!(log.contains("query service ready"), "{log}");
+}
