@@ -71,11 +71,11 @@ pub struct WriteArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Set a key's value (from VALUE or --file).
+    /// Set a key's value (from VALUE, standard input, or --file).
     Put {
         namespace: String,
         key: String,
-        /// The value (or use --file).
+        /// The value ("-": read it from standard input; or use --file).
         value: Option<String>,
         /// Read the value from this file ("-": standard input).
         #[arg(long, conflicts_with = "value")]
@@ -95,6 +95,9 @@ pub enum Command {
         /// Wait until the read model has applied this revision.
         #[arg(long)]
         min_revision: Option<u64>,
+        /// Print only the value's bytes, as stored (for `$(...)` in scripts).
+        #[arg(long)]
+        raw: bool,
     },
     /// Delete a key.
     Delete {
@@ -111,20 +114,41 @@ pub enum Command {
         /// Read as of this revision.
         #[arg(long)]
         revision: Option<u64>,
+        /// Wait until the read model has applied this revision.
+        #[arg(long)]
+        min_revision: Option<u64>,
     },
-    /// Apply a change set from a YAML or JSON file, atomically.
+    /// Apply a change set, or a desired state (a map of key -> value as `export` writes it), atomically.
     Apply {
         namespace: String,
-        /// The change set ("-": standard input).
+        /// The YAML or JSON file ("-": standard input).
         file: PathBuf,
         /// Show what would change against the current state; change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Desired state: also delete the keys (under --prefix) the file lacks.
+        #[arg(long)]
+        delete_missing: bool,
+        /// Desired state: the part of the namespace the file describes.
+        #[arg(long, default_value = "")]
+        prefix: String,
         /// Why (overrides the file's `reason`).
         #[arg(long)]
         reason: Option<String>,
         #[arg(long)]
         request_id: Option<String>,
+    },
+    /// Print the keys (under PREFIX) as a map of key -> value that `apply` reads back (YAML; `-o json`).
+    Export {
+        namespace: String,
+        #[arg(default_value = "")]
+        prefix: String,
+        /// As of this revision.
+        #[arg(long)]
+        revision: Option<u64>,
+        /// Wait until the read model has applied this revision.
+        #[arg(long)]
+        min_revision: Option<u64>,
     },
     /// The change history of a namespace (or of one key).
     History {

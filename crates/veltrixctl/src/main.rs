@@ -3,6 +3,7 @@
 
 mod apply;
 mod cli;
+mod export;
 mod output;
 
 use std::{io::Read, process::ExitCode};
@@ -14,7 +15,7 @@ use veltrix_client::{Client, Error, HistoryOptions, ReadOptions, WatchEvent, Wat
 use crate::cli::{Cli, Command, Output, WriteArgs};
 
 /// Exit statuses scripts can rely on.
-mod exit {
+pub(crate) mod exit {
     pub const OTHER: u8 = 1;
     pub const USAGE: u8 = 2;
     pub const NOT_FOUND: u8 = 3;
@@ -24,9 +25,9 @@ mod exit {
 }
 
 /// A failure and its exit status.
-struct Failure {
-    code: u8,
-    message: String,
+pub(crate) struct Failure {
+    pub code: u8,
+    pub message: String,
 }
 
 impl From<Error> for Failure {
@@ -42,11 +43,11 @@ impl From<Error> for Failure {
     }
 }
 
-fn usage(message: impl Into<String>) -> Failure {
+pub(crate) fn usage(message: impl Into<String>) -> Failure {
     Failure { code: exit::USAGE, message: message.into() }
 }
 
-fn other(message: impl Into<String>) -> Failure {
+pub(crate) fn other(message: impl Into<String>) -> Failure {
     Failure { code: exit::OTHER, message: message.into() }
 }
 
@@ -71,7 +72,7 @@ fn write_options(w: WriteArgs, content_type: String) -> WriteOptions {
     }
 }
 
-fn revision(format: Output, revision: u64) -> Result<(), Failure> {
+pub(crate) fn revision(format: Output, revision: u64) -> Result<(), Failure> {
     match format {
         Output::Table => {
             println!("revision {revision}");
@@ -81,7 +82,7 @@ fn revision(format: Output, revision: u64) -> Result<(), Failure> {
     }
 }
 
-fn read_input(path: &std::path::Path) -> Result<Vec<u8>, Failure> {
+pub(crate) fn read_input(path: &std::path::Path) -> Result<Vec<u8>, Failure> {
     if path.as_os_str() == "-" {
         let mut buf = Vec::new();
         std::io::stdin().read_to_end(&mut buf).map_err(|e| other(format!("reading standard input: {e}")))?;
@@ -115,6 +116,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Put { namespace, key, value, file, content_type, write } => {
             let value = match (value, file) {
+                (Some(v), None) if v == "-" => read_input(std::path::Path::new("-"))?,
                 (Some(v), None) => v.into_bytes(),
                 (None, Some(path)) => read_input(&path)?,
                 _ => return Err(usage("put needs a VALUE or --file PATH")),
@@ -126,8 +128,13 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let r = client.delete_with(&namespace, &key, &write_options(write, String::new())).await?;
             revision(out, r)
         }
-        Command::Get { namespace, key, revision, min_revision } => {
+        Command::Get { namespace, key, revision, min_revision, raw } => {
             let entry = client.get_with(&namespace, &key, ReadOptions { min_revision, at_revision: revision }).await?;
+            if raw {
+                use std::io::Write;
+                let mut stdout = std::io::stdout().lock();
+                return stdout.write_all(&entry.value).and_then(|()| stdout.flush()).map_err(|e| other(e.to_string()));
+            }
             match out {
                 Output::Table => {
                     output::entry(&entry);
@@ -136,10 +143,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 f => output::structured(f, &entry).map_err(other),
             }
         }
-        Command::List { namespace, prefix, revision } => {
-            let listing = client
-                .list_with(&namespace, &prefix, ReadOptions { at_revision: revision, ..Default::default() })
-                .await?;
+        Command::List { namespace, prefix, revision, min_revision } => {
+            let listing =
+                client.list_with(&namespace, &prefix, ReadOptions { at_revision: revision, min_revision }).await?;
             match out {
                 Output::Table => {
                     output::entries(&listing.entries);
@@ -152,28 +158,16 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 .map_err(other),
             }
         }
-        Command::Apply { namespace, file, dry_run, reason, request_id } => {
-            let text = String::from_utf8(read_input(&file)?).map_err(|_| usage("the change file is not UTF-8"))?;
-            let (file_reason, changes) =
-                apply::parse(&text).map_err(|e| Failure { code: exit::INVALID, message: e })?;
-            if dry_run {
-                let plan = apply::plan(&client, &namespace, &changes).await?;
-                match out {
-                    Output::Table => apply::print_plan(&plan),
-                    f => output::structured(f, &serde_json::json!({ "dry_run": true, "changes": plan }))
-                        .map_err(other)?,
-                }
-                // The status the real apply would end with.
-                return match plan.iter().find_map(|p| p.refused.as_ref().map(|r| (p.action, r))) {
-                    Some(("missing", why)) => Err(Failure { code: exit::NOT_FOUND, message: why.clone() }),
-                    Some((_, why)) => Err(Failure { code: exit::CONFLICT, message: why.clone() }),
-                    None => Ok(()),
-                };
-            }
-            let options =
-                WriteOptions { reason: reason.or(file_reason).unwrap_or_default(), request_id, ..Default::default() };
-            let r = client.apply(&namespace, changes, &options).await?;
-            revision(out, r)
+        Command::Apply { namespace, file, dry_run, delete_missing, prefix, reason, request_id } => {
+            let file = apply::read(&file, delete_missing)?;
+            let options = apply::Options { dry_run, delete_missing, prefix, reason, request_id };
+            apply::run(&client, &namespace, file, options, out).await
+        }
+        Command::Export { namespace, prefix, revision, min_revision } => {
+            let listing =
+                client.list_with(&namespace, &prefix, ReadOptions { at_revision: revision, min_revision }).await?;
+            print!("{}", export::render(out, &namespace, &listing).map_err(other)?);
+            Ok(())
         }
         Command::History { namespace, key, from, to, limit } => {
             let options = HistoryOptions { from_revision: from, to_revision: to, limit };

@@ -2,97 +2,15 @@
 //! subcommand, every exit status, and `apply --dry-run` changing nothing.
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
+mod support;
+
 use std::{
     io::{BufRead, BufReader, Write},
-    net::SocketAddr,
-    process::{Command, Output, Stdio},
-    time::Duration,
+    process::Stdio,
 };
 
-use veltrix_server::Running;
-use veltrix_testkit::{NatsServer, RedisServer, free_port};
-
-struct Env {
-    _nats: NatsServer,
-    _redis: RedisServer,
-    _command: Running,
-    _query: Running,
-    command_url: String,
-    query_url: String,
-}
-
-async fn env() -> Env {
-    env_with(None, None).await
-}
-
-/// Both services, optionally with a policy file and TLS (then `https://`).
-async fn env_with(auth: Option<std::path::PathBuf>, tls: Option<veltrix_server::tls::TlsArgs>) -> Env {
-    let (nats, redis) = (NatsServer::start(), RedisServer::start());
-    let mut c = veltrix_command::Config::defaults();
-    c.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    c.nats.nats_url = nats.url();
-    c.serve.auth_config = auth.clone();
-    c.serve.tls = tls.clone().unwrap_or_default();
-    let mut command = veltrix_command::start(c).await.unwrap();
-    tokio::time::timeout(Duration::from_secs(20), command.ready()).await.unwrap().unwrap();
-    let mut q = veltrix_query::Config::defaults();
-    q.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    q.nats.nats_url = nats.url();
-    q.redis_url = redis.url();
-    q.page_token_key = Some("a test key of sixteen bytes or more".into());
-    q.serve.auth_config = auth;
-    let url = |port: u16| match &tls {
-        Some(_) => format!("https://localhost:{port}"),
-        None => format!("http://127.0.0.1:{port}"),
-    };
-    q.serve.tls = tls.clone().unwrap_or_default();
-    let mut query = veltrix_query::start(q).await.unwrap();
-    tokio::time::timeout(Duration::from_secs(20), query.running.ready()).await.unwrap().unwrap();
-    Env {
-        command_url: url(command.addr().port()),
-        query_url: url(query.running.addr().port()),
-        _nats: nats,
-        _redis: redis,
-        _command: command,
-        _query: query.running,
-    }
-}
-
-impl Env {
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_veltrixctl"));
-        cmd.args(args)
-            .env("VELTRIX_COMMAND_URL", &self.command_url)
-            .env("VELTRIX_QUERY_URL", &self.query_url)
-            .env_remove("VELTRIX_TOKEN")
-            .env_remove("VELTRIX_ACTOR");
-        cmd
-    }
-
-    /// Runs veltrixctl off the async runtime's threads.
-    async fn run(&self, args: &[&str]) -> Output {
-        let mut cmd = self.cmd(args);
-        tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap()
-    }
-
-    async fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args).await;
-        assert!(out.status.success(), "veltrixctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).unwrap()
-    }
-
-    async fn fails(&self, args: &[&str], code: i32) -> String {
-        let out = self.run(args).await;
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert_eq!(out.status.code(), Some(code), "veltrixctl {args:?}: {stderr}");
-        assert!(!stderr.is_empty(), "a message on stderr");
-        stderr
-    }
-}
-
-fn json(text: &str) -> serde_json::Value {
-    serde_json::from_str(text).unwrap()
-}
+use support::{env, env_with, json};
+use veltrix_testkit::free_port;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_subcommand_and_exit_status() {
@@ -291,4 +209,107 @@ async fn tokens_and_tls_options_reach_a_secured_service() {
     // An unknown token is refused.
     let stderr = env.fails(&with(&["get", "apps/web", "k", "--token", "nope"], &tls_args), 1).await;
     assert!(stderr.contains("unauthenticated"), "{stderr}");
+}
+
+/// (key, value, content type) of every key, as `list -o json` prints them,
+/// once the read model has applied `at_least`.
+async fn listed(
+    env: &support::Env,
+    ns: &str,
+    at_least: u64,
+) -> Vec<(serde_json::Value, serde_json::Value, serde_json::Value)> {
+    let v = json(&env.ok(&["list", ns, "--min-revision", &at_least.to_string(), "-o", "json"]).await);
+    let entries = v["entries"].as_array().unwrap().clone();
+    entries.iter().map(|e| (e["key"].clone(), e["value"].clone(), e["content_type"].clone())).collect()
+}
+
+/// Runs a write with `-o json` and returns its revision.
+async fn wrote(env: &support::Env, args: &[&str]) -> u64 {
+    let out = json(&env.ok(&[args, &["-o", "json"]].concat()).await);
+    out["revision"].as_u64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_and_apply_round_trip_a_namespace() {
+    let env = env().await;
+    let (src, dst) = ("ctl/src", "ctl/dst");
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    // Text that YAML would read as other types, JSON, several lines, binary.
+    for (key, value) in [("db/url", "postgres://a"), ("feature/beta", "on"), ("port", "8080"), ("flag", "true")] {
+        env.ok(&["put", src, key, value]).await;
+    }
+    env.ok(&["put", src, "multi", "line one\nline two: x\n"]).await;
+    std::fs::write(path("limits.json"), br#"{"rps": 100}"#).unwrap();
+    env.ok(&["put", src, "limits", "--file", &path("limits.json"), "--content-type", "application/json"]).await;
+    let binary: Vec<u8> = vec![0, 159, 146, 150, 255, b'\n'];
+    std::fs::write(path("blob"), &binary).unwrap();
+    let r = wrote(&env, &["put", src, "blob", "--file", &path("blob")]).await.to_string();
+
+    // get --raw prints the bytes as stored.
+    let raw = env.run(&["get", src, "blob", "--raw", "--min-revision", &r]).await;
+    assert!(raw.status.success());
+    assert_eq!(raw.stdout, binary);
+
+    // export | apply into another namespace, in YAML and JSON: the same keys,
+    // values and content types; the header names the source and revision.
+    let yaml = env.ok(&["export", src, "--min-revision", &r]).await;
+    assert!(yaml.starts_with(&format!("# {src} at revision {r}")), "{yaml}");
+    std::fs::write(path("src.yaml"), &yaml).unwrap();
+    let copied = wrote(&env, &["apply", dst, &path("src.yaml"), "--reason", "copy"]).await;
+    assert_eq!(listed(&env, src, copied).await, listed(&env, dst, copied).await);
+    assert_eq!(listed(&env, src, copied).await.len(), 7);
+    let again = env.ok(&["export", dst, "--min-revision", &copied.to_string()]).await;
+    assert_eq!(again.lines().skip(1).collect::<Vec<_>>(), yaml.lines().skip(1).collect::<Vec<_>>());
+    // Applying the same state again changes nothing.
+    let before = env.ok(&["history", dst, "-o", "json"]).await;
+    let same = env.ok(&["apply", dst, &path("src.yaml")]).await;
+    assert!(same.starts_with("no changes"), "{same}");
+    assert_eq!(env.ok(&["history", dst, "-o", "json"]).await, before);
+    let exported_json = env.ok(&["export", src, "-o", "json"]).await;
+    assert_eq!(json(&exported_json)["# exported"]["namespace"], src);
+    std::fs::write(path("src.json"), &exported_json).unwrap();
+    let from_json = wrote(&env, &["apply", "ctl/dst-json", &path("src.json")]).await;
+    assert_eq!(listed(&env, src, from_json).await, listed(&env, "ctl/dst-json", from_json).await);
+
+    // The file is the desired state: --delete-missing removes what it lacks;
+    // --dry-run shows it and appends nothing.
+    let extra = wrote(&env, &["put", dst, "extra", "x"]).await;
+    listed(&env, dst, extra).await;
+    std::fs::write(path("edited.yaml"), yaml.replace("port: '8080'", "port: '9090'")).unwrap();
+    let before = env.ok(&["history", dst, "-o", "json"]).await;
+    let plan = env.ok(&["apply", dst, &path("edited.yaml"), "--delete-missing", "--dry-run"]).await;
+    assert_eq!(plan, "~ port: 8080 -> 9090\n- extra (was x)\n", "{yaml}");
+    assert_eq!(env.ok(&["history", dst, "-o", "json"]).await, before, "a dry run appends nothing");
+    let pruned = wrote(&env, &["apply", dst, &path("edited.yaml"), "--delete-missing"]).await;
+    let keys: Vec<_> = listed(&env, dst, pruned).await.into_iter().map(|(k, v, _)| (k, v)).collect();
+    assert!(!keys.iter().any(|(k, _)| k == "extra"), "{keys:?}");
+    assert!(keys.contains(&(serde_json::json!("port"), serde_json::json!("9090"))), "{keys:?}");
+    // Without --delete-missing, keys the file lacks stay.
+    let kept = wrote(&env, &["put", dst, "kept", "y"]).await;
+    listed(&env, dst, kept).await;
+    let restored = wrote(&env, &["apply", dst, &path("src.yaml")]).await;
+    assert!(listed(&env, dst, restored).await.iter().any(|(k, _, _)| k == "kept"));
+    env.fails(&["apply", dst, &path("src.yaml"), "--prefix", "db/"], 5).await;
+    std::fs::write(path("change.yaml"), "changes:\n  - key: a\n    value: b\n").unwrap();
+    env.fails(&["apply", dst, &path("change.yaml"), "--delete-missing"], 2).await;
+    std::fs::write(path("number.yaml"), "port: 8080\n").unwrap();
+    let stderr = env.fails(&["apply", dst, &path("number.yaml")], 5).await;
+    assert!(stderr.contains("port") && stderr.contains("quote"), "{stderr}");
+
+    // export --revision: the state as it was; put - reads standard input.
+    let old = env.ok(&["export", src, "--revision", "1"]).await;
+    assert_eq!(old.lines().skip(1).collect::<Vec<_>>(), ["db/url: postgres://a"]);
+    let mut put = env.cmd(&["put", src, "stdin", "-", "-o", "json"]);
+    put.stdin(Stdio::piped()).stdout(Stdio::piped());
+    let out = tokio::task::spawn_blocking(move || {
+        let mut child = put.spawn().unwrap();
+        child.stdin.take().unwrap().write_all(b"from\nstdin").unwrap();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    let r = json(&String::from_utf8(out.stdout).unwrap())["revision"].as_u64().unwrap();
+    let raw = env.run(&["get", src, "stdin", "--raw", "--min-revision", &r.to_string()]).await;
+    assert_eq!(raw.stdout, b"from\nstdin");
 }
