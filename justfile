@@ -100,6 +100,8 @@ test: ensure-servers tools-prometheus tools
     export VELTRIX_NATS_CLUSTER_SERVER="$PWD/{{nats_current}}" VELTRIX_BUF="$PWD/{{buf}}"
     if cargo nextest --version >/dev/null 2>&1; then
         cargo nextest run --workspace --no-fail-fast
+        # nextest runs no doc tests: the README's Rust example is one.
+        cargo test --doc -p veltrix-client
     else
         cargo test --workspace --no-fail-fast
     fi

@@ -37,3 +37,9 @@ pub use types::{
     rfc3339,
 };
 pub use watch::{WatchStart, WatchStream};
+
+/// The README's Rust example compiles (`cargo test --doc -p veltrix-client`,
+/// which `cargo xtask test` runs).
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeExamples;
