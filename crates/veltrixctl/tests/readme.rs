@@ -175,7 +175,7 @@ fn examples(block: &str) -> Vec<Example> {
             continue;
         }
         let command = open.as_deref().unwrap_or_default();
-        let quotes_balanced = command.matches('\'').count() % 2 == 0;
+        let quotes_balanced = command.matches('\'').count().is_multiple_of(2);
         if quotes_balanced && !command.trim_end().ends_with('\\') {
             out.push(Example { command: open.take().unwrap_or_default(), answer: None });
         }
