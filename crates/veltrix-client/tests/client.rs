@@ -217,7 +217,10 @@ async fn live_config_stays_current_and_starts_from_its_cache_when_servers_are_do
     let ns = "live/app";
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("live.json");
-    c.put(ns, "flag", "off").await.unwrap();
+    let r0 = c.put(ns, "flag", "off").await.unwrap();
+    // A snapshot is taken at what the read model has applied: read the write
+    // back first, so that the first copy holds it.
+    c.get_with(ns, "flag", ReadOptions { min_revision: Some(r0), ..Default::default() }).await.unwrap();
 
     let options = LiveOptions { prefix: String::new(), cache_file: Some(cache.clone()) };
     let live = LiveConfig::start(&c, ns, options.clone()).await.unwrap();

@@ -1,28 +1,62 @@
-//! An in-memory [`EventStore`] for fast tests of the logic above the store.
+//! An in-memory [`EventStore`] and [`EventFeed`] for fast tests of the logic
+//! above the store, with faults a test can inject (an undecodable event, a
+//! missing revision).
 
 use std::{
     collections::HashMap,
-    sync::{Mutex, PoisonError},
+    future::poll_fn,
+    sync::{Arc, Mutex, PoisonError},
+    task::{Poll, Waker},
 };
 
 use crate::{
     Revision,
     event::ChangeSetCommitted,
+    feed::{EventFeed, FeedError, FeedItem, FeedReader},
     names::Namespace,
     store::{Appended, EventStore, StoreError, StoredEvent},
 };
 
-#[derive(Debug, Default)]
+/// Cheap to clone: clones share one log.
+#[derive(Debug, Default, Clone)]
 pub struct MemoryEventStore {
-    inner: Mutex<Inner>,
+    inner: Arc<Mutex<Inner>>,
+}
+
+#[derive(Debug, Clone)]
+enum Entry {
+    Event(StoredEvent),
+    Undecodable { revision: Revision, message: String },
+}
+
+impl Entry {
+    fn revision(&self) -> Revision {
+        match self {
+            Self::Event(e) => e.revision,
+            Self::Undecodable { revision, .. } => *revision,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
 struct Inner {
-    log: Vec<StoredEvent>,
+    log: Vec<Entry>,
+    last_revision: Revision,
     last_by_namespace: HashMap<Namespace, Revision>,
     /// (namespace, request id) -> revision; never expires here.
     dedupe: HashMap<(Namespace, String), Revision>,
+    /// Readers waiting for the next append.
+    waiting: Vec<Waker>,
+}
+
+impl Inner {
+    fn push(&mut self, entry: Entry) {
+        self.last_revision = entry.revision();
+        self.log.push(entry);
+        for waker in self.waiting.drain(..) {
+            waker.wake();
+        }
+    }
 }
 
 impl MemoryEventStore {
@@ -30,20 +64,57 @@ impl MemoryEventStore {
         Self::default()
     }
 
-    /// Every event of every namespace, in revision order.
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Every decodable event of every namespace, in revision order.
     pub fn all(&self) -> Vec<StoredEvent> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner).log.clone()
+        let inner = self.lock();
+        inner
+            .log
+            .iter()
+            .filter_map(|e| match e {
+                Entry::Event(e) => Some(e.clone()),
+                Entry::Undecodable { .. } => None,
+            })
+            .collect()
+    }
+
+    /// Appends an event no reader can decode (a newer version's, or a
+    /// corrupt one); answers its revision.
+    pub fn append_undecodable(&self, message: &str) -> Revision {
+        let mut inner = self.lock();
+        let revision = inner.last_revision + 1;
+        inner.push(Entry::Undecodable { revision, message: message.to_owned() });
+        revision
+    }
+
+    /// Loses the next revision: the next append gets the one after it, so
+    /// readers see a gap.
+    pub fn lose_next_revision(&self) {
+        self.lock().last_revision += 1;
     }
 }
 
 impl EventStore for MemoryEventStore {
     async fn read(&self, namespace: &Namespace, after: Revision) -> Result<Vec<StoredEvent>, StoreError> {
-        let inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
-        Ok(inner.log.iter().filter(|e| e.revision > after && &e.event.namespace == namespace).cloned().collect())
+        let inner = self.lock();
+        let mut out = Vec::new();
+        for entry in inner.log.iter().filter(|e| e.revision() > after) {
+            match entry {
+                Entry::Event(e) if &e.event.namespace == namespace => out.push(e.clone()),
+                Entry::Event(_) => {}
+                // Its namespace cannot be known; a namespace read sees it as
+                // the JetStream store would only if it were on its subject.
+                Entry::Undecodable { .. } => {}
+            }
+        }
+        Ok(out)
     }
 
     async fn append(&self, expected_last: Revision, event: &ChangeSetCommitted) -> Result<Appended, StoreError> {
-        let mut inner = self.inner.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut inner = self.lock();
         let ns = event.namespace.clone();
         let dedupe_key = (ns.clone(), event.request_id.as_str().to_owned());
         if !event.request_id.is_empty()
@@ -55,8 +126,8 @@ impl EventStore for MemoryEventStore {
         if last != expected_last {
             return Err(StoreError::WrongLastRevision { expected: expected_last });
         }
-        let revision = inner.log.len() as Revision + 1;
-        inner.log.push(StoredEvent { revision, event: event.clone() });
+        let revision = inner.last_revision + 1;
+        inner.push(Entry::Event(StoredEvent { revision, event: event.clone() }));
         inner.last_by_namespace.insert(ns, revision);
         if !event.request_id.is_empty() {
             inner.dedupe.insert(dedupe_key, revision);
@@ -65,102 +136,83 @@ impl EventStore for MemoryEventStore {
     }
 }
 
-/// The behaviour every [`EventStore`] must show; run against the memory store
-/// here and against JetStream in the adapter's tests.
-pub mod conformance {
-    use std::time::SystemTime;
+/// A reader of the memory log from a position.
+#[derive(Debug)]
+pub struct MemoryReader {
+    store: MemoryEventStore,
+    position: Revision,
+    head: Revision,
+}
 
-    use crate::{
-        Actor, Appended, ChangeSetCommitted, ContentType, EventStore, Key, KeyChange, KeyOp, Namespace, Reason,
-        RequestId, StoreError, TraceContext,
-    };
+impl EventFeed for MemoryEventStore {
+    type Reader = MemoryReader;
 
-    fn event(ns: &str, key: &str, request_id: &str) -> ChangeSetCommitted {
-        ChangeSetCommitted {
-            namespace: Namespace::parse(ns).expect("valid namespace"),
-            changes: vec![KeyChange {
-                key: Key::parse(key).expect("valid key"),
-                op: KeyOp::Set { value: key.as_bytes().to_vec(), content_type: ContentType::parse("").expect("ct") },
-                previous_mod_revision: 0,
-                expected: None,
-                create_revision: 0,
-                version: 1,
-            }],
-            actor: Actor::anonymous(),
-            reason: Reason::default(),
-            request_id: RequestId::parse(request_id).expect("valid request id"),
-            request_digest: vec![1; 32],
-            time: SystemTime::UNIX_EPOCH,
-            trace: TraceContext {
-                traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into(),
-                tracestate: String::new(),
-            },
-        }
+    async fn open(&self, after: Revision) -> Result<MemoryReader, FeedError> {
+        let head = self.lock().last_revision;
+        Ok(MemoryReader { store: self.clone(), position: after, head })
+    }
+}
+
+impl FeedReader for MemoryReader {
+    fn head(&self) -> Revision {
+        self.head
     }
 
-    /// Panics on the first broken rule.
-    pub async fn run<S: EventStore>(store: &S) {
-        let ns = Namespace::parse("conf/a").expect("ns");
-        assert!(store.read(&ns, 0).await.expect("read empty").is_empty(), "a new namespace has no events");
-
-        let e1 = event("conf/a", "k1", "");
-        let Ok(Appended::Committed(r1)) = store.append(0, &e1).await else { panic!("first append commits") };
-        let read = store.read(&ns, 0).await.expect("read");
-        assert_eq!(read.len(), 1);
-        assert_eq!((read[0].revision, &read[0].event), (r1, &e1), "the event reads back as written");
-
-        let stale = store.append(0, &event("conf/a", "k2", "")).await;
-        assert!(matches!(stale, Err(StoreError::WrongLastRevision { expected: 0 })), "stale expectation: {stale:?}");
-
-        let e2 = event("conf/a", "k2", "req-1");
-        let Ok(Appended::Committed(r2)) = store.append(r1, &e2).await else { panic!("append at the right revision") };
-        assert!(r2 > r1);
-        match store.append(r1, &e2).await {
-            Ok(Appended::Duplicate(r)) => assert_eq!(r, r2, "a duplicate answers the original revision"),
-            Err(StoreError::WrongLastRevision { .. }) => {}
-            other => panic!("a retried append must not commit twice: {other:?}"),
-        }
-
-        // Another namespace, including a "child" one, has its own order in
-        // the same global sequence.
-        let Ok(Appended::Committed(r3)) = store.append(0, &event("conf/a/b", "k", "")).await else {
-            panic!("a child namespace starts empty")
-        };
-        assert!(r3 > r2, "revisions are global");
-        let read = store.read(&ns, r1).await.expect("read after");
-        assert_eq!(
-            read.iter().map(|e| e.revision).collect::<Vec<_>>(),
-            vec![r2],
-            "reads only its own subject, after the given revision"
-        );
-
-        // A longer history, read from the start and from the middle.
-        let mut last = r2;
-        let mut revisions = vec![r1, r2];
-        for i in 0..25 {
-            let Ok(Appended::Committed(r)) = store.append(last, &event("conf/a", &format!("k{i}"), "")).await else {
-                panic!("append {i}")
+    async fn next(&mut self) -> Result<FeedItem, FeedError> {
+        poll_fn(|cx| {
+            let mut inner = self.store.lock();
+            let Some(index) = inner.log.iter().position(|e| e.revision() > self.position) else {
+                inner.waiting.push(cx.waker().clone());
+                return Poll::Pending;
             };
-            revisions.push(r);
-            last = r;
-        }
-        let all: Vec<_> = store.read(&ns, 0).await.expect("read all").iter().map(|e| e.revision).collect();
-        assert_eq!(all, revisions);
-        let tail: Vec<_> =
-            store.read(&ns, revisions[10]).await.expect("read tail").iter().map(|e| e.revision).collect();
-        assert_eq!(tail, revisions[11..]);
+            let entry = inner.log[index].clone();
+            let expected = self.position + 1;
+            if entry.revision() != expected {
+                return Poll::Ready(Err(FeedError::Gap { expected, got: entry.revision() }));
+            }
+            let pending = (inner.log.len() - index - 1) as u64;
+            Poll::Ready(match entry {
+                Entry::Undecodable { revision, message } => Err(FeedError::Undecodable { revision, message }),
+                Entry::Event(stored) => {
+                    self.position = stored.revision;
+                    Ok(FeedItem { stored, pending })
+                }
+            })
+        })
+        .await
+    }
+
+    async fn close(self) {}
+}
+
+impl crate::conformance::Faults for MemoryEventStore {
+    async fn append_undecodable(&self) -> Revision {
+        MemoryEventStore::append_undecodable(self, "an unknown event version")
+    }
+
+    async fn lose_next_revision(&self) {
+        MemoryEventStore::lose_next_revision(self);
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::MemoryEventStore;
+    use crate::conformance;
+
     #[test]
     fn memory_store_conforms() {
-        let store = super::MemoryEventStore::new();
-        block_on(super::conformance::run(&store));
+        block_on(conformance::run(&MemoryEventStore::new()));
     }
 
-    /// The memory store never awaits anything, so one poll completes it.
+    #[test]
+    fn memory_feed_conforms() {
+        let store = MemoryEventStore::new();
+        block_on(conformance::run_feed(&store, &store, &store));
+    }
+
+    /// The memory store never waits when the suite polls it, so one poll
+    /// completes each step.
     fn block_on<F: std::future::Future>(f: F) -> F::Output {
         let mut f = std::pin::pin!(f);
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());

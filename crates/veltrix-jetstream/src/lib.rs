@@ -1,7 +1,8 @@
 //! NATS JetStream adapter of Veltrix Config: the event stream (created or
 //! verified at start-up) and an [`EventStore`](veltrix_domain::EventStore)
 //! that appends change sets with `Nats-Expected-Last-Subject-Sequence` and
-//! reads a namespace's events back.
+//! reads a namespace's events back, and an [`EventFeed`](veltrix_domain::EventFeed)
+//! of every namespace's events in order for the projection.
 //!
 //! Subject layout: one subject per namespace, `{prefix}.{segment}.{segment}`
 //! (namespace segments are valid subject tokens by construction), all in one
@@ -10,12 +11,14 @@
 mod classify;
 mod connect;
 mod error;
+mod feed;
 mod settings;
 mod store;
 mod stream;
 
 pub use connect::{ConnectionEvents, NatsOptions, connect};
 pub use error::Error;
+pub use feed::{JetStreamFeed, JetStreamReader};
 pub use settings::StreamSettings;
 pub use store::{JetStreamEventStore, StreamUsage, decode_message};
 pub use stream::ensure_stream;

@@ -55,10 +55,6 @@ impl JetStreamEventStore {
         &self.settings
     }
 
-    pub fn stream(&self) -> &Stream {
-        &self.stream
-    }
-
     /// How much of the stream's byte limit is used, from a fresh stream info.
     pub async fn usage(&self) -> Result<StreamUsage, StoreError> {
         let mut stream = self.stream.clone();

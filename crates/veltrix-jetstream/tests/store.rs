@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{self, stream};
-use veltrix_domain::{EventStore, Namespace, StoreError};
-use veltrix_jetstream::{Error, JetStreamEventStore, StreamSettings, connect};
+use veltrix_domain::{EventStore, Namespace, Revision, StoreError};
+use veltrix_jetstream::{Error, JetStreamEventStore, JetStreamFeed, StreamSettings, connect};
 use veltrix_testkit::NatsServer;
 
 async fn open(nats: &NatsServer, settings: StreamSettings) -> Result<JetStreamEventStore, Error> {
@@ -17,7 +17,41 @@ async fn open(nats: &NatsServer, settings: StreamSettings) -> Result<JetStreamEv
 async fn conforms_to_the_event_store_contract() {
     let nats = NatsServer::start();
     let store = open(&nats, StreamSettings::default()).await.expect("open");
-    veltrix_domain::memory::conformance::run(&store).await;
+    veltrix_domain::conformance::run(&store).await;
+}
+
+/// Faults made with raw NATS: a payload no version decodes, and a message on
+/// a subject outside the namespaces' (the stream made to take it), whose
+/// revision the feed never sees.
+struct RawFaults {
+    js: jetstream::Context,
+}
+
+impl veltrix_domain::conformance::Faults for RawFaults {
+    async fn append_undecodable(&self) -> Revision {
+        let ack = self.js.publish("veltrix.events.feed.bad", "not protobuf \u{1}".into()).await.unwrap();
+        ack.await.unwrap().sequence
+    }
+
+    async fn lose_next_revision(&self) {
+        let mut config = self.js.get_stream("VELTRIX_EVENTS").await.unwrap().info().await.unwrap().config.clone();
+        if !config.subjects.iter().any(|s| s == "outside.>") {
+            config.subjects.push("outside.>".into());
+            self.js.update_stream(config).await.unwrap();
+        }
+        self.js.publish("outside.x", "elsewhere".into()).await.unwrap().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn the_feed_conforms_to_the_event_feed_contract() {
+    let nats = NatsServer::start();
+    let (client, _) = connect(&veltrix_jetstream::NatsOptions::new(nats.url()), "feed").await.expect("connect");
+    let store = JetStreamEventStore::open(client.clone(), StreamSettings::default(), Duration::from_secs(5))
+        .await
+        .expect("open");
+    let feed = JetStreamFeed::new(client.clone(), StreamSettings::default());
+    veltrix_domain::conformance::run_feed(&store, &feed, &RawFaults { js: jetstream::new(client) }).await;
 }
 
 #[tokio::test]
@@ -25,7 +59,9 @@ async fn creates_the_stream_as_configured_and_accepts_it_again() {
     let nats = NatsServer::start();
     let settings = StreamSettings { duplicate_window: Duration::from_secs(7), ..Default::default() };
     let mut store = open(&nats, settings.clone()).await.expect("create");
-    let info = store.stream().clone().info().await.expect("info").config.clone();
+    let (client, _) = connect(&veltrix_jetstream::NatsOptions::new(nats.url()), "raw").await.expect("connect");
+    let mut stream = jetstream::new(client).get_stream("VELTRIX_EVENTS").await.expect("stream");
+    let info = stream.info().await.expect("info").config.clone();
     assert_eq!(info.subjects, vec!["veltrix.events.>".to_string()]);
     assert_eq!(info.storage, stream::StorageType::File);
     assert_eq!(info.duplicate_window, Duration::from_secs(7));

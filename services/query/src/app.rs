@@ -3,7 +3,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use async_nats::jetstream;
+use veltrix_jetstream::JetStreamFeed;
 use veltrix_proto::v1::config_query_server::ConfigQueryServer;
 use veltrix_redis::ReadModel;
 use veltrix_server::{
@@ -92,11 +92,11 @@ async fn prepare(
     shutdown: CancellationToken,
 ) {
     let mut delay = Duration::from_millis(100);
-    let (js, model) = loop {
+    let (feed, model) = loop {
         let attempt = async {
             let (client, _) = veltrix_jetstream::connect(&config.nats.options(), "veltrix-query").await?;
             let model = ReadModel::connect_with(&config.redis_options(), &config.redis_prefix).await?;
-            Ok::<_, BoxError>((jetstream::new(client), model))
+            Ok::<_, BoxError>((JetStreamFeed::new(client, config.stream_settings()), model))
         };
         match attempt.await {
             Ok(v) => break v,
@@ -112,8 +112,7 @@ async fn prepare(
     };
     gate.open(model.clone());
     let projector = Projector {
-        js,
-        settings: config.stream_settings(),
+        feed,
         model,
         state: state.clone(),
         hub,

@@ -10,7 +10,6 @@ pub mod grpc;
 pub mod hub;
 pub mod pages;
 pub mod projector;
-pub mod reader;
 pub mod rebuild;
 pub mod state;
 pub mod status;

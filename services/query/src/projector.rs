@@ -10,9 +10,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use async_nats::jetstream;
-use veltrix_domain::Revision;
-use veltrix_jetstream::StreamSettings;
+use veltrix_domain::{EventFeed, FeedError, FeedItem, FeedReader, Revision, next_batch};
 use veltrix_proto::convert::read::change_record;
 use veltrix_redis::{ApplyOptions, ReadModel};
 use veltrix_server::{CancellationToken, Health};
@@ -20,7 +18,6 @@ use veltrix_telemetry::traces_enabled;
 
 use crate::{
     hub::{Hub, HubEvent},
-    reader::{EventReader, Next, ReadError},
     state::ReadState,
 };
 
@@ -28,8 +25,8 @@ use crate::{
 pub const PROJECTION_HEALTH: &str = "veltrix.config.v1.ConfigQuery.projection";
 /// Raise the watermark in Redis at least this often (in events).
 const RAISE_EVERY: u64 = 256;
-/// Most change sets applied in one Redis round trip.
-const BATCH: usize = 256;
+/// Most change sets applied in one Redis round trip (projection and rebuild).
+pub const BATCH: usize = 256;
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 const HALT_RETRY: Duration = Duration::from_secs(30);
 
@@ -38,7 +35,7 @@ enum Stop {
     #[error("redis: {0}")]
     Redis(#[from] veltrix_redis::Error),
     #[error(transparent)]
-    Read(#[from] ReadError),
+    Read(#[from] FeedError),
     #[error("shutting down")]
     Shutdown,
 }
@@ -48,9 +45,8 @@ enum Outcome {
     Restart,
 }
 
-pub struct Projector {
-    pub js: jetstream::Context,
-    pub settings: StreamSettings,
+pub struct Projector<F> {
+    pub feed: F,
     pub model: ReadModel,
     pub state: Arc<ReadState>,
     pub hub: Arc<Hub>,
@@ -59,7 +55,7 @@ pub struct Projector {
     pub health: Health,
 }
 
-impl Projector {
+impl<F: EventFeed> Projector<F> {
     /// Runs until `shutdown`, restarting after every error with a backoff.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut backoff = Duration::from_millis(100);
@@ -72,7 +68,7 @@ impl Projector {
                     backoff = Duration::from_millis(100);
                     continue;
                 }
-                Err(Stop::Read(ReadError::Undecodable { revision, message })) => {
+                Err(Stop::Read(FeedError::Undecodable { revision, message })) => {
                     self.state.stats.undecodable();
                     self.state.set_halted(true);
                     self.health.set_service(PROJECTION_HEALTH, false).await;
@@ -85,7 +81,7 @@ impl Projector {
                     HALT_RETRY
                 }
                 // A start before the command service's: wait quietly, say so once.
-                Err(Stop::Read(ReadError::NoStream(name))) => {
+                Err(Stop::Read(FeedError::NoStream(name))) => {
                     if !std::mem::replace(&mut waiting_for_stream, true) {
                         tracing::info!(stream = %name, "waiting for the event stream (the command service creates it)");
                     }
@@ -135,9 +131,9 @@ impl Projector {
         }
         tracing::info!(generation, applied, complete, "projecting");
 
-        let mut reader = EventReader::open(&self.js, &self.settings, applied).await?;
+        let mut reader = self.feed.open(applied).await?;
         let outcome = self.project(generation, applied, complete, switch_at, &mut reader, shutdown).await;
-        // Leave no consumer behind (its inactivity threshold is the backstop).
+        // Leave nothing behind in the store.
         reader.close().await;
         outcome
     }
@@ -148,10 +144,10 @@ impl Projector {
         mut applied: Revision,
         mut complete: bool,
         switch_at: Option<Revision>,
-        reader: &mut EventReader,
+        reader: &mut F::Reader,
         shutdown: &CancellationToken,
     ) -> Result<Outcome, Stop> {
-        if !complete && applied >= reader.head {
+        if !complete && applied >= reader.head() {
             if !self.model.mark_complete(generation).await? {
                 return Ok(Outcome::Restart);
             }
@@ -173,22 +169,26 @@ impl Projector {
                         return Ok(Outcome::Restart);
                     }
                 }
-                next = reader.next() => {
-                    // Whatever else has already arrived goes in the same batch:
+                batch = next_batch(reader, BATCH) => {
+                    // Whatever else has already arrived is in the same batch:
                     // one Redis round trip for all of it.
-                    let mut batch = vec![next?];
-                    while batch.len() < BATCH {
-                        match reader.try_next() {
-                            Some(next) => batch.push(next?),
-                            None => break,
+                    let batch = match batch {
+                        Ok(batch) => batch,
+                        Err(e) => {
+                            // What is applied stays applied: the restart
+                            // resumes after it, and the watermark never goes back.
+                            if unraised > 0 && switch_at.is_none() {
+                                self.model.raise_applied(generation, applied).await?;
+                            }
+                            return Err(e.into());
                         }
-                    }
+                    };
                     let events: Vec<_> = batch.iter().map(|n| (n.stored.revision, &n.stored.event)).collect();
                     // One span per event, in the trace of the call that made
                     // it, spanning its apply and its hand-off to watchers.
                     let spans: Vec<_> = if traces_enabled() { batch.iter().map(apply_span).collect() } else { Vec::new() };
                     self.apply_with_retry(generation, &events, shutdown).await?;
-                    let Some(Next { stored: last, pending }) = batch.last() else { continue };
+                    let Some(FeedItem { stored: last, pending }) = batch.last() else { continue };
                     applied = last.revision;
                     let age = std::time::SystemTime::now().duration_since(last.event.time).unwrap_or_default();
                     self.state.stats.lag(*pending, if *pending == 0 { 0.0 } else { age.as_secs_f64() });
@@ -212,7 +212,7 @@ impl Projector {
                     // the watermark moves, so a watcher's progress after
                     // draining its channel covers everything up to the watermark.
                     if switch_at.is_none_or(|at| applied >= at) {
-                        for Next { stored, .. } in &batch {
+                        for FeedItem { stored, .. } in &batch {
                             let (revision, event) = (stored.revision, &stored.event);
                             self.hub.publish(event.namespace.as_str(), || HubEvent {
                                 revision,
@@ -272,7 +272,7 @@ impl Projector {
 }
 
 /// The span of one event's projection, child of the call that made it.
-fn apply_span(next: &Next) -> tracing::Span {
+fn apply_span(next: &FeedItem) -> tracing::Span {
     let (revision, event) = (next.stored.revision, &next.stored.event);
     let span = tracing::info_span!(
         "projection.apply",

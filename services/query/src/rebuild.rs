@@ -6,24 +6,23 @@
 
 use std::time::Duration;
 
-use async_nats::jetstream;
-use veltrix_domain::Revision;
+use veltrix_domain::{EventFeed, FeedReader, Revision, next_batch};
+use veltrix_jetstream::JetStreamFeed;
 use veltrix_redis::ReadModel;
 use veltrix_server::BoxError;
 
-use crate::{config::Config, reader::EventReader};
+use crate::{config::Config, projector::BATCH};
 
 /// Rebuilds and switches; answers the new generation.
 pub async fn rebuild(config: &Config, drop_old_after: Duration) -> Result<u64, BoxError> {
     let (client, _) = veltrix_jetstream::connect(&config.nats.options(), "veltrix-query-rebuild").await?;
-    let js = jetstream::new(client);
+    let feed = JetStreamFeed::new(client, config.stream_settings());
     let model = ReadModel::connect_with(&config.redis_options(), &config.redis_prefix).await?;
-    let settings = config.stream_settings();
     let old = model.active_generation().await?;
     let generation = ReadModel::new_generation();
     tracing::info!(generation, ?old, "rebuilding the read model");
 
-    let mut reader = EventReader::open(&js, &settings, 0).await?;
+    let mut reader = feed.open(0).await?;
     let mut applied: Revision = 0;
     loop {
         // At least as far as the stream was when we began and as the old
@@ -32,16 +31,10 @@ pub async fn rebuild(config: &Config, drop_old_after: Duration) -> Result<u64, B
             Some(g) => model.generation_state(g).await?.applied,
             None => 0,
         };
-        if applied >= reader.head.max(old_applied) {
+        if applied >= reader.head().max(old_applied) {
             break;
         }
-        let mut batch = vec![reader.next().await?];
-        while batch.len() < 256 {
-            match reader.try_next() {
-                Some(next) => batch.push(next?),
-                None => break,
-            }
-        }
+        let batch = next_batch(&mut reader, BATCH).await?;
         let events: Vec<_> = batch.iter().map(|n| (n.stored.revision, &n.stored.event)).collect();
         model.apply_batch(generation, &events, config.apply_options()).await?;
         if let Some(last) = batch.last() {
