@@ -31,11 +31,14 @@ pub fn publish_error(err: PublishError, expected: Revision) -> StoreError {
     match (err.kind(), code) {
         (PublishErrorKind::WrongLastSequence, _) => StoreError::WrongLastRevision { expected },
         (_, Some(WRONG_LAST_SEQUENCE | WRONG_LAST_SEQUENCE_CLUSTERED)) => StoreError::WrongLastRevision { expected },
+        // The messages are ours (clients read them); NATS's words go to the log.
         (PublishErrorKind::MaxPayloadExceeded, _) | (_, Some(MESSAGE_SIZE_EXCEEDED)) => {
-            StoreError::Refused { message: format!("event too large: {err}") }
+            tracing::warn!(error = %err, "JetStream refused an event as too large");
+            StoreError::Refused { message: "the event is too large for the event stream".into() }
         }
         (_, Some(MAX_BYTES_EXCEEDED | STREAM_STORE_FAILED)) => {
-            StoreError::Refused { message: format!("event stream is full or cannot store: {err}") }
+            tracing::warn!(error = %err, "JetStream refused to store an event");
+            StoreError::Refused { message: "the event stream is full or cannot store the event".into() }
         }
         (_, Some(c)) if TEMPORARY.contains(&c) => StoreError::unavailable("JetStream is temporarily unavailable", err),
         (PublishErrorKind::TimedOut | PublishErrorKind::BrokenPipe, _) => {

@@ -9,9 +9,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use crate::AccessError;
 use clap::Args;
-use tonic::{Code, Status};
-use tonic_types::{ErrorDetails, StatusExt};
 
 /// Limits both services share.
 #[derive(Debug, Clone, Copy, Args)]
@@ -84,9 +83,8 @@ impl Admission {
         self.limits.rate_limit > 0.0
     }
 
-    /// Takes one request from the caller's bucket, or answers
-    /// RESOURCE_EXHAUSTED with the time to wait (also as `RetryInfo`).
-    pub fn admit(&self, caller: &str) -> Result<(), Status> {
+    /// Takes one request from the caller's bucket, or says how long to wait.
+    pub fn admit(&self, caller: &str) -> Result<(), AccessError> {
         let rate = self.limits.rate_limit;
         if rate <= 0.0 {
             return Ok(());
@@ -105,23 +103,16 @@ impl Admission {
             bucket.tokens -= 1.0;
             return Ok(());
         }
-        let wait = Duration::from_secs_f64((1.0 - bucket.tokens) / rate);
-        Err(Status::with_error_details(
-            Code::ResourceExhausted,
-            format!("rate limit of {rate} requests/s exceeded; retry in {} ms", wait.as_millis().max(1)),
-            ErrorDetails::with_retry_info(Some(wait)),
-        ))
+        let retry_in = Duration::try_from_secs_f64((1.0 - bucket.tokens) / rate).unwrap_or(Duration::from_secs(1));
+        Err(AccessError::RateLimited { rate, retry_in })
     }
 
-    /// A place for one more watch stream, or RESOURCE_EXHAUSTED.
-    pub fn watcher(&self, caller: &str) -> Result<WatcherPermit, Status> {
+    /// A place for one more watch stream, or the limit that refuses it.
+    pub fn watcher(&self, caller: &str) -> Result<WatcherPermit, AccessError> {
         let mut watchers = self.watchers.lock().unwrap_or_else(PoisonError::into_inner);
         let open = watchers.entry(caller.to_owned()).or_insert(0);
         if *open >= self.limits.max_watchers_per_caller {
-            return Err(Status::resource_exhausted(format!(
-                "at most {} open watch streams per caller; close one first",
-                self.limits.max_watchers_per_caller
-            )));
+            return Err(AccessError::TooManyWatchers { limit: self.limits.max_watchers_per_caller });
         }
         *open += 1;
         Ok(WatcherPermit { caller: caller.to_owned(), watchers: self.watchers.clone() })
@@ -138,8 +129,10 @@ mod tests {
         assert!(a.admit("x").is_ok());
         assert!(a.admit("x").is_ok());
         let refused = a.admit("x").unwrap_err();
-        assert_eq!(refused.code(), Code::ResourceExhausted);
-        assert!(refused.get_details_retry_info().is_some(), "a retry hint");
+        assert!(matches!(refused, AccessError::RateLimited { .. }), "{refused:?}");
+        let status = crate::details::access_status(&refused);
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+        assert!(tonic_types::StatusExt::get_details_retry_info(&status).is_some(), "a retry hint");
         assert!(a.admit("y").is_ok(), "callers have their own buckets");
         std::thread::sleep(Duration::from_millis(120));
         assert!(a.admit("x").is_ok(), "refilled");
@@ -150,7 +143,7 @@ mod tests {
         let a = Admission::new(LimitArgs { rate_limit: 0.0, rate_burst: 1, max_watchers_per_caller: 1 });
         let permit = a.watcher("x");
         assert!(permit.is_ok());
-        assert_eq!(a.watcher("x").err().map(|s| s.code()), Some(Code::ResourceExhausted));
+        assert_eq!(a.watcher("x").err(), Some(AccessError::TooManyWatchers { limit: 1 }));
         drop(permit);
         assert!(a.watcher("x").is_ok());
     }

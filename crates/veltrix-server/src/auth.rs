@@ -13,11 +13,14 @@ use std::{
 };
 
 use tokio_util::sync::CancellationToken;
-use tonic::{Request, Status, metadata::MetadataMap};
+use tonic::{Request, metadata::MetadataMap};
 pub use veltrix_auth::Role;
 use veltrix_auth::{Policy, PolicyError};
 
-use crate::admission::{Admission, LimitArgs, WatcherPermit, caller_key};
+use crate::{
+    AccessError,
+    admission::{Admission, LimitArgs, WatcherPermit, caller_key},
+};
 
 /// How often the file's modification time is checked.
 const POLL: Duration = Duration::from_secs(1);
@@ -61,11 +64,6 @@ fn read(path: &Path) -> Result<(Policy, Option<SystemTime>), AuthError> {
 }
 
 impl Auth {
-    /// An open service without limits: every call allowed.
-    pub fn open() -> Self {
-        Self { loaded: None, admission: Arc::new(Admission::new(LimitArgs::default())) }
-    }
-
     /// Loads the policy at `path`, or none: open, with a warning unless
     /// `deliberately_off` (`--auth-off`) says it is meant.
     pub fn load(
@@ -148,7 +146,7 @@ impl Auth {
     /// Authenticates a call (its bearer token, else its client
     /// certificate's identity; UNAUTHENTICATED when neither names a known
     /// caller) and takes one request from the caller's rate.
-    pub fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
+    pub fn caller<T>(&self, request: &Request<T>) -> Result<Caller, AccessError> {
         let (identity, policy) = match &self.loaded {
             None => (None, None),
             Some(loaded) => {
@@ -156,13 +154,9 @@ impl Auth {
                 let identity = match bearer(request.metadata())? {
                     Some(token) => match policy.identify(token) {
                         Some(identity) => identity.to_owned(),
-                        None => return Err(Status::unauthenticated("unknown bearer token")),
+                        None => return Err(AccessError::UnknownToken),
                     },
-                    None => crate::tls::peer_identity(request).ok_or_else(|| {
-                        Status::unauthenticated(
-                            "authentication required: send `authorization: Bearer <token>` or a client certificate",
-                        )
-                    })?,
+                    None => crate::tls::peer_identity(request).ok_or(AccessError::AuthenticationRequired)?,
                 };
                 (Some(identity), Some(policy))
             }
@@ -176,20 +170,20 @@ impl Auth {
 }
 
 /// The token of an `authorization: Bearer <token>` header, if any.
-fn bearer(md: &MetadataMap) -> Result<Option<&str>, Status> {
+fn bearer(md: &MetadataMap) -> Result<Option<&str>, AccessError> {
     let Some(value) = md.get("authorization") else { return Ok(None) };
-    let value = value.to_str().map_err(|_| Status::unauthenticated("authorization metadata: not printable ASCII"))?;
+    let value = value.to_str().map_err(|_| AccessError::MalformedAuthorization("not printable ASCII"))?;
     match value.split_once(' ') {
         Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
             Ok(Some(token.trim()))
         }
-        _ => Err(Status::unauthenticated("authorization metadata: expected `Bearer <token>`")),
+        _ => Err(AccessError::MalformedAuthorization("expected `Bearer <token>`")),
     }
 }
 
 impl Caller {
     /// A place for one more open watch stream of this caller.
-    pub fn watcher(&self) -> Result<WatcherPermit, Status> {
+    pub fn watcher(&self) -> Result<WatcherPermit, AccessError> {
         self.admission.watcher(&caller_key(self.identity.as_deref(), self.remote))
     }
 
@@ -206,13 +200,14 @@ impl Caller {
     }
 
     /// PERMISSION_DENIED unless the caller holds `role` on `namespace`.
-    pub fn require(&self, role: Role, namespace: &str) -> Result<(), Status> {
+    pub fn require(&self, role: Role, namespace: &str) -> Result<(), AccessError> {
         if self.can(role, namespace) {
             return Ok(());
         }
-        Err(Status::permission_denied(format!(
-            "'{}' has no {role} role on namespace '{namespace}'",
-            self.identity.as_deref().unwrap_or_default()
-        )))
+        Err(AccessError::PermissionDenied {
+            identity: self.identity.clone().unwrap_or_default(),
+            role,
+            namespace: namespace.to_owned(),
+        })
     }
 }

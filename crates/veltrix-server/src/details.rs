@@ -41,6 +41,26 @@ pub fn revision_compacted(message: String, oldest: u64) -> Status {
     )
 }
 
+/// The status of a refusal before the service's logic: UNAUTHENTICATED,
+/// PERMISSION_DENIED or RESOURCE_EXHAUSTED (with `RetryInfo` for a rate).
+pub fn access_status(e: &crate::AccessError) -> Status {
+    use crate::AccessError as A;
+    let message = e.to_string();
+    match e {
+        A::UnknownToken | A::MalformedAuthorization(_) | A::AuthenticationRequired => Status::unauthenticated(message),
+        A::PermissionDenied { .. } | A::InvalidIdentity { .. } => Status::permission_denied(message),
+        A::RateLimited { retry_in, .. } => {
+            Status::with_error_details(Code::ResourceExhausted, message, ErrorDetails::with_retry_info(Some(*retry_in)))
+        }
+        A::TooManyWatchers { .. } => Status::resource_exhausted(message),
+    }
+}
+
+/// UNAVAILABLE while the service's dependencies are not ready.
+pub fn not_ready(e: &crate::NotReady) -> Status {
+    Status::unavailable(e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]

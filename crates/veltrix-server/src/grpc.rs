@@ -10,7 +10,7 @@ use std::{
 
 use tokio_util::sync::CancellationToken;
 
-use tonic::{Status, transport::Server};
+use tonic::transport::Server;
 use tonic_health::{
     ServingStatus,
     pb::health_server::HealthServer,
@@ -149,8 +149,8 @@ impl<T> ServingGate<T> {
         let _ = self.cell.set(value);
     }
 
-    pub fn get(&self) -> Result<&T, Status> {
-        self.cell.get().ok_or_else(|| Status::unavailable(format!("not ready yet: {}", self.waiting_for)))
+    pub fn get(&self) -> Result<&T, crate::NotReady> {
+        self.cell.get().ok_or(crate::NotReady(self.waiting_for))
     }
 }
 

@@ -3,6 +3,7 @@
 //! and shutdown on SIGTERM/SIGINT. Nothing here knows about config keys or
 //! events.
 
+pub mod access;
 pub mod admission;
 mod args;
 pub mod auth;
@@ -15,6 +16,7 @@ mod running;
 mod signal;
 pub mod tls;
 
+pub use access::{AccessError, NotReady};
 pub use args::{LogFormat, NatsArgs, ServeArgs};
 pub use cli::{EX_CONFIG, parse_duration, parse_or_exit};
 pub use deadline::{call_budget, grpc_timeout};

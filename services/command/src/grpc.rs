@@ -7,7 +7,7 @@ use std::{
 };
 
 use tonic::{Request, Response, Status, metadata::MetadataMap};
-use veltrix_domain::{Actor, EventStore, Limits, TraceContext};
+use veltrix_domain::{Actor, EventStore, Limits, TraceContext, ValidationError};
 use veltrix_proto::{
     convert::{CallContext, IntoCommand},
     v1::{
@@ -16,13 +16,16 @@ use veltrix_proto::{
     },
 };
 use veltrix_server::{
-    ServingGate,
+    AccessError, ServingGate,
     auth::{Auth, Role},
     call_budget,
 };
 use veltrix_telemetry::{TRACEPARENT, TRACESTATE, child_traceparent, span_traceparent};
 
-use crate::{handler::CommandHandler, status::to_status};
+use crate::{
+    handler::{CommandError, CommandHandler},
+    status::to_status,
+};
 
 /// Metadata naming who makes a change (until authentication is on).
 pub const ACTOR_HEADER: &str = "x-veltrix-actor";
@@ -47,19 +50,16 @@ impl<S> CommandService<S> {
 
 impl<S: EventStore> CommandService<S> {
     #[tracing::instrument(level = "debug", skip_all, fields(rpc = rpc))]
-    async fn run<R: IntoCommand>(&self, rpc: &'static str, request: Request<R>) -> Result<u64, Status> {
+    async fn run<R: IntoCommand>(&self, rpc: &'static str, request: Request<R>) -> Result<u64, CommandError> {
         let caller = self.auth.caller(&request)?;
         let budget = call_budget(request.metadata(), self.default_deadline);
         let deadline = tokio::time::Instant::now() + budget;
         let ctx = call_context(request.metadata(), caller.identity())?;
-        let cmd = request
-            .into_inner()
-            .into_command(ctx, &self.limits)
-            .map_err(|e| veltrix_server::details::invalid_argument(&e.field, &e.rule))?;
+        let cmd = request.into_inner().into_command(ctx, &self.limits)?;
         // Nothing is appended for a caller without the write role here.
         caller.require(Role::Write, cmd.namespace().as_str())?;
         let handler = self.handler.get()?;
-        let revision = handler.execute(&cmd, deadline).await.map_err(to_status)?;
+        let revision = handler.execute(&cmd, deadline).await?;
         tracing::debug!(namespace = %cmd.namespace(), revision, changes = cmd.changes().len(), "committed");
         Ok(revision)
     }
@@ -67,21 +67,20 @@ impl<S: EventStore> CommandService<S> {
 
 /// The call's actor, trace and time. With authentication on, the actor is
 /// the authenticated identity and `x-veltrix-actor` is ignored.
-fn call_context(md: &MetadataMap, identity: Option<&str>) -> Result<CallContext, Status> {
+fn call_context(md: &MetadataMap, identity: Option<&str>) -> Result<CallContext, CommandError> {
     let text = |name: &'static str| md.get(name).map(move |v| v.to_str().map_err(|_| name));
     let claimed = if identity.is_some() { None } else { text(ACTOR_HEADER) };
     let actor = match identity {
-        Some(identity) => Actor::parse(identity).map_err(|e| {
-            Status::permission_denied(format!("identity '{identity}' is not a valid actor: {}", e.rule))
-        })?,
+        Some(identity) => Actor::parse(identity)
+            .map_err(|e| AccessError::InvalidIdentity { identity: identity.to_owned(), rule: e.rule })?,
         None => match claimed {
             None => Actor::anonymous(),
             Some(Ok(a)) if !a.is_empty() => {
-                Actor::parse(a).map_err(|e| Status::invalid_argument(format!("{ACTOR_HEADER} metadata: {}", e.rule)))?
+                Actor::parse(a).map_err(|e| ValidationError::new(format!("{ACTOR_HEADER} metadata"), e.rule))?
             }
             Some(Ok(_)) => Actor::anonymous(),
             Some(Err(name)) => {
-                return Err(Status::invalid_argument(format!("{name} metadata: must be printable ASCII")));
+                return Err(ValidationError::new(format!("{name} metadata"), "must be printable ASCII").into());
             }
         },
     };
@@ -100,17 +99,17 @@ fn call_context(md: &MetadataMap, identity: Option<&str>) -> Result<CallContext,
 #[tonic::async_trait]
 impl<S: EventStore> ConfigCommand for CommandService<S> {
     async fn put(&self, request: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
-        let revision = self.run("Put", request).await?;
+        let revision = self.run("Put", request).await.map_err(to_status)?;
         Ok(Response::new(PutResponse { revision }))
     }
 
     async fn delete(&self, request: Request<DeleteRequest>) -> Result<Response<DeleteResponse>, Status> {
-        let revision = self.run("Delete", request).await?;
+        let revision = self.run("Delete", request).await.map_err(to_status)?;
         Ok(Response::new(DeleteResponse { revision }))
     }
 
     async fn apply(&self, request: Request<ApplyRequest>) -> Result<Response<ApplyResponse>, Status> {
-        let revision = self.run("Apply", request).await?;
+        let revision = self.run("Apply", request).await.map_err(to_status)?;
         Ok(Response::new(ApplyResponse { revision }))
     }
 }

@@ -29,8 +29,14 @@ const MAX_BACKOFF: Duration = Duration::from_millis(20);
 
 type Slot = Arc<tokio::sync::Mutex<Option<NamespaceState>>>;
 
+/// Every way a command call can fail; `status.rs` maps each to a status.
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
+    /// Refused before the command is looked at (who calls, limits).
+    #[error(transparent)]
+    Access(#[from] veltrix_server::AccessError),
+    #[error(transparent)]
+    NotReady(#[from] veltrix_server::NotReady),
     #[error(transparent)]
     Invalid(#[from] ValidationError),
     #[error(transparent)]

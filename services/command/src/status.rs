@@ -8,6 +8,8 @@ use crate::handler::CommandError;
 
 pub fn to_status(err: CommandError) -> Status {
     match err {
+        CommandError::Access(e) => details::access_status(&e),
+        CommandError::NotReady(e) => details::not_ready(&e),
         CommandError::Invalid(e) => details::invalid_argument(&e.field, &e.rule),
         CommandError::Rejected(r) => match &r {
             Rejection::Conflict { key, current, .. } => {
@@ -24,11 +26,15 @@ pub fn to_status(err: CommandError) -> Status {
 
 fn store_status(e: StoreError) -> Status {
     match e {
+        // Our words only: the NATS error is in the source, for the log.
         StoreError::Unavailable { .. } => {
             tracing::warn!(error = %chain(&e), "event store unavailable");
             Status::unavailable(format!("{e}; the outcome is unknown, retry with the same request_id"))
         }
-        StoreError::Refused { .. } => Status::new(Code::FailedPrecondition, e.to_string()),
+        StoreError::Refused { .. } => {
+            tracing::warn!(error = %chain(&e), "event store refused an append");
+            Status::new(Code::FailedPrecondition, e.to_string())
+        }
         StoreError::Undecodable { .. } => {
             tracing::error!(error = %e, "namespace holds an event this version cannot read");
             Status::failed_precondition(format!("{e}; upgrade the command service"))

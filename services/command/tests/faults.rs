@@ -133,3 +133,24 @@ async fn refuses_to_run_on_an_incompatible_stream() {
     let err = tokio::time::timeout(Duration::from_secs(20), svc.wait()).await.expect("stops").expect_err("refuses");
     assert!(err.to_string().contains("incompatible") && err.to_string().contains("file storage"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_stream_refuses_writes_in_our_words() {
+    let nats = NatsServer::start();
+    let mut c = config(&nats);
+    c.stream_max_bytes = 4096;
+    let running = start(c).await;
+    let mut client = client(&running).await;
+    let mut committed = 0;
+    let refused = loop {
+        match client.put(put("full/app", &format!("k{committed}"), &"x".repeat(200))).await {
+            Ok(_) => committed += 1,
+            Err(status) => break status,
+        }
+        assert!(committed < 100, "a 4 KiB stream fills up");
+    };
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(refused.message().contains("event stream is full"), "{}", refused.message());
+    assert!(!refused.message().to_lowercase().contains("maximum bytes"), "no NATS text: {}", refused.message());
+    assert!(committed > 0, "writes went in until the stream was full");
+}

@@ -254,7 +254,7 @@ impl QueryService {
 
 /// Authenticates the call and checks the read role on its namespace. An
 /// invalid namespace name is left to validation (INVALID_ARGUMENT).
-fn authorize_read<T>(auth: &Auth, request: &Request<T>, namespace: &str) -> Result<Caller, Status> {
+fn authorize_read<T>(auth: &Auth, request: &Request<T>, namespace: &str) -> Result<Caller, ReadError> {
     let caller = auth.caller(request)?;
     if Namespace::parse(namespace).is_ok() {
         caller.require(Role::Read, namespace)?;
@@ -267,37 +267,52 @@ impl ConfigQuery for QueryService {
     type WatchStream = WatchStream;
 
     async fn watch(&self, request: Request<WatchRequest>) -> Result<Response<WatchStream>, Status> {
-        let caller = authorize_read(&self.auth, &request, &request.get_ref().namespace)?;
-        let permit = caller.watcher()?;
-        QueryService::watch(self, request.into_inner(), permit).await.map(Response::new).map_err(to_status)
+        let answer = async {
+            let caller = authorize_read(&self.auth, &request, &request.get_ref().namespace)?;
+            let permit = caller.watcher()?;
+            QueryService::watch(self, request.into_inner(), permit).await
+        };
+        answer.await.map(Response::new).map_err(to_status)
     }
 
     async fn get(&self, request: Request<GetRequest>) -> Result<Response<GetResponse>, Status> {
-        authorize_read(&self.auth, &request, &request.get_ref().namespace)?;
-        let deadline = self.deadline(&request);
-        self.get(request.into_inner(), deadline).await.map(Response::new).map_err(to_status)
+        let answer = async {
+            authorize_read(&self.auth, &request, &request.get_ref().namespace)?;
+            let deadline = self.deadline(&request);
+            self.get(request.into_inner(), deadline).await
+        };
+        answer.await.map(Response::new).map_err(to_status)
     }
 
     async fn list(&self, request: Request<ListRequest>) -> Result<Response<ListResponse>, Status> {
-        authorize_read(&self.auth, &request, &request.get_ref().namespace)?;
-        let deadline = self.deadline(&request);
-        self.list(request.into_inner(), deadline).await.map(Response::new).map_err(to_status)
+        let answer = async {
+            authorize_read(&self.auth, &request, &request.get_ref().namespace)?;
+            let deadline = self.deadline(&request);
+            self.list(request.into_inner(), deadline).await
+        };
+        answer.await.map(Response::new).map_err(to_status)
     }
 
     async fn history(&self, request: Request<HistoryRequest>) -> Result<Response<HistoryResponse>, Status> {
-        authorize_read(&self.auth, &request, &request.get_ref().namespace)?;
-        QueryService::history(self, request.into_inner()).await.map(Response::new).map_err(to_status)
+        let answer = async {
+            authorize_read(&self.auth, &request, &request.get_ref().namespace)?;
+            QueryService::history(self, request.into_inner()).await
+        };
+        answer.await.map(Response::new).map_err(to_status)
     }
 
     async fn list_namespaces(
         &self,
         request: Request<ListNamespacesRequest>,
     ) -> Result<Response<ListNamespacesResponse>, Status> {
-        let caller = self.auth.caller(&request)?;
-        let mut response = self.namespaces(request.into_inner()).await.map_err(to_status)?;
-        // Only the namespaces the caller may read (a page may come back
-        // shorter than asked; its token still leads on).
-        response.namespaces.retain(|n| caller.can(Role::Read, &n.name));
-        Ok(Response::new(response))
+        let answer = async {
+            let caller = self.auth.caller(&request)?;
+            let mut response = self.namespaces(request.into_inner()).await?;
+            // Only the namespaces the caller may read (a page may come back
+            // shorter than asked; its token still leads on).
+            response.namespaces.retain(|n| caller.can(Role::Read, &n.name));
+            Ok::<_, ReadError>(response)
+        };
+        answer.await.map(Response::new).map_err(to_status)
     }
 }

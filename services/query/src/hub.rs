@@ -53,9 +53,4 @@ impl Hub {
         };
         let _ = sender.send(Arc::new(event()));
     }
-
-    /// Namespaces with a channel (for tests and metrics).
-    pub fn namespaces(&self) -> usize {
-        self.channels.lock().unwrap_or_else(PoisonError::into_inner).len()
-    }
 }

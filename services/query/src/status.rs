@@ -1,11 +1,18 @@
 //! The one place where read errors become gRPC statuses.
 
 use tonic::Status;
-use veltrix_domain::ValidationError;
+use veltrix_domain::{Revision, ValidationError};
 use veltrix_server::details;
 
+/// Every way a query call or a watch stream can fail; [`to_status`] maps
+/// each to a status.
 #[derive(Debug, thiserror::Error)]
 pub enum ReadError {
+    /// Refused before the request is looked at (who calls, limits).
+    #[error(transparent)]
+    Access(#[from] veltrix_server::AccessError),
+    #[error(transparent)]
+    NotReady(#[from] veltrix_server::NotReady),
     #[error(transparent)]
     Invalid(#[from] ValidationError),
     #[error("{0}")]
@@ -18,23 +25,37 @@ pub enum ReadError {
     NotReached { wanted: u64, applied: u64, halted: &'static str },
     #[error("not ready yet: the read model has no generation")]
     NoGeneration,
+    /// A watch at a revision the read model has not applied yet.
+    #[error("revision {0} is not applied yet")]
+    NotApplied(Revision),
+    /// A watch ended by the server's shutdown.
+    #[error("the server is shutting down; reconnect and resume with start_revision {resume_from}")]
+    ShuttingDown { resume_from: Revision },
+    /// A watch whose client accepted nothing for the stall timeout.
+    #[error("the client read nothing for {idle:?} and fell behind; resume with start_revision {resume_from}")]
+    Stalled { idle: std::time::Duration, resume_from: Revision },
 }
 
 pub fn to_status(err: ReadError) -> Status {
     use veltrix_redis::Error as M;
     match err {
+        ReadError::Access(e) => details::access_status(&e),
+        ReadError::NotReady(e) => details::not_ready(&e),
         ReadError::Invalid(e) => details::invalid_argument(&e.field, &e.rule),
         ReadError::BadToken(msg) => Status::invalid_argument(msg),
         ReadError::NotFound { .. } => Status::not_found(err.to_string()),
         ReadError::NotReached { .. } => Status::deadline_exceeded(err.to_string()),
-        ReadError::NoGeneration => Status::unavailable(err.to_string()),
+        ReadError::NoGeneration | ReadError::ShuttingDown { .. } => Status::unavailable(err.to_string()),
+        ReadError::NotApplied(_) => Status::deadline_exceeded(err.to_string()),
+        ReadError::Stalled { .. } => Status::resource_exhausted(err.to_string()),
         ReadError::Model(e @ M::Compacted { oldest, .. }) => details::revision_compacted(e.to_string(), oldest),
         ReadError::Model(M::Incomplete) => {
             Status::unavailable("the read model is being rebuilt from the event stream; retry shortly")
         }
+        // Our words only: the Redis error goes to the log.
         ReadError::Model(e @ M::Redis(_)) => {
             tracing::warn!(error = %e, "read model unavailable");
-            Status::unavailable(format!("read model unavailable: {e}"))
+            Status::unavailable("read model unavailable, retry")
         }
         ReadError::Model(e @ M::Corrupt(_)) => {
             tracing::error!(error = %e, "corrupt read model entry");

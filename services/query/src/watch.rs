@@ -72,27 +72,21 @@ impl Stream for WatchStream {
     }
 }
 
-/// Why a watcher stopped: a status for the client, or the client is gone.
+/// Why a watcher stopped: an error for the client, or the client is gone.
 enum Stop {
-    Status(Status),
+    Error(ReadError),
     ClientGone,
-}
-
-impl From<Status> for Stop {
-    fn from(s: Status) -> Self {
-        Self::Status(s)
-    }
 }
 
 impl From<ReadError> for Stop {
     fn from(e: ReadError) -> Self {
-        Self::Status(to_status(e))
+        Self::Error(e)
     }
 }
 
 impl From<veltrix_redis::Error> for Stop {
     fn from(e: veltrix_redis::Error) -> Self {
-        Self::Status(to_status(ReadError::Model(e)))
+        Self::Error(ReadError::Model(e))
     }
 }
 
@@ -139,7 +133,8 @@ impl Watcher {
         self.state.stats.watchers.fetch_add(1, Ordering::Relaxed);
         let reason = match self.serve(&mut live).await {
             Stop::ClientGone => "client_gone",
-            Stop::Status(status) => {
+            Stop::Error(e) => {
+                let status = to_status(e);
                 let reason = match status.code() {
                     tonic::Code::ResourceExhausted => {
                         self.state.stats.stalled_watchers.fetch_add(1, Ordering::Relaxed);
@@ -155,10 +150,6 @@ impl Watcher {
         metrics::gauge!("veltrix_watch_watchers").decrement(1.0);
         self.state.stats.watchers.fetch_sub(1, Ordering::Relaxed);
         metrics::counter!("veltrix_watch_ended_total", "reason" => reason).increment(1);
-    }
-
-    fn resume_hint(&self) -> String {
-        format!("resume with start_revision {}", self.sent + 1)
     }
 
     async fn serve(&mut self, live: &mut broadcast::Receiver<Arc<HubEvent>>) -> Stop {
@@ -182,7 +173,7 @@ impl Watcher {
         loop {
             tokio::select! {
                 () = self.shutdown.cancelled() => {
-                    return Err(Status::unavailable(format!("the server is shutting down; reconnect and {}", self.resume_hint())).into());
+                    return Err(ReadError::ShuttingDown { resume_from: self.sent + 1 }.into());
                 }
                 () = self.tx.closed() => return Err(Stop::ClientGone),
                 () = &mut idle => {
@@ -215,7 +206,7 @@ impl Watcher {
         if let Some(at) = at {
             let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
             if at > 0 && !self.state.wait_for(at, deadline).await {
-                return Err(Status::deadline_exceeded(format!("revision {at} is not applied yet")).into());
+                return Err(ReadError::NotApplied(at).into());
             }
         }
         let generation = self.generation()?;
@@ -325,12 +316,7 @@ impl Watcher {
         match tokio::time::timeout(self.settings.stall_timeout, self.tx.send(message)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(Stop::ClientGone),
-            Err(_) => Err(Status::resource_exhausted(format!(
-                "the client read nothing for {:?} and fell behind; {}",
-                self.settings.stall_timeout,
-                self.resume_hint()
-            ))
-            .into()),
+            Err(_) => Err(ReadError::Stalled { idle: self.settings.stall_timeout, resume_from: self.sent + 1 }.into()),
         }
     }
 }

@@ -248,8 +248,13 @@ async fn redis_or_nats_down_then_back() {
     let mut req = tonic::Request::new(get("stable", "k001"));
     req.set_timeout(Duration::from_secs(3));
     let started = std::time::Instant::now();
-    assert_code(env.q.get(req).await, Code::Unavailable);
+    let status = assert_code(env.q.get(req).await, Code::Unavailable);
     assert!(started.elapsed() < Duration::from_secs(3));
+    // In our words: no Redis or OS error text reaches the client.
+    let message = status.message().to_lowercase();
+    for backend in ["refused", "os error", "broken pipe", "io error", "connection"] {
+        assert!(!message.contains(backend), "backend text in {:?}", status.message());
+    }
     // Back, empty (it keeps nothing on disk): rebuilt from the stream.
     env.redis.restart();
     eventually(Duration::from_secs(30), "reads work again after Redis restarts", || {
