@@ -14,7 +14,7 @@ use tonic::transport::Server;
 use tonic_health::{
     ServingStatus,
     pb::health_server::HealthServer,
-    server::{HealthReporter, health_reporter},
+    server::{HealthReporter, HealthService},
 };
 use tonic_reflection::server::{v1, v1alpha};
 
@@ -29,10 +29,9 @@ pub struct Health {
 impl Health {
     /// A health service that starts NOT_SERVING for "" and every name given
     /// (e.g. `veltrix.config.v1.ConfigCommand`).
-    pub async fn new(
-        services: Vec<&'static str>,
-    ) -> (Self, HealthServer<impl tonic_health::pb::health_server::Health>) {
-        let (reporter, server) = health_reporter();
+    pub async fn new(services: Vec<&'static str>) -> (Self, HealthServer<HealthService>) {
+        let reporter = HealthReporter::new();
+        let server = HealthServer::new(HealthService::from_health_reporter(reporter.clone()));
         let health = Self { reporter, services };
         health.set(false).await;
         (health, server)

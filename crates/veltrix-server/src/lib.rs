@@ -13,6 +13,7 @@ pub mod details;
 mod grpc;
 mod rpc;
 mod running;
+mod serve;
 mod signal;
 pub mod tls;
 
@@ -26,5 +27,6 @@ pub use grpc::{
 };
 pub use rpc::{RpcTelemetryLayer, code_name, describe_rpc_metrics, register_rpc_metrics};
 pub use running::{BoxError, ReadySender, Running, Scaffold};
+pub use serve::{Attempt, ServiceServer, retry_until_ready};
 pub use signal::shutdown_signal;
 pub use tokio_util::sync::CancellationToken;

@@ -1,14 +1,13 @@
 //! The query service as a running application: serve at once, connect to
 //! NATS and Redis in the background, project, and report SERVING.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use veltrix_jetstream::JetStreamFeed;
 use veltrix_proto::v1::config_query_server::ConfigQueryServer;
 use veltrix_redis::ReadModel;
 use veltrix_server::{
-    BoxError, CancellationToken, Health, ReadySender, Running, Scaffold, ServingGate, auth::Auth, incoming,
-    reflection_services, run_until_shutdown, server_builder,
+    Attempt, BoxError, CancellationToken, Health, ReadySender, Running, ServiceServer, ServingGate, retry_until_ready,
 };
 
 use crate::{
@@ -26,12 +25,8 @@ pub struct Started {
 }
 
 pub async fn start(config: Config) -> Result<Started, BoxError> {
-    let Scaffold { listener, addr, shutdown, ready_tx, ready } =
-        Scaffold::bind(config.listen, config.serve.metrics_listen).await?;
+    let mut server = ServiceServer::bind(SERVICE_NAME, "veltrix-query", config.listen, &config.serve).await?;
     crate::state::describe_metrics();
-    veltrix_server::register_rpc_metrics(&[SERVICE_NAME]);
-    let (health, health_service) = Health::new(vec![SERVICE_NAME]).await;
-    let (reflection_v1, reflection_v1alpha) = reflection_services(&[SERVICE_NAME])?;
     let tokens = match &config.page_token_key {
         Some(key) => TokenKey::new(key.as_bytes()),
         None => {
@@ -44,11 +39,9 @@ pub async fn start(config: Config) -> Result<Started, BoxError> {
     let state = ReadState::new();
     let gate = ServingGate::new("connecting to NATS and Redis");
     let hub = Hub::new(config.watch.watch_hub_capacity);
-    let auth =
-        Auth::load(config.serve.auth_config.as_deref(), config.serve.auth_off, "veltrix-query", config.serve.limits)?;
-    auth.spawn_reloader(shutdown.clone());
+    let shutdown = server.shutdown();
     let service = QueryService {
-        auth,
+        auth: server.auth.clone(),
         state: state.clone(),
         model: gate.clone(),
         tokens,
@@ -62,22 +55,11 @@ pub async fn start(config: Config) -> Result<Started, BoxError> {
         },
         shutdown: shutdown.clone(),
     };
-
-    tokio::spawn(prepare(config.clone(), gate, state.clone(), hub, health.clone(), ready_tx, shutdown.clone()));
-    let mut builder = server_builder(config.serve.transport());
-    if let Some(tls) = config.serve.tls.server_config()? {
-        builder = builder.tls_config(tls)?;
-    }
-    let server = builder
-        .add_service(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(ConfigQueryServer::new(service).max_decoding_message_size(config.max_request_bytes))
-        .serve_with_incoming_shutdown(incoming(listener), health.not_serving_on(shutdown.clone()));
-    tracing::info!(%addr, "query service listening");
-    let (stop, grace) = (shutdown.clone(), config.serve.shutdown_grace);
-    let task = tokio::spawn(async move { Ok(run_until_shutdown(server, stop, grace).await?) });
-    Ok(Started { running: Running::new(addr, shutdown, ready, task), state })
+    let ready = server.ready_tx.take().ok_or("readiness already taken")?;
+    tokio::spawn(prepare(config.clone(), gate, state.clone(), hub, server.health.clone(), ready, shutdown));
+    let api = ConfigQueryServer::new(service).max_decoding_message_size(config.max_request_bytes);
+    let running = server.serve(api, &config.serve, async { Ok(()) })?;
+    Ok(Started { running, state })
 }
 
 /// Connects to NATS and Redis (retrying while they are away), then runs the
@@ -91,25 +73,17 @@ async fn prepare(
     ready: ReadySender,
     shutdown: CancellationToken,
 ) {
-    let mut delay = Duration::from_millis(100);
-    let (feed, model) = loop {
-        let attempt = async {
-            let (client, _) = veltrix_jetstream::connect(&config.nats.options(), "veltrix-query").await?;
-            let model = ReadModel::connect_with(&config.redis_options(), &config.redis_prefix).await?;
-            Ok::<_, BoxError>((JetStreamFeed::new(client, config.stream_settings()), model))
-        };
-        match attempt.await {
-            Ok(v) => break v,
-            Err(e) => {
-                tracing::warn!(error = %e, retry_in = ?delay, "NATS or Redis not ready");
-                tokio::select! {
-                    () = tokio::time::sleep(delay) => {}
-                    () = shutdown.cancelled() => return,
-                }
-                delay = (delay * 2).min(Duration::from_secs(5));
-            }
-        }
-    };
+    let connected = retry_until_ready("NATS or Redis", &shutdown, || async {
+        let retry = |e: BoxError| Attempt::Retry(e);
+        let (client, _) =
+            veltrix_jetstream::connect(&config.nats.options(), "veltrix-query").await.map_err(|e| retry(e.into()))?;
+        let model = ReadModel::connect_with(&config.redis_options(), &config.redis_prefix)
+            .await
+            .map_err(|e| retry(e.into()))?;
+        Ok((JetStreamFeed::new(client, config.stream_settings()), model))
+    })
+    .await;
+    let Ok(Some((feed, model))) = connected else { return };
     gate.open(model.clone());
     let projector = Projector {
         feed,
