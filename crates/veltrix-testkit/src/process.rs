@@ -29,17 +29,6 @@ pub(crate) struct Server {
 impl Server {
     fn new(name: &'static str, env_override: &str, install_hint: &str, port: u16, args: Vec<String>) -> Self {
         let program = std::env::var(env_override).unwrap_or_else(|_| name.to_owned());
-        Self::with_program(name, program, env_override, install_hint, port, args)
-    }
-
-    fn with_program(
-        name: &'static str,
-        program: String,
-        env_override: &str,
-        install_hint: &str,
-        port: u16,
-        args: Vec<String>,
-    ) -> Self {
         Self::in_dir(temp_dir(name), name, program, env_override, install_hint, port, args)
     }
 
@@ -259,7 +248,8 @@ impl NatsCluster {
                 ["-c", &path.display().to_string(), "-js", "-a", "127.0.0.1", "-p", "{port}", "-sd", "{dir}/jetstream"]
                     .map(String::from)
                     .to_vec();
-            nodes.push(Server::with_program("nats-server", program.clone(), Self::ENV, Self::HINT, free_port(), args));
+            let dir = temp_dir("nats-server");
+            nodes.push(Server::in_dir(dir, "nats-server", program.clone(), Self::ENV, Self::HINT, free_port(), args));
         }
         Self { nodes, _config: config }
     }

@@ -69,6 +69,26 @@ pub struct WriteArgs {
     pub request_id: Option<String>,
 }
 
+/// The keys of a namespace under a prefix, now or as of a revision.
+#[derive(Debug, Args)]
+pub struct ReadKeys {
+    pub namespace: String,
+    #[arg(default_value = "")]
+    pub prefix: String,
+    /// Read as of this revision.
+    #[arg(long)]
+    pub revision: Option<u64>,
+    /// Wait until the read model has applied this revision.
+    #[arg(long)]
+    pub min_revision: Option<u64>,
+}
+
+impl ReadKeys {
+    pub fn options(&self) -> veltrix_client::ReadOptions {
+        veltrix_client::ReadOptions { at_revision: self.revision, min_revision: self.min_revision }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Set a key's value (from VALUE, standard input, or --file).
@@ -107,17 +127,7 @@ pub enum Command {
         write: WriteArgs,
     },
     /// List keys (under PREFIX).
-    List {
-        namespace: String,
-        #[arg(default_value = "")]
-        prefix: String,
-        /// Read as of this revision.
-        #[arg(long)]
-        revision: Option<u64>,
-        /// Wait until the read model has applied this revision.
-        #[arg(long)]
-        min_revision: Option<u64>,
-    },
+    List(ReadKeys),
     /// Apply a change set, or a desired state (a map of key -> value as `export` writes it), atomically.
     Apply {
         namespace: String,
@@ -139,17 +149,7 @@ pub enum Command {
         request_id: Option<String>,
     },
     /// Print the keys (under PREFIX) as a map of key -> value that `apply` reads back (YAML; `-o json`).
-    Export {
-        namespace: String,
-        #[arg(default_value = "")]
-        prefix: String,
-        /// As of this revision.
-        #[arg(long)]
-        revision: Option<u64>,
-        /// Wait until the read model has applied this revision.
-        #[arg(long)]
-        min_revision: Option<u64>,
-    },
+    Export(ReadKeys),
     /// The change history of a namespace (or of one key).
     History {
         namespace: String,

@@ -143,9 +143,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
                 f => output::structured(f, &entry).map_err(other),
             }
         }
-        Command::List { namespace, prefix, revision, min_revision } => {
-            let listing =
-                client.list_with(&namespace, &prefix, ReadOptions { at_revision: revision, min_revision }).await?;
+        Command::List(keys) => {
+            let listing = client.list_with(&keys.namespace, &keys.prefix, keys.options()).await?;
             match out {
                 Output::Table => {
                     output::entries(&listing.entries);
@@ -163,10 +162,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let options = apply::Options { dry_run, delete_missing, prefix, reason, request_id };
             apply::run(&client, &namespace, file, options, out).await
         }
-        Command::Export { namespace, prefix, revision, min_revision } => {
-            let listing =
-                client.list_with(&namespace, &prefix, ReadOptions { at_revision: revision, min_revision }).await?;
-            print!("{}", export::render(out, &namespace, &listing).map_err(other)?);
+        Command::Export(keys) => {
+            let listing = client.list_with(&keys.namespace, &keys.prefix, keys.options()).await?;
+            print!("{}", export::render(out, &keys.namespace, &listing).map_err(other)?);
             Ok(())
         }
         Command::History { namespace, key, from, to, limit } => {
