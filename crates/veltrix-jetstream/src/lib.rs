@@ -8,6 +8,7 @@
 //! (namespace segments are valid subject tokens by construction), all in one
 //! stream whose sequence is the global revision.
 
+mod args;
 mod classify;
 mod connect;
 mod error;
@@ -16,6 +17,7 @@ mod settings;
 mod store;
 mod stream;
 
+pub use args::NatsArgs;
 pub use connect::{ConnectionEvents, NatsOptions, connect};
 pub use error::Error;
 pub use feed::{JetStreamFeed, JetStreamReader};

@@ -18,7 +18,7 @@ mod signal;
 pub mod tls;
 
 pub use access::{AccessError, NotReady};
-pub use args::{LogFormat, NatsArgs, ServeArgs};
+pub use args::{LogFormat, ServeArgs};
 pub use cli::{EX_CONFIG, parse_duration, parse_or_exit};
 pub use deadline::{call_budget, grpc_timeout};
 pub use grpc::{

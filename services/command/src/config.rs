@@ -4,8 +4,9 @@ use std::{net::SocketAddr, time::Duration};
 
 use clap::Parser;
 use veltrix_domain::Limits;
+use veltrix_jetstream::NatsArgs;
 use veltrix_jetstream::StreamSettings;
-use veltrix_server::{NatsArgs, ServeArgs, parse_duration};
+use veltrix_server::{ServeArgs, parse_duration};
 
 #[derive(Debug, Clone, Parser)]
 #[command(

@@ -3,9 +3,10 @@
 use std::{net::SocketAddr, time::Duration};
 
 use clap::{Parser, Subcommand};
+use veltrix_jetstream::NatsArgs;
 use veltrix_jetstream::StreamSettings;
 use veltrix_redis::ApplyOptions;
-use veltrix_server::{NatsArgs, ServeArgs, parse_duration};
+use veltrix_server::{ServeArgs, parse_duration};
 
 #[derive(Debug, Clone, Parser)]
 #[command(

@@ -391,7 +391,7 @@ async fn the_services_reach_nats_and_redis_over_tls_with_credentials() {
         "off".into(),
     ]);
 
-    let nats_options = |c: &mut veltrix_server::NatsArgs, good: bool| {
+    let nats_options = |c: &mut veltrix_jetstream::NatsArgs, good: bool| {
         c.nats_url = nats.url();
         c.nats_ca_cert = Some(ca.ca.clone());
         c.nats_client_cert = Some(client_cert.cert.clone());
