@@ -3,6 +3,7 @@
 
 use std::time::SystemTime;
 
+use base64::Engine;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use veltrix_proto::v1;
@@ -233,106 +234,40 @@ mod opt_time {
     }
 }
 
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian.
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(month <= 2), month, day)
-}
-
-/// (year, month, day) → days since 1970-01-01.
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = i64::from((month + 9) % 12);
-    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
 /// A time as RFC 3339 in UTC (microseconds when not whole seconds).
 pub fn rfc3339(t: SystemTime) -> String {
-    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
-    let (year, month, day) = civil((secs / 86_400) as i64);
-    let rem = secs % 86_400;
-    let micros = d.subsec_micros();
-    let frac = if micros == 0 { String::new() } else { format!(".{micros:06}") };
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}{frac}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+    let since = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let micros = i128::try_from(since.as_micros()).unwrap_or(i128::MAX);
+    OffsetDateTime::from_unix_timestamp_nanos(micros.saturating_mul(1000))
+        .ok()
+        .and_then(|t| t.format(&Rfc3339).ok())
+        .unwrap_or_else(|| "-".to_owned())
 }
 
 fn parse_rfc3339(text: &str) -> Option<SystemTime> {
-    let text = text.strip_suffix('Z')?;
-    let (date, time) = text.split_once('T')?;
-    let mut date = date.splitn(3, '-').map(str::parse::<i64>);
-    let (year, month, day) = (date.next()?.ok()?, date.next()?.ok()?, date.next()?.ok()?);
-    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
-    let mut hms = hms.splitn(3, ':').map(str::parse::<u64>);
-    let (h, m, s) = (hms.next()?.ok()?, hms.next()?.ok()?, hms.next()?.ok()?);
-    let nanos = if frac.is_empty() { 0 } else { format!("{frac:0<9}").get(..9)?.parse::<u32>().ok()? };
-    let days = u64::try_from(days_from_civil(year, u32::try_from(month).ok()?, u32::try_from(day).ok()?)).ok()?;
-    let secs = days * 86_400 + h * 3600 + m * 60 + s;
-    Some(std::time::UNIX_EPOCH + std::time::Duration::new(secs, nanos))
+    use time::{OffsetDateTime, format_description::well_known::Rfc3339};
+    let t = OffsetDateTime::parse(text, &Rfc3339).ok()?;
+    let nanos = u64::try_from(t.unix_timestamp_nanos()).ok()?;
+    std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_nanos(nanos))
 }
 
 const BASE64_PREFIX: &str = "base64:";
+const BASE64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 /// Text when the value is UTF-8 and does not look like our base64 form.
 pub fn encode_value(v: &[u8]) -> String {
     match std::str::from_utf8(v) {
         Ok(s) if !s.starts_with(BASE64_PREFIX) => s.to_owned(),
-        _ => format!("{BASE64_PREFIX}{}", base64_encode(v)),
+        _ => format!("{BASE64_PREFIX}{}", BASE64.encode(v)),
     }
 }
 
 pub fn decode_value(s: &str) -> Result<Bytes, String> {
     match s.strip_prefix(BASE64_PREFIX) {
-        Some(b64) => base64_decode(b64).map(Bytes::from),
+        Some(b64) => BASE64.decode(b64).map(Bytes::from).map_err(|e| format!("invalid base64: {e}")),
         None => Ok(Bytes::copy_from_slice(s.as_bytes())),
     }
-}
-
-const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-fn base64_encode(data: &[u8]) -> String {
-    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
-    for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
-fn base64_decode(s: &str) -> Result<Vec<u8>, String> {
-    let s = s.trim_end_matches('=');
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in s.bytes() {
-        let v =
-            ALPHABET.iter().position(|&a| a == c).ok_or_else(|| format!("invalid base64 character '{}'", c as char))?;
-        acc = (acc << 6) | v as u32;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Ok(out)
 }
 
 #[cfg(test)]
