@@ -17,6 +17,17 @@ pub fn structured<T: Serialize>(format: Output, value: &T) -> Result<(), String>
     Ok(())
 }
 
+/// `value` as a table (drawn by `table`) or as JSON/YAML.
+pub fn show<T: Serialize>(format: Output, value: &T, table: impl FnOnce(&T)) -> Result<(), crate::Failure> {
+    match format {
+        Output::Table => {
+            table(value);
+            Ok(())
+        }
+        f => structured(f, value).map_err(crate::other),
+    }
+}
+
 /// Whole seconds, for tables.
 pub fn time(t: Option<SystemTime>) -> String {
     t.map_or_else(
