@@ -45,6 +45,17 @@ enum Outcome {
     Restart,
 }
 
+/// Where one run of the projection is.
+struct Run {
+    generation: u64,
+    applied: Revision,
+    complete: bool,
+    /// Moving to another generation: reads stay on the old one until this.
+    switch_at: Option<Revision>,
+    /// Events applied since the watermark was last raised in Redis.
+    unraised: u64,
+}
+
 pub struct Projector<F> {
     pub feed: F,
     pub model: ReadModel,
@@ -141,94 +152,122 @@ impl<F: EventFeed> Projector<F> {
     async fn project(
         &self,
         generation: u64,
-        mut applied: Revision,
-        mut complete: bool,
+        applied: Revision,
+        complete: bool,
         switch_at: Option<Revision>,
         reader: &mut F::Reader,
         shutdown: &CancellationToken,
     ) -> Result<Outcome, Stop> {
-        if !complete && applied >= reader.head() {
+        let mut run = Run { generation, applied, complete, switch_at, unraised: 0 };
+        if !run.complete && run.applied >= reader.head() {
             if !self.model.mark_complete(generation).await? {
                 return Ok(Outcome::Restart);
             }
-            complete = true;
+            run.complete = true;
         }
         if switch_at.is_none() {
-            self.state.set_complete(complete);
+            self.state.set_complete(run.complete);
         }
         self.health.set_service(PROJECTION_HEALTH, true).await;
         self.state.set_halted(false);
 
         let mut check = tokio::time::interval(self.check_interval);
-        let mut unraised = 0u64;
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => return Ok(Outcome::Shutdown),
                 _ = check.tick() => {
-                    if self.model_moved(generation, complete).await? {
+                    if self.model_moved(generation, run.complete).await? {
                         return Ok(Outcome::Restart);
                     }
                 }
+                // Whatever else has already arrived is in the same batch:
+                // one Redis round trip for all of it.
                 batch = next_batch(reader, BATCH) => {
-                    // Whatever else has already arrived is in the same batch:
-                    // one Redis round trip for all of it.
                     let batch = match batch {
                         Ok(batch) => batch,
                         Err(e) => {
-                            // What is applied stays applied: the restart
-                            // resumes after it, and the watermark never goes back.
-                            if unraised > 0 && switch_at.is_none() {
-                                self.model.raise_applied(generation, applied).await?;
-                            }
+                            self.keep(&run).await?;
                             return Err(e.into());
                         }
                     };
-                    let events: Vec<_> = batch.iter().map(|n| (n.stored.revision, &n.stored.event)).collect();
                     // One span per event, in the trace of the call that made
                     // it, spanning its apply and its hand-off to watchers.
                     let spans: Vec<_> = if traces_enabled() { batch.iter().map(apply_span).collect() } else { Vec::new() };
-                    self.apply_with_retry(generation, &events, shutdown).await?;
-                    let Some(FeedItem { stored: last, pending }) = batch.last() else { continue };
-                    applied = last.revision;
-                    let age = std::time::SystemTime::now().duration_since(last.event.time).unwrap_or_default();
-                    self.state.stats.lag(*pending, if *pending == 0 { 0.0 } else { age.as_secs_f64() });
-                    self.state.stats.applied(batch.len() as u64);
-                    unraised += batch.len() as u64;
-                    if *pending == 0 || unraised >= RAISE_EVERY {
-                        // Refused when the generation is gone (flushed or switched).
-                        if !self.model.raise_applied(generation, applied).await? {
-                            return Ok(Outcome::Restart);
-                        }
-                        unraised = 0;
-                        if !complete && *pending == 0 {
-                            if !self.model.mark_complete(generation).await? {
-                                return Ok(Outcome::Restart);
-                            }
-                            complete = true;
-                            tracing::info!(generation, applied, "read model complete");
-                        }
+                    self.apply(&mut run, &batch, shutdown).await?;
+                    if !self.raise(&mut run, &batch).await? {
+                        return Ok(Outcome::Restart);
                     }
-                    // Watchers get a change set after it is applied and before
-                    // the watermark moves, so a watcher's progress after
-                    // draining its channel covers everything up to the watermark.
-                    if switch_at.is_none_or(|at| applied >= at) {
-                        for FeedItem { stored, .. } in &batch {
-                            let (revision, event) = (stored.revision, &stored.event);
-                            self.hub.publish(event.namespace.as_str(), || HubEvent {
-                                revision,
-                                record: change_record(revision, event),
-                                committed_at: event.time,
-                            });
-                        }
-                        // Published last: a reader woken by it finds the model
-                        // applied and, once caught up, marked complete.
-                        self.state.set(generation, applied);
-                        self.state.set_complete(complete);
-                    }
+                    self.publish(&run, &batch);
                     drop(spans);
                 }
             }
         }
+    }
+
+    /// Applies a batch to Redis (retrying until it is applied or shutdown).
+    async fn apply(&self, run: &mut Run, batch: &[FeedItem], shutdown: &CancellationToken) -> Result<(), Stop> {
+        let events: Vec<_> = batch.iter().map(|n| (n.stored.revision, &n.stored.event)).collect();
+        self.apply_with_retry(run.generation, &events, shutdown).await?;
+        let Some(FeedItem { stored: last, pending }) = batch.last() else { return Ok(()) };
+        run.applied = last.revision;
+        run.unraised += batch.len() as u64;
+        let age = std::time::SystemTime::now().duration_since(last.event.time).unwrap_or_default();
+        self.state.stats.lag(*pending, if *pending == 0 { 0.0 } else { age.as_secs_f64() });
+        self.state.stats.applied(batch.len() as u64);
+        Ok(())
+    }
+
+    /// Raises the watermark in Redis when caught up or every
+    /// [`RAISE_EVERY`] events, and marks the model complete once caught up;
+    /// `false` when the generation is gone (flushed or switched).
+    async fn raise(&self, run: &mut Run, batch: &[FeedItem]) -> Result<bool, Stop> {
+        let caught_up = batch.last().is_some_and(|item| item.pending == 0);
+        if !caught_up && run.unraised < RAISE_EVERY {
+            return Ok(true);
+        }
+        if !self.model.raise_applied(run.generation, run.applied).await? {
+            return Ok(false);
+        }
+        run.unraised = 0;
+        if !run.complete && caught_up {
+            if !self.model.mark_complete(run.generation).await? {
+                return Ok(false);
+            }
+            run.complete = true;
+            tracing::info!(generation = run.generation, applied = run.applied, "read model complete");
+        }
+        Ok(true)
+    }
+
+    /// Hands the batch to watchers, then moves the read watermark. Watchers
+    /// get a change set after it is applied and before the watermark moves,
+    /// so a watcher's progress after draining its channel covers everything
+    /// up to the watermark.
+    fn publish(&self, run: &Run, batch: &[FeedItem]) {
+        if run.switch_at.is_some_and(|at| run.applied < at) {
+            return;
+        }
+        for FeedItem { stored, .. } in batch {
+            let (revision, event) = (stored.revision, &stored.event);
+            self.hub.publish(event.namespace.as_str(), || HubEvent {
+                revision,
+                record: change_record(revision, event),
+                committed_at: event.time,
+            });
+        }
+        // Published last: a reader woken by it finds the model applied and,
+        // once caught up, marked complete.
+        self.state.set(run.generation, run.applied);
+        self.state.set_complete(run.complete);
+    }
+
+    /// What is applied stays applied: before a restart the watermark is
+    /// raised to it, so the restart resumes after it and never goes back.
+    async fn keep(&self, run: &Run) -> Result<(), Stop> {
+        if run.unraised > 0 && run.switch_at.is_none() {
+            self.model.raise_applied(run.generation, run.applied).await?;
+        }
+        Ok(())
     }
 
     async fn apply_with_retry(
