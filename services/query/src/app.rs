@@ -11,8 +11,8 @@ use veltrix_server::{
 };
 
 use crate::{
-    config::Config, grpc::QueryService, hub::Hub, projector::Projector, state::ReadState, token::TokenKey,
-    watch::WatchSettings,
+    config::Config, grpc::QueryService, projection::Projector, read::token::TokenKey, state::ReadState,
+    watch::WatchSettings, watch::hub::Hub,
 };
 
 const SERVICE_NAME: &str = "veltrix.config.v1.ConfigQuery";

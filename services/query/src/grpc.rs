@@ -1,33 +1,27 @@
-//! `ConfigQuery` over gRPC.
+//! `ConfigQuery` over gRPC: each call is authorized, then answered by the
+//! read RPCs ([`crate::read`]) or a watch stream ([`crate::watch`]); every
+//! error becomes a status in one place ([`crate::status`]).
 
 use std::{sync::Arc, time::Duration};
 
-use tokio::time::Instant;
 use tonic::{Request, Response, Status};
-use veltrix_domain::{Key, Namespace, Revision, ValidationError};
+use veltrix_domain::Namespace;
 use veltrix_proto::v1::{
     GetRequest, GetResponse, HistoryRequest, HistoryResponse, ListNamespacesRequest, ListNamespacesResponse,
-    ListRequest, ListResponse, NamespaceInfo, PageCursor, WatchRequest, config_query_server::ConfigQuery,
+    ListRequest, ListResponse, WatchRequest, config_query_server::ConfigQuery,
 };
 use veltrix_redis::ReadModel;
 use veltrix_server::{
     CancellationToken, ServingGate,
-    admission::WatcherPermit,
     auth::{Auth, Caller, Role},
-    call_budget,
 };
 
 use crate::{
-    hub::Hub,
-    pages::page_as_of,
+    read::token::TokenKey,
     state::ReadState,
     status::{ReadError, to_status},
-    token::TokenKey,
-    watch::{WatchSettings, WatchSpec, WatchStream},
+    watch::{WatchSettings, WatchStream, hub::Hub},
 };
-
-const DEFAULT_PAGE: u32 = 100;
-const MAX_PAGE: u32 = 1000;
 
 pub struct QueryService {
     pub auth: Auth,
@@ -38,218 +32,6 @@ pub struct QueryService {
     pub hub: Arc<Hub>,
     pub watch: WatchSettings,
     pub shutdown: CancellationToken,
-}
-
-fn page_size(v: u32) -> Result<usize, ReadError> {
-    match v {
-        0 => Ok(DEFAULT_PAGE as usize),
-        n if n <= MAX_PAGE => Ok(n as usize),
-        n => Err(ValidationError::new("page_size", format!("must be at most {MAX_PAGE} (got {n})")).into()),
-    }
-}
-
-fn key_prefix(p: &str) -> Result<(), ReadError> {
-    if p.len() <= Key::MAX_LEN && p.bytes().all(|c| (0x21..=0x7e).contains(&c)) {
-        Ok(())
-    } else {
-        Err(ValidationError::new("prefix", "must be at most 256 bytes of printable ASCII without spaces").into())
-    }
-}
-
-fn positive(field: &str, v: Option<u64>) -> Result<Option<u64>, ReadError> {
-    match v {
-        Some(0) => Err(ValidationError::new(field, "must be at least 1 when set").into()),
-        other => Ok(other),
-    }
-}
-
-impl QueryService {
-    fn deadline<T>(&self, request: &Request<T>) -> Instant {
-        Instant::now() + call_budget(request.metadata(), self.default_deadline)
-    }
-
-    /// Waits until every change set up to `revision` is applied.
-    async fn reach(&self, revision: Option<Revision>, deadline: Instant) -> Result<(), ReadError> {
-        let Some(wanted) = revision else { return Ok(()) };
-        if self.state.wait_for(wanted, deadline).await {
-            return Ok(());
-        }
-        let halted = if self.state.is_halted() { " (the projection is halted at an event it cannot read)" } else { "" };
-        Err(ReadError::NotReached { wanted, applied: self.state.watermark(), halted })
-    }
-
-    fn generation(&self) -> Result<(u64, Revision), ReadError> {
-        // Watermark first: the generation it belongs to is published before it.
-        let watermark = self.state.watermark();
-        match self.state.generation() {
-            0 => Err(ReadError::NoGeneration),
-            g => Ok((g, watermark)),
-        }
-    }
-
-    async fn get(&self, req: GetRequest, deadline: Instant) -> Result<GetResponse, ReadError> {
-        let ns = Namespace::parse(&req.namespace)?;
-        let key = Key::parse(&req.key)?;
-        let min = positive("min_revision", req.min_revision)?;
-        let at = positive("at_revision", req.at_revision)?;
-        self.reach(min.max(at), deadline).await?;
-        let model = self.model.get().map_err(|_| ReadError::NoGeneration)?;
-        let (generation, watermark) = self.generation()?;
-        let (kv, revision) = match at {
-            Some(at) => (model.get_at(generation, ns.as_str(), key.as_str(), at).await?, at),
-            None => {
-                let (kv, ns_rev) = model.get(generation, ns.as_str(), key.as_str()).await?;
-                (kv, watermark.max(ns_rev))
-            }
-        };
-        match kv {
-            Some(kv) => Ok(GetResponse { kv: Some(kv), revision }),
-            None => Err(ReadError::NotFound { namespace: ns.to_string(), key: key.to_string(), revision }),
-        }
-    }
-
-    async fn list(&self, req: ListRequest, deadline: Instant) -> Result<ListResponse, ReadError> {
-        let ns = Namespace::parse(&req.namespace)?;
-        key_prefix(&req.prefix)?;
-        let limit = page_size(req.page_size)?;
-        let min = positive("min_revision", req.min_revision)?;
-        let at = positive("at_revision", req.at_revision)?;
-        let scope = format!("list:{ns}:{}", req.prefix);
-        let cursor = match req.page_token.as_str() {
-            "" => None,
-            t => Some(self.tokens.verify(t, &scope).map_err(ReadError::BadToken)?),
-        };
-        let model = self.model.get().map_err(|_| ReadError::NoGeneration)?;
-        let (page, revision) = match (cursor, at) {
-            // Later pages answer as of the first page's revision.
-            (Some(c), _) => {
-                let (generation, _) = self.generation()?;
-                let after = Some(c.after.as_str());
-                (page_as_of(model, generation, ns.as_str(), &req.prefix, after, limit, c.revision).await?, c.revision)
-            }
-            (None, Some(at)) => {
-                self.reach(Some(at.max(min.unwrap_or(0))), deadline).await?;
-                let (generation, _) = self.generation()?;
-                (model.list_at(generation, ns.as_str(), &req.prefix, None, limit, at).await?, at)
-            }
-            (None, None) => {
-                self.reach(min, deadline).await?;
-                let (generation, watermark) = self.generation()?;
-                let page = model.list(generation, ns.as_str(), &req.prefix, None, limit).await?;
-                let revision = watermark.max(page.namespace_revision);
-                (page, revision)
-            }
-        };
-        let next_page_token = match page.kvs.last() {
-            Some(last) if page.more => {
-                self.tokens.sign(&PageCursor { scope, revision, after: last.key.clone(), next_revision: 0 })
-            }
-            _ => String::new(),
-        };
-        Ok(ListResponse { kvs: page.kvs, next_page_token, revision })
-    }
-
-    async fn history(&self, req: HistoryRequest) -> Result<HistoryResponse, ReadError> {
-        let ns = Namespace::parse(&req.namespace)?;
-        let key = match req.key.as_str() {
-            "" => None,
-            k => Some(Key::parse(k)?),
-        };
-        let limit = page_size(req.page_size)?;
-        if req.to_revision != 0 && req.from_revision > req.to_revision {
-            return Err(ValidationError::new("from_revision", "must not be greater than to_revision").into());
-        }
-        let scope = format!("history:{ns}:{}:{}:{}", req.key, req.from_revision, req.to_revision);
-        let model = self.model.get().map_err(|_| ReadError::NoGeneration)?;
-        let (generation, watermark) = self.generation()?;
-        let (from, to) = match req.page_token.as_str() {
-            "" => {
-                let oldest = model.oldest_revision(generation, ns.as_str()).await?.max(1);
-                let from = if req.from_revision == 0 { oldest } else { req.from_revision };
-                let to = if req.to_revision == 0 { watermark } else { req.to_revision };
-                (from, to)
-            }
-            t => {
-                let c = self.tokens.verify(t, &scope).map_err(ReadError::BadToken)?;
-                (c.next_revision, c.revision)
-            }
-        };
-        let key_str = key.as_ref().map(Key::as_str);
-        let (records, more) = model.history(generation, ns.as_str(), key_str, from, Some(to), limit).await?;
-        let next_page_token = match records.last() {
-            Some(last) if more => self.tokens.sign(&PageCursor {
-                scope,
-                revision: to,
-                after: String::new(),
-                next_revision: last.revision + 1,
-            }),
-            _ => String::new(),
-        };
-        Ok(HistoryResponse { records, next_page_token })
-    }
-
-    async fn namespaces(&self, req: ListNamespacesRequest) -> Result<ListNamespacesResponse, ReadError> {
-        if req.prefix.len() > 512
-            || !req.prefix.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"_-/".contains(&c))
-        {
-            return Err(ValidationError::new("prefix", "must be at most 512 characters of [a-z0-9_/-]").into());
-        }
-        let limit = page_size(req.page_size)?;
-        let scope = format!("namespaces:{}", req.prefix);
-        let after = match req.page_token.as_str() {
-            "" => None,
-            t => Some(self.tokens.verify(t, &scope).map_err(ReadError::BadToken)?.after),
-        };
-        let model = self.model.get().map_err(|_| ReadError::NoGeneration)?;
-        let (generation, _) = self.generation()?;
-        let (rows, more) = model.namespaces(generation, &req.prefix, after.as_deref(), limit).await?;
-        let next_page_token = match rows.last() {
-            Some(last) if more => {
-                self.tokens.sign(&PageCursor { scope, revision: 0, after: last.name.clone(), next_revision: 0 })
-            }
-            _ => String::new(),
-        };
-        let namespaces = rows
-            .into_iter()
-            // Listed before its first change set is applied: not there yet.
-            .filter(|r| r.revision > 0)
-            .map(|r| NamespaceInfo { name: r.name, revision: r.revision, key_count: r.key_count })
-            .collect();
-        Ok(ListNamespacesResponse { namespaces, next_page_token })
-    }
-}
-
-impl QueryService {
-    async fn watch(&self, req: WatchRequest, permit: WatcherPermit) -> Result<WatchStream, ReadError> {
-        let ns = Namespace::parse(&req.namespace)?;
-        key_prefix(&req.prefix)?;
-        let start_revision = positive("start_revision", req.start_revision)?;
-        let model = self.model.get().map_err(|_| ReadError::NoGeneration)?;
-        let (generation, _) = self.generation()?;
-        // A start before the retained history fails the call itself, so the
-        // client learns at once to take a snapshot instead.
-        if let Some(start) = start_revision {
-            let oldest = model.oldest_revision(generation, ns.as_str()).await?;
-            if oldest > 0 && start < oldest {
-                return Err(veltrix_redis::Error::Compacted { requested: start, oldest }.into());
-            }
-        }
-        let spec = WatchSpec {
-            namespace: ns.to_string(),
-            prefix: req.prefix,
-            start_revision,
-            include_snapshot: req.include_snapshot,
-        };
-        Ok(crate::watch::start(
-            spec,
-            model.clone(),
-            self.state.clone(),
-            self.hub.clone(),
-            self.watch,
-            self.shutdown.clone(),
-            Some(permit),
-        ))
-    }
 }
 
 /// Authenticates the call and checks the read role on its namespace. An
@@ -270,7 +52,7 @@ impl ConfigQuery for QueryService {
         let answer = async {
             let caller = authorize_read(&self.auth, &request, &request.get_ref().namespace)?;
             let permit = caller.watcher()?;
-            QueryService::watch(self, request.into_inner(), permit).await
+            self.open_watch(request.into_inner(), permit).await
         };
         answer.await.map(Response::new).map_err(to_status)
     }

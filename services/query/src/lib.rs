@@ -7,13 +7,10 @@
 pub mod app;
 pub mod config;
 pub mod grpc;
-pub mod hub;
-pub mod pages;
-pub mod projector;
-pub mod rebuild;
+pub mod projection;
+pub mod read;
 pub mod state;
 pub mod status;
-pub mod token;
 pub mod watch;
 
 pub use app::{Started, start};

@@ -12,7 +12,7 @@ async fn main() -> Result<(), BoxError> {
     let _telemetry = veltrix_telemetry::init("veltrix-query", format)?;
     match config.command {
         Some(Command::Rebuild { drop_old_after }) => {
-            let generation = veltrix_query::rebuild::rebuild(&config, drop_old_after).await?;
+            let generation = veltrix_query::projection::rebuild::rebuild(&config, drop_old_after).await?;
             println!("the read model is rebuilt: generation {generation} is active");
             Ok(())
         }

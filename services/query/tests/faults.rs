@@ -177,7 +177,7 @@ async fn rebuild_while_reads_run_fails_no_read() {
     let readers: Vec<_> = (0..4).map(|_| tokio::spawn(check_reads(env.q.clone(), 100, stop.clone()))).collect();
     let config = query_config(&env.nats, &env.redis);
     let old = env.query.state.generation();
-    let generation = veltrix_query::rebuild::rebuild(&config, Duration::from_millis(1500)).await.unwrap();
+    let generation = veltrix_query::projection::rebuild::rebuild(&config, Duration::from_millis(1500)).await.unwrap();
     assert_ne!(generation, old);
     // The service follows the switch; new writes are read from the new generation.
     let r = env.cmd.put(put("stable", "k000", "v0")).await.unwrap().into_inner().revision;
@@ -300,7 +300,7 @@ async fn an_undecodable_event_halts_the_projection_visibly() {
         let mut health = health.clone();
         async move {
             let r = health
-                .check(HealthCheckRequest { service: veltrix_query::projector::PROJECTION_HEALTH.into() })
+                .check(HealthCheckRequest { service: veltrix_query::projection::PROJECTION_HEALTH.into() })
                 .await
                 .ok()?;
             (r.into_inner().status == ServingStatus::NotServing as i32).then_some(())

@@ -14,9 +14,9 @@ use veltrix_domain::{
     memory::{MemoryEventStore, MemoryReader},
 };
 use veltrix_query::{
-    hub::Hub,
-    projector::{PROJECTION_HEALTH, Projector},
+    projection::{PROJECTION_HEALTH, Projector},
     state::ReadState,
+    watch::hub::Hub,
 };
 use veltrix_redis::{ApplyOptions, ReadModel};
 use veltrix_server::{CancellationToken, Health};

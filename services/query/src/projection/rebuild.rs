@@ -11,7 +11,7 @@ use veltrix_jetstream::JetStreamFeed;
 use veltrix_redis::ReadModel;
 use veltrix_server::BoxError;
 
-use crate::{config::Config, projector::BATCH};
+use crate::{config::Config, projection::BATCH};
 
 /// Rebuilds and switches; answers the new generation.
 pub async fn rebuild(config: &Config, drop_old_after: Duration) -> Result<u64, BoxError> {

@@ -8,6 +8,8 @@
 //! the model: a flushed Redis or a newly activated generation restarts it on
 //! the right generation.
 
+pub mod rebuild;
+
 use std::{sync::Arc, time::Duration};
 
 use veltrix_domain::{EventFeed, FeedError, FeedItem, FeedReader, Revision, next_batch};
@@ -17,8 +19,8 @@ use veltrix_server::{CancellationToken, Health};
 use veltrix_telemetry::traces_enabled;
 
 use crate::{
-    hub::{Hub, HubEvent},
     state::ReadState,
+    watch::hub::{Hub, HubEvent},
 };
 
 /// Health service name that reports the projection itself.

@@ -5,6 +5,8 @@
 //! reading is ended with RESOURCE_EXHAUSTED; shutdown ends it with
 //! UNAVAILABLE. Every end names the revision to resume from.
 
+pub mod hub;
+
 use std::{
     pin::Pin,
     sync::{Arc, atomic::Ordering},
@@ -22,11 +24,16 @@ use veltrix_redis::ReadModel;
 use veltrix_server::{CancellationToken, admission::WatcherPermit};
 use veltrix_telemetry::traces_enabled;
 
+use veltrix_domain::Namespace;
+use veltrix_proto::v1::WatchRequest;
+
 use crate::{
-    hub::{Hub, HubEvent},
-    pages::page_as_of,
+    grpc::QueryService,
+    read::pages::page_as_of,
+    read::{key_prefix, positive},
     state::ReadState,
     status::{ReadError, to_status},
+    watch::hub::{Hub, HubEvent},
 };
 
 /// Tunables of watch streams (see `WatchArgs`).
@@ -336,4 +343,37 @@ fn deliver_span(record: &ChangeRecord, live: bool) -> tracing::Span {
         veltrix_telemetry::add_link(&span, parent, None);
     }
     span
+}
+
+impl QueryService {
+    pub(crate) async fn open_watch(&self, req: WatchRequest, permit: WatcherPermit) -> Result<WatchStream, ReadError> {
+        let ns = Namespace::parse(&req.namespace)?;
+        key_prefix(&req.prefix)?;
+        let start_revision = positive("start_revision", req.start_revision)?;
+        let model = self.model.get().map_err(|_| ReadError::NoGeneration)?;
+        let (generation, _) = self.generation()?;
+        // A start before the retained history fails the call itself, so the
+        // client learns at once to take a snapshot instead.
+        if let Some(start) = start_revision {
+            let oldest = model.oldest_revision(generation, ns.as_str()).await?;
+            if oldest > 0 && start < oldest {
+                return Err(veltrix_redis::Error::Compacted { requested: start, oldest }.into());
+            }
+        }
+        let spec = WatchSpec {
+            namespace: ns.to_string(),
+            prefix: req.prefix,
+            start_revision,
+            include_snapshot: req.include_snapshot,
+        };
+        Ok(crate::watch::start(
+            spec,
+            model.clone(),
+            self.state.clone(),
+            self.hub.clone(),
+            self.watch,
+            self.shutdown.clone(),
+            Some(permit),
+        ))
+    }
 }
