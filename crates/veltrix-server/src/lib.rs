@@ -19,7 +19,7 @@ pub mod tls;
 
 pub use access::{AccessError, NotReady};
 pub use args::{LogFormat, ServeArgs};
-pub use cli::{EX_CONFIG, parse_duration, parse_or_exit};
+pub use cli::{EX_CONFIG, parse_duration, parse_from, parse_or_exit};
 pub use deadline::{call_budget, grpc_timeout};
 pub use grpc::{
     Health, ServingGate, TransportSettings, incoming, reflection_services, run_until_shutdown, server_builder,

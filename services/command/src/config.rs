@@ -55,8 +55,13 @@ pub struct Config {
 
 impl Config {
     /// The defaults, as if started without flags or environment.
+    /// Every setting at its default, whatever the process environment says.
     pub fn defaults() -> Self {
-        Self::parse_from(["veltrix-command"])
+        match veltrix_server::parse_from::<Self>(["veltrix-command".into()], |_| None) {
+            Ok(config) => config,
+            // The defaults are compile-time constants that parse.
+            Err(e) => unreachable!("the default configuration does not parse: {e}"),
+        }
     }
 
     pub fn stream_settings(&self) -> StreamSettings {

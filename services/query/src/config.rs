@@ -129,8 +129,13 @@ fn parse_prefix(s: &str) -> Result<String, String> {
 
 impl Config {
     /// The defaults, as if started without flags or environment.
+    /// Every setting at its default, whatever the process environment says.
     pub fn defaults() -> Self {
-        Self::parse_from(["veltrix-query"])
+        match veltrix_server::parse_from::<Self>(["veltrix-query".into()], |_| None) {
+            Ok(config) => config,
+            // The defaults are compile-time constants that parse.
+            Err(e) => unreachable!("the default configuration does not parse: {e}"),
+        }
     }
 
     pub fn stream_settings(&self) -> StreamSettings {
