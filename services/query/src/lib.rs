@@ -7,6 +7,7 @@
 pub mod app;
 pub mod config;
 pub mod grpc;
+pub mod metric;
 pub mod projection;
 pub mod read;
 pub mod state;

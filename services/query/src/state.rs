@@ -9,6 +9,8 @@ use std::sync::{
 use tokio::{sync::watch, time::Instant};
 use veltrix_domain::Revision;
 
+use crate::metric;
+
 /// The read side's view of the projection.
 #[derive(Debug)]
 pub struct ReadState {
@@ -37,34 +39,34 @@ pub struct ProjectionStats {
 impl ProjectionStats {
     pub fn applied(&self, events: u64) {
         self.applied_events.fetch_add(events, Ordering::Relaxed);
-        metrics::counter!("veltrix_projection_applied_events_total").increment(events);
+        metrics::counter!(metric::APPLIED_EVENTS).increment(events);
     }
 
     pub fn undecodable(&self) {
         self.undecodable_events.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("veltrix_projection_undecodable_events_total").increment(1);
+        metrics::counter!(metric::UNDECODABLE_EVENTS).increment(1);
     }
 
     pub fn redis_retry(&self) {
         self.redis_retries.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("veltrix_projection_redis_retries_total").increment(1);
+        metrics::counter!(metric::REDIS_RETRIES).increment(1);
     }
 
     pub fn restart(&self) {
         self.consumer_restarts.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("veltrix_projection_restarts_total").increment(1);
+        metrics::counter!(metric::RESTARTS).increment(1);
     }
 
     pub fn model_lost(&self) {
         self.model_losses.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!("veltrix_read_model_losses_total").increment(1);
+        metrics::counter!(metric::MODEL_LOSSES).increment(1);
     }
 
     /// How far the projection is behind the stream: events not applied yet,
     /// and the age of the last applied event while some are pending.
     pub fn lag(&self, events: u64, seconds: f64) {
-        metrics::gauge!("veltrix_projection_lag_events").set(events as f64);
-        metrics::gauge!("veltrix_projection_lag_seconds").set(seconds);
+        metrics::gauge!(metric::LAG_EVENTS).set(events as f64);
+        metrics::gauge!(metric::LAG_SECONDS).set(seconds);
     }
 }
 
@@ -73,47 +75,38 @@ impl ProjectionStats {
 pub fn describe_metrics() {
     use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
     let counters = [
-        ("veltrix_projection_applied_events_total", "Events applied to the read model."),
-        ("veltrix_projection_undecodable_events_total", "Events the projection could not decode (it halts)."),
-        ("veltrix_projection_redis_retries_total", "Applies to Redis retried after an error."),
-        (
-            "veltrix_projection_restarts_total",
-            "Projection restarts (new consumer) after errors, gaps or model changes.",
-        ),
-        ("veltrix_read_model_losses_total", "Times the read model was found lost (flushed) and rebuilt."),
-        ("veltrix_watch_events_delivered_total", "Change sets delivered to watchers."),
-        ("veltrix_watch_lagged_total", "Watchers that fell behind the live ring and replayed from history."),
-        ("veltrix_redis_reconnects_total", "Redis connection losses that made the client reconnect."),
+        (metric::APPLIED_EVENTS, "Events applied to the read model."),
+        (metric::UNDECODABLE_EVENTS, "Events the projection could not decode (it halts)."),
+        (metric::REDIS_RETRIES, "Applies to Redis retried after an error."),
+        (metric::RESTARTS, "Projection restarts (new consumer) after errors, gaps or model changes."),
+        (metric::MODEL_LOSSES, "Times the read model was found lost (flushed) and rebuilt."),
+        (metric::EVENTS_DELIVERED, "Change sets delivered to watchers."),
+        (metric::WATCH_LAGGED, "Watchers that fell behind the live ring and replayed from history."),
+        (veltrix_redis::RECONNECTS, "Redis connection losses that made the client reconnect."),
     ];
     for (name, help) in counters {
         describe_counter!(name, help);
         metrics::counter!(name).increment(0);
     }
-    describe_counter!("veltrix_watch_ended_total", "Watch streams ended, by reason.");
+    describe_counter!(metric::WATCH_ENDED, "Watch streams ended, by reason.");
     for reason in crate::watch::END_REASONS {
-        metrics::counter!("veltrix_watch_ended_total", "reason" => reason).increment(0);
+        metrics::counter!(metric::WATCH_ENDED, "reason" => reason).increment(0);
     }
-    describe_gauge!("veltrix_projection_applied_revision", "Highest revision applied with everything before it.");
-    describe_gauge!("veltrix_projection_halted", "1 while the projection is halted on an undecodable event.");
-    describe_gauge!("veltrix_projection_lag_events", "Events in the stream not applied yet.");
+    describe_gauge!(metric::APPLIED_REVISION, "Highest revision applied with everything before it.");
+    describe_gauge!(metric::HALTED, "1 while the projection is halted on an undecodable event.");
+    describe_gauge!(metric::LAG_EVENTS, "Events in the stream not applied yet.");
     describe_gauge!(
-        "veltrix_projection_lag_seconds",
+        metric::LAG_SECONDS,
         Unit::Seconds,
         "Age of the last applied event while events are pending; 0 when caught up."
     );
-    describe_gauge!("veltrix_watch_watchers", "Watch streams open.");
+    describe_gauge!(metric::WATCHERS, "Watch streams open.");
     // Gauges exist from the start too (a fresh replica's panels show 0).
-    for gauge in [
-        "veltrix_watch_watchers",
-        "veltrix_projection_applied_revision",
-        "veltrix_projection_halted",
-        "veltrix_projection_lag_events",
-        "veltrix_projection_lag_seconds",
-    ] {
+    for gauge in [metric::WATCHERS, metric::APPLIED_REVISION, metric::HALTED, metric::LAG_EVENTS, metric::LAG_SECONDS] {
         metrics::gauge!(gauge).increment(0.0);
     }
     describe_histogram!(
-        "veltrix_watch_delivery_latency_seconds",
+        metric::DELIVERY_LATENCY,
         Unit::Seconds,
         "Commit (command service clock) to delivery of a live change to a watcher."
     );
@@ -145,7 +138,7 @@ impl ReadState {
     /// watermark reads the generation it belongs to.
     pub fn set(&self, generation: u64, watermark: Revision) {
         self.generation.store(generation, Ordering::Release);
-        metrics::gauge!("veltrix_projection_applied_revision").set(watermark as f64);
+        metrics::gauge!(metric::APPLIED_REVISION).set(watermark as f64);
         self.watermark.send_if_modified(|w| {
             let changed = *w != watermark;
             *w = watermark;
@@ -178,6 +171,6 @@ impl ReadState {
 
     pub fn set_halted(&self, halted: bool) {
         self.halted.store(halted, Ordering::Release);
-        metrics::gauge!("veltrix_projection_halted").set(if halted { 1.0 } else { 0.0 });
+        metrics::gauge!(metric::HALTED).set(if halted { 1.0 } else { 0.0 });
     }
 }

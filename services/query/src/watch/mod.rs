@@ -18,19 +18,16 @@ use futures::Stream;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tonic::Status;
 use tracing::Instrument;
-use veltrix_domain::Revision;
-use veltrix_proto::v1::{ChangeRecord, Progress, Snapshot, WatchResponse, watch_response::Event};
+use veltrix_domain::{Namespace, Revision};
+use veltrix_proto::v1::{ChangeRecord, Progress, Snapshot, WatchRequest, WatchResponse, watch_response::Event};
 use veltrix_redis::ReadModel;
 use veltrix_server::{CancellationToken, admission::WatcherPermit};
 use veltrix_telemetry::traces_enabled;
 
-use veltrix_domain::Namespace;
-use veltrix_proto::v1::WatchRequest;
-
 use crate::{
     grpc::QueryService,
-    read::pages::page_as_of,
-    read::{key_prefix, positive},
+    metric,
+    read::{key_prefix, pages::page_as_of, positive},
     state::ReadState,
     status::{ReadError, to_status},
     watch::hub::{Hub, HubEvent},
@@ -136,7 +133,7 @@ pub const END_REASONS: [&str; 4] = ["client_gone", "stalled", "unavailable", "er
 
 impl Watcher {
     async fn run(mut self, mut live: broadcast::Receiver<Arc<HubEvent>>, end: oneshot::Sender<Status>) {
-        metrics::gauge!("veltrix_watch_watchers").increment(1.0);
+        metrics::gauge!(metric::WATCHERS).increment(1.0);
         self.state.stats.watchers.fetch_add(1, Ordering::Relaxed);
         let reason = match self.serve(&mut live).await {
             Stop::ClientGone => "client_gone",
@@ -154,9 +151,9 @@ impl Watcher {
                 reason
             }
         };
-        metrics::gauge!("veltrix_watch_watchers").decrement(1.0);
+        metrics::gauge!(metric::WATCHERS).decrement(1.0);
         self.state.stats.watchers.fetch_sub(1, Ordering::Relaxed);
-        metrics::counter!("veltrix_watch_ended_total", "reason" => reason).increment(1);
+        metrics::counter!(metric::WATCH_ENDED, "reason" => reason).increment(1);
     }
 
     async fn serve(&mut self, live: &mut broadcast::Receiver<Arc<HubEvent>>) -> Stop {
@@ -195,7 +192,7 @@ impl Watcher {
                             }
                         }
                         Err(broadcast::error::RecvError::Lagged(_) | broadcast::error::RecvError::Closed) => {
-                            metrics::counter!("veltrix_watch_lagged_total").increment(1);
+                            metrics::counter!(metric::WATCH_LAGGED).increment(1);
                             *live = self.hub.subscribe(&self.spec.namespace);
                             self.replay().await?;
                         }
@@ -287,9 +284,9 @@ impl Watcher {
         let span = if traces_enabled() { deliver_span(record, committed_at.is_some()) } else { tracing::Span::none() };
         self.send(WatchResponse { event: Some(Event::Change(matching)) }).instrument(span).await?;
         self.sent = revision;
-        metrics::counter!("veltrix_watch_events_delivered_total").increment(1);
+        metrics::counter!(metric::EVENTS_DELIVERED).increment(1);
         if let Some(at) = committed_at.and_then(|t| SystemTime::now().duration_since(t).ok()) {
-            metrics::histogram!("veltrix_watch_delivery_latency_seconds").record(at.as_secs_f64());
+            metrics::histogram!(metric::DELIVERY_LATENCY).record(at.as_secs_f64());
         }
         Ok(true)
     }
