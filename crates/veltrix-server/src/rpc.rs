@@ -7,8 +7,10 @@
 //! started with (a stream's end is counted by the watch metrics).
 
 use std::{
+    collections::HashMap,
     future::Future,
     pin::Pin,
+    sync::PoisonError,
     task::{Context, Poll},
     time::Instant,
 };
@@ -29,16 +31,56 @@ pub fn describe_rpc_metrics() {
     );
 }
 
-/// Registers every method of `services` with the per-RPC metrics (a call
-/// counter with code OK and the latency histogram, both empty), so that
-/// dashboards and alerts have series from start-up.
+/// The label of every call to a method this process does not serve: a
+/// caller cannot make a new series by making up a name.
+pub const UNKNOWN: &str = "unknown";
+
+/// Methods every server serves besides its own (health and reflection).
+const STANDARD: &[(&str, &str)] = &[
+    ("grpc.health.v1.Health", "Check"),
+    ("grpc.health.v1.Health", "Watch"),
+    ("grpc.reflection.v1.ServerReflection", "ServerReflectionInfo"),
+    ("grpc.reflection.v1alpha.ServerReflection", "ServerReflectionInfo"),
+];
+
+/// `/service/method` → its labels, for every method served. Written when a
+/// service starts (a few dozen entries, kept for the process's life), read
+/// on every call.
+static KNOWN: std::sync::RwLock<Option<HashMap<String, Labels>>> = std::sync::RwLock::new(None);
+
+#[derive(Debug, Clone, Copy)]
+struct Labels {
+    service: &'static str,
+    method: &'static str,
+}
+
+/// Registers every method of `services` (and health and reflection) as
+/// known, and with the per-RPC metrics (a call counter with code OK and
+/// the latency histogram, both empty), so that dashboards and alerts have
+/// series from start-up.
 pub fn register_rpc_metrics(services: &[&'static str]) {
-    for &service in services {
-        for method in veltrix_proto::methods(service) {
-            metrics::counter!(REQUESTS, "service" => service, "method" => method.clone(), "code" => "OK").increment(0);
-            let _registered = metrics::histogram!(DURATION, "service" => service, "method" => method);
+    let mut known = KNOWN.write().unwrap_or_else(PoisonError::into_inner);
+    let known = known.get_or_insert_with(HashMap::new);
+    let ours = services.iter().flat_map(|&s| veltrix_proto::methods(s).into_iter().map(move |m| (s, m)));
+    let standard = STANDARD.iter().map(|&(s, m)| (s, m.to_owned()));
+    for (service, method) in ours.chain(standard) {
+        let path = format!("/{service}/{method}");
+        if known.contains_key(&path) {
+            continue;
         }
+        // Leaked once per method served: bounded by the descriptor set.
+        let method: &'static str = Box::leak(method.into_boxed_str());
+        known.insert(path, Labels { service, method });
+        metrics::counter!(REQUESTS, "service" => service, "method" => method, "code" => "OK").increment(0);
+        let _registered = metrics::histogram!(DURATION, "service" => service, "method" => method);
     }
+}
+
+/// The labels of a request path: its service and method when served, else
+/// [`UNKNOWN`] for both.
+fn labels(path: &str) -> Labels {
+    let known = KNOWN.read().unwrap_or_else(PoisonError::into_inner);
+    known.as_ref().and_then(|k| k.get(path)).copied().unwrap_or(Labels { service: UNKNOWN, method: UNKNOWN })
 }
 
 /// The layer `server_builder` installs.
@@ -75,8 +117,8 @@ where
     }
 
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let (service, method) = split_path(request.uri().path());
-        let span = if traces_enabled() { server_span(&request, &service, &method) } else { Span::none() };
+        let Labels { service, method } = labels(request.uri().path());
+        let span = if traces_enabled() { server_span(&request, service, method) } else { Span::none() };
         let started = Instant::now();
         let response = self.inner.call(request).instrument(span.clone());
         Box::pin(async move {
@@ -86,7 +128,7 @@ where
                 Err(_) => tonic::Code::Internal,
             };
             span.record("rpc.grpc.status_code", code as i32);
-            metrics::counter!(REQUESTS, "service" => service.clone(), "method" => method.clone(), "code" => code_name(code))
+            metrics::counter!(REQUESTS, "service" => service, "method" => method, "code" => code_name(code))
                 .increment(1);
             metrics::histogram!(DURATION, "service" => service, "method" => method)
                 .record(started.elapsed().as_secs_f64());
@@ -108,15 +150,6 @@ fn server_span<B>(request: &http::Request<B>, service: &str, method: &str) -> Sp
     );
     veltrix_telemetry::set_parent(&span, header(TRACEPARENT), header(TRACESTATE));
     span
-}
-
-/// `/pkg.Service/Method` → (`pkg.Service`, `Method`).
-fn split_path(path: &str) -> (String, String) {
-    let path = path.trim_start_matches('/');
-    match path.split_once('/') {
-        Some((service, method)) => (service.to_owned(), method.to_owned()),
-        None => ("unknown".to_owned(), path.to_owned()),
-    }
 }
 
 /// The status of a response: in its headers for errors and for streams that
@@ -160,10 +193,12 @@ mod tests {
 
     #[test]
     fn splits_paths_and_reads_codes() {
-        assert_eq!(
-            split_path("/veltrix.config.v1.ConfigQuery/Get"),
-            ("veltrix.config.v1.ConfigQuery".into(), "Get".into())
-        );
+        register_rpc_metrics(&["veltrix.config.v1.ConfigQuery"]);
+        let get = labels("/veltrix.config.v1.ConfigQuery/Get");
+        assert_eq!((get.service, get.method), ("veltrix.config.v1.ConfigQuery", "Get"));
+        let made_up = labels("/veltrix.config.v1.ConfigQuery/Nope");
+        assert_eq!((made_up.service, made_up.method), (UNKNOWN, UNKNOWN));
+        assert_eq!(labels("/grpc.health.v1.Health/Check").method, "Check");
         let mut headers = http::HeaderMap::new();
         assert_eq!(status_code(&headers), tonic::Code::Ok);
         headers.insert("grpc-status", http::HeaderValue::from_static("10"));

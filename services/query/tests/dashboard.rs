@@ -23,6 +23,7 @@ struct Deployed {
     q: Query,
     command_metrics: SocketAddr,
     query_metrics: SocketAddr,
+    q_addr: SocketAddr,
 }
 
 async fn deploy() -> Deployed {
@@ -48,6 +49,7 @@ async fn deploy() -> Deployed {
         _query: query,
         command_metrics,
         query_metrics,
+        q_addr: ([127, 0, 0, 1], qport).into(),
     }
 }
 
@@ -140,4 +142,30 @@ async fn prometheus_answers_every_dashboard_query() {
     let health = prometheus.target_health().unwrap();
     assert_eq!(health.len(), 2, "{health:?}");
     assert!(health.iter().all(|(_, h)| h == "up"), "{health:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn made_up_method_names_add_no_metric_series() {
+    let d = deploy().await;
+    let series = |text: &str| {
+        text.lines()
+            .filter(|l| l.starts_with("veltrix_grpc_server_requests_total{"))
+            .map(|l| l.rsplit_once(' ').map_or(l, |(series, _)| series).to_owned())
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let before = series(&scrape(d.query_metrics).await);
+    let channel = channel(d.q_addr).await;
+    for i in 0..500 {
+        let mut grpc = tonic::client::Grpc::new(channel.clone());
+        grpc.ready().await.unwrap();
+        let path: http::uri::PathAndQuery =
+            format!("/veltrix.config.v1.ConfigQuery/MadeUp{i}-{}", fastrand::u64(..)).parse().unwrap();
+        let codec = tonic_prost::ProstCodec::<(), ()>::default();
+        let answer = grpc.unary(tonic::Request::new(()), path, codec).await;
+        assert_eq!(answer.map(|_| ()).unwrap_err().code(), Code::Unimplemented);
+    }
+    let after = series(&scrape(d.query_metrics).await);
+    let added: Vec<_> = after.difference(&before).collect();
+    assert!(added.len() <= 1, "made-up names made series: {added:#?}");
+    assert!(added.iter().all(|s| s.contains(r#"method="unknown""#)), "{added:?}");
 }
