@@ -38,7 +38,7 @@ pub async fn start(config: Config) -> Result<Started, BoxError> {
     };
     let state = ReadState::new();
     let gate = ServingGate::new("connecting to NATS and Redis");
-    let hub = Hub::new(config.watch.watch_hub_capacity);
+    let hub = Hub::new(config.watch.watch_hub_capacity, config.watch.watch_max_namespaces);
     let shutdown = server.shutdown();
     let service = QueryService {
         auth: server.auth.clone(),

@@ -101,6 +101,12 @@ pub struct WatchArgs {
     #[arg(long, env = "VELTRIX_WATCH_HUB_CAPACITY", default_value_t = 1024)]
     pub watch_hub_capacity: usize,
 
+    /// Most namespaces watched at once on this replica (each holds a
+    /// buffer of --watch-hub-capacity change sets while it has watchers); a
+    /// watch on one more is RESOURCE_EXHAUSTED.
+    #[arg(long, env = "VELTRIX_WATCH_MAX_NAMESPACES", default_value_t = 10_000)]
+    pub watch_max_namespaces: usize,
+
     /// Keys per snapshot message.
     #[arg(long, env = "VELTRIX_WATCH_SNAPSHOT_CHUNK", default_value_t = 500)]
     pub watch_snapshot_chunk: usize,

@@ -31,6 +31,9 @@ pub enum ReadError {
     /// A watch ended by the server's shutdown.
     #[error("the server is shutting down; reconnect and resume with start_revision {resume_from}")]
     ShuttingDown { resume_from: Revision },
+    /// A watch on one more namespace than the replica holds at once.
+    #[error(transparent)]
+    HubFull(#[from] crate::watch::hub::HubFull),
     /// A watch whose client accepted nothing for the stall timeout.
     #[error("the client read nothing for {idle:?} and fell behind; resume with start_revision {resume_from}")]
     Stalled { idle: std::time::Duration, resume_from: Revision },
@@ -47,7 +50,7 @@ pub fn to_status(err: ReadError) -> Status {
         ReadError::NotReached { .. } => Status::deadline_exceeded(err.to_string()),
         ReadError::NoGeneration | ReadError::ShuttingDown { .. } => Status::unavailable(err.to_string()),
         ReadError::NotApplied(_) => Status::deadline_exceeded(err.to_string()),
-        ReadError::Stalled { .. } => Status::resource_exhausted(err.to_string()),
+        ReadError::Stalled { .. } | ReadError::HubFull(_) => Status::resource_exhausted(err.to_string()),
         ReadError::Model(e @ M::Compacted { oldest, .. }) => details::revision_compacted(e.to_string(), oldest),
         ReadError::Model(M::Incomplete) => {
             Status::unavailable("the read model is being rebuilt from the event stream; retry shortly")

@@ -53,7 +53,7 @@ async fn project(feed: &Recorded, redis: &RedisServer) -> Running {
         feed: feed.clone(),
         model: model.clone(),
         state: state.clone(),
-        hub: Hub::new(64),
+        hub: Hub::new(64, 100),
         options: ApplyOptions::default(),
         check_interval: Duration::from_millis(100),
         health,

@@ -30,7 +30,7 @@ use crate::{
     read::{key_prefix, pages::page_as_of, positive},
     state::ReadState,
     status::{ReadError, to_status},
-    watch::hub::{Hub, HubEvent},
+    watch::hub::{Hub, Subscription},
 };
 
 /// Tunables of watch streams (see `WatchArgs`).
@@ -104,13 +104,13 @@ pub fn start(
     settings: WatchSettings,
     shutdown: CancellationToken,
     permit: Option<WatcherPermit>,
-) -> WatchStream {
-    let live = hub.subscribe(&spec.namespace);
+) -> Result<WatchStream, ReadError> {
+    let live = hub.subscribe(&spec.namespace)?;
     let (tx, rx) = mpsc::channel(settings.queue.max(1));
     let (end_tx, end_rx) = oneshot::channel();
     let watcher = Watcher { spec, model, state, hub, settings, shutdown, tx, sent: 0, _permit: permit };
     tokio::spawn(watcher.run(live, end_tx));
-    WatchStream { rx, end: Some(end_rx) }
+    Ok(WatchStream { rx, end: Some(end_rx) })
 }
 
 struct Watcher {
@@ -132,7 +132,7 @@ struct Watcher {
 pub const END_REASONS: [&str; 4] = ["client_gone", "stalled", "unavailable", "error"];
 
 impl Watcher {
-    async fn run(mut self, mut live: broadcast::Receiver<Arc<HubEvent>>, end: oneshot::Sender<Status>) {
+    async fn run(mut self, mut live: Subscription, end: oneshot::Sender<Status>) {
         metrics::gauge!(metric::WATCHERS).increment(1.0);
         self.state.stats.watchers.fetch_add(1, Ordering::Relaxed);
         let reason = match self.serve(&mut live).await {
@@ -156,17 +156,14 @@ impl Watcher {
         metrics::counter!(metric::WATCH_ENDED, "reason" => reason).increment(1);
     }
 
-    async fn serve(&mut self, live: &mut broadcast::Receiver<Arc<HubEvent>>) -> Stop {
+    async fn serve(&mut self, live: &mut Subscription) -> Stop {
         match self.serve_inner(live).await {
             Ok(never) => match never {},
             Err(stop) => stop,
         }
     }
 
-    async fn serve_inner(
-        &mut self,
-        live: &mut broadcast::Receiver<Arc<HubEvent>>,
-    ) -> Result<std::convert::Infallible, Stop> {
+    async fn serve_inner(&mut self, live: &mut Subscription) -> Result<std::convert::Infallible, Stop> {
         self.sent = match (self.spec.include_snapshot, self.spec.start_revision) {
             (true, start) => self.snapshot(start.map(|s| s.saturating_sub(1))).await?,
             (false, Some(start)) => start.max(1) - 1,
@@ -193,7 +190,7 @@ impl Watcher {
                         }
                         Err(broadcast::error::RecvError::Lagged(_) | broadcast::error::RecvError::Closed) => {
                             metrics::counter!(metric::WATCH_LAGGED).increment(1);
-                            *live = self.hub.subscribe(&self.spec.namespace);
+                            *live = self.hub.subscribe(&self.spec.namespace).map_err(ReadError::from)?;
                             self.replay().await?;
                         }
                     }
@@ -295,7 +292,7 @@ impl Watcher {
     /// revision has been delivered once the hub channel is drained (the
     /// projector hands a change set to the hub before it raises the
     /// watermark).
-    async fn progress(&mut self, live: &mut broadcast::Receiver<Arc<HubEvent>>) -> Result<(), Stop> {
+    async fn progress(&mut self, live: &mut Subscription) -> Result<(), Stop> {
         let watermark = self.state.watermark();
         loop {
             match live.try_recv() {
@@ -304,7 +301,7 @@ impl Watcher {
                 }
                 Err(broadcast::error::TryRecvError::Empty) => break,
                 Err(_) => {
-                    *live = self.hub.subscribe(&self.spec.namespace);
+                    *live = self.hub.subscribe(&self.spec.namespace).map_err(ReadError::from)?;
                     self.replay().await?;
                     break;
                 }
@@ -363,7 +360,7 @@ impl QueryService {
             start_revision,
             include_snapshot: req.include_snapshot,
         };
-        Ok(crate::watch::start(
+        start(
             spec,
             model.clone(),
             self.state.clone(),
@@ -371,6 +368,6 @@ impl QueryService {
             self.watch,
             self.shutdown.clone(),
             Some(permit),
-        ))
+        )
     }
 }
