@@ -90,4 +90,31 @@ proptest! {
         }
         let _ = decode_event(Some(EVENT_TYPE), &bytes);
     }
+
+    #[test]
+    fn fuzz_event_times_and_sizes(
+        seconds in any::<i64>(), nanos in any::<i32>(),
+        values in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..2048), 1..16),
+    ) {
+        // Any stored time, extreme ones included, decodes to that time or is
+        // an error: never a panic, here or where the time is used.
+        let wire = veltrix_proto::v1::ChangeSetCommitted {
+            namespace: "fuzz/app".into(),
+            changes: values.into_iter().enumerate().map(|(i, value)| veltrix_proto::v1::EventKeyChange {
+                key: format!("k{i}"),
+                op: Some(veltrix_proto::v1::event_key_change::Op::Set(veltrix_proto::v1::EventSetValue { value, content_type: String::new() })),
+                ..Default::default()
+            }).collect(),
+            actor: "fuzz".into(),
+            time: Some(prost_types::Timestamp { seconds, nanos }),
+            ..Default::default()
+        };
+        let decoded = decode_event(Some(EVENT_TYPE), &prost::Message::encode_to_vec(&wire));
+        let in_range = seconds >= 0 && (0..1_000_000_000).contains(&nanos)
+            && std::time::SystemTime::UNIX_EPOCH.checked_add(std::time::Duration::new(seconds.unsigned_abs(), nanos.unsigned_abs())).is_some();
+        prop_assert_eq!(decoded.is_ok(), in_range, "{:?}", decoded.err());
+        if let Ok(event) = decoded {
+            let _ = veltrix_proto::convert::read::change_record(1, &event);
+        }
+    }
 }

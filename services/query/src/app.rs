@@ -11,8 +11,13 @@ use veltrix_server::{
 };
 
 use crate::{
-    config::Config, grpc::QueryService, projection::Projector, read::token::TokenKey, state::ReadState,
-    watch::WatchSettings, watch::hub::Hub,
+    config::Config,
+    grpc::QueryService,
+    projection::{PROJECTION_HEALTH, Projector},
+    read::token::TokenKey,
+    state::ReadState,
+    watch::WatchSettings,
+    watch::hub::Hub,
 };
 
 const SERVICE_NAME: &str = "veltrix.config.v1.ConfigQuery";
@@ -94,17 +99,42 @@ async fn prepare(
         check_interval: config.model_check_interval,
         health: health.clone(),
     };
-    let projection = tokio::spawn(projector.run(shutdown.clone()));
+    let mut projection = tokio::spawn(projector.run(shutdown.clone()));
     // Serving once the model is complete: a replica that must first rebuild
     // stays out of rotation until then.
-    tokio::select! {
-        () = state.wait_complete() => {}
-        () = shutdown.cancelled() => {}
-    }
-    if !shutdown.is_cancelled() {
+    let ended = tokio::select! {
+        () = state.wait_complete() => None,
+        () = shutdown.cancelled() => None,
+        ended = &mut projection => Some(ended),
+    };
+    if ended.is_none() && !shutdown.is_cancelled() {
         health.set(true).await;
         let _ = ready.send(true);
         tracing::info!("query service ready");
     }
-    let _ = projection.await;
+    let ended = match ended {
+        Some(ended) => ended,
+        None => projection.await,
+    };
+    supervise(ended, &state, &health, &shutdown).await;
+}
+
+/// The projection runs until shutdown; if it ends otherwise (a panic, a
+/// bug), the replica says so: health `...projection` NOT_SERVING, halted,
+/// and an ERROR line with why.
+async fn supervise(
+    ended: Result<(), tokio::task::JoinError>,
+    state: &ReadState,
+    health: &Health,
+    shutdown: &CancellationToken,
+) {
+    if shutdown.is_cancelled() {
+        return;
+    }
+    match ended {
+        Ok(()) => tracing::error!("the projection stopped; reads no longer follow the event stream"),
+        Err(e) => tracing::error!(error = %e, "the projection failed; reads no longer follow the event stream"),
+    }
+    state.set_halted(true);
+    health.set_service(PROJECTION_HEALTH, false).await;
 }

@@ -321,3 +321,47 @@ async fn an_undecodable_event_halts_the_projection_visibly() {
     assert!(status.message().contains("halted"), "{}", status.message());
     assert_eq!(env.query.state.watermark(), after - 2, "nothing after the bad event is applied: no gap");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crafted_time_halts_the_projection_and_refuses_writes_without_a_panic() {
+    let mut env = env().await;
+    let good = env.cmd.put(put("ok", "k", "v")).await.unwrap().into_inner().revision;
+    caught_up(&env.q, good).await;
+    // A well-formed event whose time no SystemTime can hold.
+    let crafted = veltrix_proto::v1::ChangeSetCommitted {
+        namespace: "crafted".into(),
+        changes: vec![veltrix_proto::v1::EventKeyChange {
+            key: "k".into(),
+            op: Some(veltrix_proto::v1::event_key_change::Op::Set(veltrix_proto::v1::EventSetValue {
+                value: b"v".to_vec(),
+                content_type: String::new(),
+            })),
+            ..Default::default()
+        }],
+        actor: "mallory".into(),
+        time: Some(prost_types::Timestamp { seconds: i64::MAX, nanos: 2_000_000_000 }),
+        ..Default::default()
+    };
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert(veltrix_jetstream::EVENT_TYPE_HEADER, veltrix_proto::convert::EVENT_TYPE);
+    let js = async_nats::jetstream::new(async_nats::connect(env.nats.url()).await.unwrap());
+    let payload = prost::Message::encode_to_vec(&crafted);
+    js.publish_with_headers("veltrix.events.crafted", headers, payload.into()).await.unwrap().await.unwrap();
+
+    // The projection halts visibly; the services stay up.
+    let state = env.query.state.clone();
+    eventually(Duration::from_secs(10), "the projection halts", || async { state.is_halted().then_some(()) }).await;
+    let mut health = HealthClient::new(channel(env.query.running.addr()).await);
+    let status = health
+        .check(HealthCheckRequest { service: veltrix_query::projection::PROJECTION_HEALTH.into() })
+        .await
+        .unwrap()
+        .into_inner()
+        .status;
+    assert_eq!(status, ServingStatus::NotServing as i32);
+    // A write to that namespace is refused with a reason; others go on.
+    let refused = assert_code(env.cmd.put(put("crafted", "k2", "v")).await, Code::FailedPrecondition);
+    assert!(refused.message().contains("cannot be decoded"), "{}", refused.message());
+    env.cmd.put(put("ok", "k3", "v")).await.expect("other namespaces are written");
+    env.q.get(get("ok", "k")).await.expect("reads still serve");
+}

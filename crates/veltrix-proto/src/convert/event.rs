@@ -24,6 +24,8 @@ pub enum EventDecodeError {
     UnknownOp(usize),
     #[error("unsupported event type {0:?} (this version reads {EVENT_TYPE:?})")]
     UnsupportedType(String),
+    #[error("time {seconds}s {nanos}ns is not a time this version can hold")]
+    Time { seconds: i64, nanos: i32 },
 }
 
 pub fn encode_event(event: &ChangeSetCommitted) -> Vec<u8> {
@@ -90,11 +92,10 @@ pub fn decode_event(event_type: Option<&str>, payload: &[u8]) -> Result<ChangeSe
             })
         })
         .collect::<Result<Vec<_>, EventDecodeError>>()?;
-    let time = wire.time.map_or(SystemTime::UNIX_EPOCH, |t| {
-        let secs = u64::try_from(t.seconds).unwrap_or_default();
-        let nanos = u32::try_from(t.nanos).unwrap_or_default();
-        SystemTime::UNIX_EPOCH + Duration::new(secs, nanos)
-    });
+    let time = match wire.time {
+        None => SystemTime::UNIX_EPOCH,
+        Some(t) => time(t.seconds, t.nanos)?,
+    };
     Ok(ChangeSetCommitted {
         namespace: Namespace::parse(&wire.namespace)?,
         changes,
@@ -105,6 +106,15 @@ pub fn decode_event(event_type: Option<&str>, payload: &[u8]) -> Result<ChangeSe
         time,
         trace: TraceContext { traceparent: wire.traceparent, tracestate: wire.tracestate },
     })
+}
+
+/// A stored time, checked: seconds since 1970 (not before) and nanoseconds
+/// below one second, within what `SystemTime` holds. Never panics.
+fn time(seconds: i64, nanos: i32) -> Result<SystemTime, EventDecodeError> {
+    let bad = || EventDecodeError::Time { seconds, nanos };
+    let secs = u64::try_from(seconds).map_err(|_| bad())?;
+    let nanos_u32 = u32::try_from(nanos).ok().filter(|n| *n < 1_000_000_000).ok_or_else(bad)?;
+    SystemTime::UNIX_EPOCH.checked_add(Duration::new(secs, nanos_u32)).ok_or_else(bad)
 }
 
 #[cfg(test)]
@@ -137,6 +147,14 @@ mod tests {
             time: SystemTime::UNIX_EPOCH + Duration::new(u64::from(secs), nanos % 1_000_000_000),
             trace: TraceContext { traceparent: "00-aa-bb-01".into(), tracestate: String::new() },
         }
+    }
+
+    #[test]
+    fn stored_times_out_of_range_are_errors() {
+        for (seconds, nanos) in [(-1, 0), (0, -1), (0, 1_000_000_000), (i64::MAX, i32::MAX), (1, i32::MAX)] {
+            assert!(matches!(time(seconds, nanos), Err(EventDecodeError::Time { .. })), "{seconds} {nanos}");
+        }
+        assert_eq!(time(1, 5).ok(), SystemTime::UNIX_EPOCH.checked_add(Duration::new(1, 5)));
     }
 
     proptest! {
