@@ -32,13 +32,13 @@ pub struct Started {
 pub async fn start(config: Config) -> Result<Started, BoxError> {
     let mut server = ServiceServer::bind(SERVICE_NAME, "veltrix-query", config.listen, &config.serve).await?;
     crate::state::describe_metrics();
-    let tokens = match &config.page_token_key {
-        Some(key) => TokenKey::new(key.as_bytes()),
+    let tokens = match config.page_token_key()? {
+        Some(key) => TokenKey::new(&key),
         None => {
             tracing::warn!(
-                "no VELTRIX_PAGE_TOKEN_KEY: page tokens are signed with a random key and work only on this replica"
+                "no VELTRIX_PAGE_TOKEN_KEY: page tokens are protected with a random key and work only on this replica"
             );
-            TokenKey::random()
+            TokenKey::random().map_err(|e| format!("no secure random source for the page-token key: {e}"))?
         }
     };
     let state = ReadState::new();

@@ -58,10 +58,16 @@ pub struct Config {
     #[arg(long, env = "VELTRIX_HISTORY_KEEP", default_value_t = 0)]
     pub history_keep: u64,
 
-    /// Key that signs page tokens (at least 16 bytes); replicas behind one
-    /// load balancer must share it. Default: a random key per process.
-    #[arg(long, env = "VELTRIX_PAGE_TOKEN_KEY", hide_env_values = true)]
+    /// Key that protects page tokens (at least 32 bytes); replicas behind
+    /// one load balancer must share it. Default: a random key per process,
+    /// from the operating system's secure random source.
+    #[arg(long, env = "VELTRIX_PAGE_TOKEN_KEY", hide_env_values = true, value_parser = parse_token_key)]
     pub page_token_key: Option<String>,
+
+    /// A file that holds the page-token key (so that it is not in the
+    /// environment); read at start-up, a trailing newline ignored.
+    #[arg(long, env = "VELTRIX_PAGE_TOKEN_KEY_FILE", conflicts_with = "page_token_key")]
+    pub page_token_key_file: Option<std::path::PathBuf>,
 
     /// Largest request accepted, in bytes (reads carry names, prefixes and
     /// page tokens only).
@@ -126,9 +132,20 @@ pub enum Command {
     },
 }
 
+/// Shortest page-token key accepted.
+pub const MIN_TOKEN_KEY: usize = 32;
+
+fn parse_token_key(s: &str) -> Result<String, String> {
+    if s.len() < MIN_TOKEN_KEY {
+        return Err(format!("the page-token key must be at least {MIN_TOKEN_KEY} bytes (it is {})", s.len()));
+    }
+    Ok(s.to_owned())
+}
+
 fn parse_prefix(s: &str) -> Result<String, String> {
-    if s.is_empty() || s.contains(['{', '}', ' ']) {
-        return Err("the Redis prefix must be non-empty, without braces or spaces".into());
+    // It ends up in SCAN patterns: no glob characters either.
+    if s.is_empty() || s.contains(['{', '}', ' ', '*', '?', '[', ']', '\\']) {
+        return Err("the Redis prefix must be non-empty, without braces, spaces or glob characters (* ? [ ] \\)".into());
     }
     Ok(s.to_owned())
 }
@@ -142,6 +159,23 @@ impl Config {
             // The defaults are compile-time constants that parse.
             Err(e) => unreachable!("the default configuration does not parse: {e}"),
         }
+    }
+
+    /// The configured page-token key, from the flag or the key file; `None`
+    /// when neither is set.
+    pub fn page_token_key(&self) -> Result<Option<Vec<u8>>, String> {
+        if let Some(key) = &self.page_token_key {
+            return Ok(Some(key.clone().into_bytes()));
+        }
+        let Some(path) = &self.page_token_key_file else { return Ok(None) };
+        let text =
+            std::fs::read(path).map_err(|e| format!("cannot read the page-token key file {}: {e}", path.display()))?;
+        let key = text.strip_suffix(b"\n").unwrap_or(&text);
+        let key = key.strip_suffix(b"\r").unwrap_or(key);
+        if key.len() < MIN_TOKEN_KEY {
+            return Err(format!("the page-token key in {} must be at least {MIN_TOKEN_KEY} bytes", path.display()));
+        }
+        Ok(Some(key.to_vec()))
     }
 
     pub fn stream_settings(&self) -> StreamSettings {

@@ -20,3 +20,50 @@ fn defaults_ignore_the_process_environment() {
     assert_eq!(veltrix_command::Config::defaults().nats.nats_url, "nats://127.0.0.1:4222");
     assert_eq!(veltrix_query::Config::defaults().nats.nats_url, "nats://127.0.0.1:4222");
 }
+
+#[test]
+fn page_token_keys_are_long_enough_and_can_come_from_a_file() {
+    let parse = |args: &[&str]| {
+        let args = std::iter::once("veltrix-query").chain(args.iter().copied()).map(Into::into);
+        veltrix_server::parse_from::<veltrix_query::Config>(args, |_| None)
+    };
+    let short = parse(&["--page-token-key", "only sixteen byt"]).unwrap_err().to_string();
+    assert!(short.contains("at least 32 bytes"), "{short}");
+    let from_env = veltrix_server::parse_from::<veltrix_query::Config>(["veltrix-query".into()], |name| {
+        (name == "VELTRIX_PAGE_TOKEN_KEY").then(|| "too short".into())
+    });
+    assert!(from_env.is_err(), "a short key from the environment is refused too");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("key");
+    let key = "k".repeat(40);
+    std::fs::write(&file, format!("{key}\n")).unwrap();
+    let config = parse(&["--page-token-key-file", file.to_str().unwrap()]).unwrap();
+    assert_eq!(config.page_token_key().unwrap(), Some(key.into_bytes()), "the trailing newline is not part of it");
+    std::fs::write(&file, "short\n").unwrap();
+    let config = parse(&["--page-token-key-file", file.to_str().unwrap()]).unwrap();
+    assert!(config.page_token_key().unwrap_err().contains("at least 32 bytes"));
+    assert!(parse(&["--page-token-key", &"k".repeat(32), "--page-token-key-file", "x"]).is_err(), "one or the other");
+}
+
+#[test]
+fn a_short_page_token_key_stops_the_service_at_start_up() {
+    let query = std::path::PathBuf::from(env!("CARGO_BIN_EXE_veltrix-query"));
+    let out = Command::new(query)
+        .args(["--listen", "127.0.0.1:0", "--page-token-key", "short"])
+        .env_remove("VELTRIX_PAGE_TOKEN_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("at least 32 bytes"));
+}
+
+#[test]
+fn the_redis_prefix_has_no_glob_characters() {
+    for bad in ["vel*", "a?b", "x[1]", "back\\slash", "", "with space", "{tag}"] {
+        let args = ["veltrix-query", "--redis-prefix", bad].map(std::ffi::OsString::from);
+        assert!(veltrix_server::parse_from::<veltrix_query::Config>(args, |_| None).is_err(), "{bad:?} is refused");
+    }
+    let args = ["veltrix-query", "--redis-prefix", "veltrix-prod.v2"].map(std::ffi::OsString::from);
+    assert!(veltrix_server::parse_from::<veltrix_query::Config>(args, |_| None).is_ok());
+}

@@ -24,9 +24,12 @@ impl TokenKey {
         Self(key.to_vec())
     }
 
-    /// A random key for this process (tokens then only work on it).
-    pub fn random() -> Self {
-        Self((0..32).map(|_| fastrand::u8(..)).collect())
+    /// A random key for this process (tokens then only work on it), from
+    /// the operating system's secure random source.
+    pub fn random() -> Result<Self, getrandom::Error> {
+        let mut key = vec![0u8; 32];
+        getrandom::fill(&mut key)?;
+        Ok(Self(key))
     }
 
     fn mac(&self) -> Hmac<Sha256> {
