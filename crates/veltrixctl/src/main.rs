@@ -119,13 +119,31 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
+/// The host of a plaintext `http://` URL that is not this machine.
+fn plaintext_remote(url: &str) -> Option<&str> {
+    let rest = url.strip_prefix("http://")?;
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(v6),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    (!loopback).then_some(host)
+}
+
 /// The client the global options describe.
 fn connect(g: Global) -> Result<Client, Failure> {
-    let mut builder = Client::builder().command_url(g.command_url).query_url(g.query_url).timeout(g.timeout);
+    let mut builder =
+        Client::builder().command_url(g.command_url.clone()).query_url(g.query_url.clone()).timeout(g.timeout);
     if let Some(actor) = g.actor {
         builder = builder.actor(actor);
     }
     if let Some(token) = g.token {
+        for url in [&g.command_url, &g.query_url] {
+            if let Some(host) = plaintext_remote(url) {
+                eprintln!("veltrixctl: warning: the token goes to {host} unencrypted (http://); use https://");
+            }
+        }
         builder = builder.token(token);
     }
     let read = |p: &std::path::Path| std::fs::read(p).map_err(|e| usage(format!("cannot read {}: {e}", p.display())));
@@ -136,4 +154,22 @@ fn connect(g: Global) -> Result<Client, Failure> {
         builder = builder.client_identity(read(cert)?, read(key)?);
     }
     builder.build().map_err(|e| usage(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn plaintext_to_another_host_is_named() {
+        assert_eq!(super::plaintext_remote("http://config.internal:50051"), Some("config.internal"));
+        assert_eq!(super::plaintext_remote("http://10.0.0.5:50051/"), Some("10.0.0.5"));
+        for local in ["http://127.0.0.1:50051", "http://localhost:1", "http://[::1]:50051", "https://config.internal"] {
+            assert_eq!(super::plaintext_remote(local), None, "{local}");
+        }
+    }
+
+    #[test]
+    fn control_characters_are_escaped_for_terminals() {
+        assert_eq!(crate::output::printable("plain text"), "plain text");
+        assert_eq!(crate::output::printable("a\nb\u{1b}[31mred"), "a\\nb\\u{1b}[31mred");
+    }
 }

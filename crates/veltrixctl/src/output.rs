@@ -42,8 +42,18 @@ pub fn time(t: Option<SystemTime>) -> String {
     )
 }
 
+/// Text for a terminal: control characters (newlines, escape sequences)
+/// written as escapes, so a value cannot move the cursor or recolour the
+/// screen. `get --raw` is the way to the bytes.
+pub fn printable(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_owned();
+    }
+    s.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+}
+
 fn shorten(s: &str, max: usize) -> String {
-    let one_line = s.replace('\n', "\\n");
+    let one_line = printable(s);
     if one_line.chars().count() <= max {
         one_line
     } else {
@@ -53,8 +63,9 @@ fn shorten(s: &str, max: usize) -> String {
 
 /// Left-aligned columns.
 pub fn table(header: &[&str], rows: &[Vec<String>]) {
+    let rows: Vec<Vec<String>> = rows.iter().map(|row| row.iter().map(|cell| printable(cell)).collect()).collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for row in rows {
+    for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.chars().count());
         }
@@ -72,7 +83,7 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
     };
     line(header.iter().map(|h| (*h).to_owned()).collect());
     for row in rows {
-        line(row.clone());
+        line(row);
     }
 }
 
@@ -89,7 +100,7 @@ pub fn entry(e: &Entry) {
     ];
     for (name, value) in rows {
         if !value.is_empty() {
-            println!("{name:<16} {value}");
+            println!("{name:<16} {}", printable(&value));
         }
     }
 }
@@ -149,13 +160,13 @@ pub fn watch_event(format: Output, event: &WatchEvent) -> Result<(), String> {
         Output::Table => match event {
             WatchEvent::Snapshot { entries, revision } => {
                 for e in entries {
-                    println!("{revision} snapshot {}={}", e.key, encode_value(&e.value));
+                    println!("{revision} snapshot {}={}", e.key, printable(&encode_value(&e.value)));
                 }
             }
             WatchEvent::Changes(c) => {
                 for k in &c.changes {
                     match &k.value {
-                        Some(v) => println!("{} set {}={}", c.revision, k.key, encode_value(v)),
+                        Some(v) => println!("{} set {}={}", c.revision, k.key, printable(&encode_value(v))),
                         None => println!("{} delete {}", c.revision, k.key),
                     }
                 }

@@ -312,4 +312,13 @@ async fn export_and_apply_round_trip_a_namespace() {
     let r = json(&String::from_utf8(out.stdout).unwrap())["revision"].as_u64().unwrap();
     let raw = env.run(&["get", src, "stdin", "--raw", "--min-revision", &r.to_string()]).await;
     assert_eq!(raw.stdout, b"from\nstdin");
+
+    // Tables escape control characters; only --raw prints them.
+    let esc = wrote(&env, &["put", "ctl/esc", "k", "\u{1b}[31mred\u{7}"]).await.to_string();
+    let table = env.ok(&["list", "ctl/esc", "--min-revision", &esc]).await;
+    assert!(table.contains("\\u{1b}[31mred\\u{7}") && !table.contains('\u{1b}'), "{table:?}");
+    let shown = env.ok(&["get", "ctl/esc", "k"]).await;
+    assert!(!shown.contains('\u{1b}'), "{shown:?}");
+    let raw = env.run(&["get", "ctl/esc", "k", "--raw"]).await;
+    assert_eq!(raw.stdout, "\u{1b}[31mred\u{7}".as_bytes());
 }
