@@ -56,6 +56,9 @@ struct File {
     tokens: Vec<TokenEntry>,
     #[serde(default)]
     grants: Vec<GrantEntry>,
+    /// A policy that lets nobody in is refused unless it says it means it.
+    #[serde(default)]
+    allow_empty: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -125,7 +128,15 @@ pub struct Policy {
 impl Policy {
     /// Parses and checks a policy file's text.
     pub fn parse(text: &str) -> Result<Self, PolicyError> {
-        let file: File = yaml_serde::from_str(text).map_err(|e| PolicyError::Syntax(e.to_string()))?;
+        // An empty or comment-only file is no policy at all: refused below.
+        let file: Option<File> = yaml_serde::from_str(text).map_err(|e| PolicyError::Syntax(e.to_string()))?;
+        let file = file.unwrap_or(File { tokens: Vec::new(), grants: Vec::new(), allow_empty: false });
+        if file.tokens.is_empty() && file.grants.is_empty() && !file.allow_empty {
+            return Err(PolicyError::Rule(
+                "the policy has no tokens and no grants and would lock everyone out; write `allow_empty: true` to mean it"
+                    .into(),
+            ));
+        }
         let mut tokens = Vec::with_capacity(file.tokens.len());
         for (i, t) in file.tokens.into_iter().enumerate() {
             let digest = parse_hex32(&t.sha256).ok_or_else(|| {
@@ -272,10 +283,19 @@ mod tests {
             ("grants: [{identity: a, namespaces: [\"a\"], roles: []}]", "roles"),
             ("grants: [{identity: a, namespaces: [\"a\"], roles: [superuser]}]", "invalid policy file"),
             ("tokenz: []", "invalid policy file"),
+            ("", "lock everyone out"),
+            ("# only a comment\n", "lock everyone out"),
+            ("tokens: []\ngrants: []\n", "lock everyone out"),
         ] {
             let e = Policy::parse(text).unwrap_err().to_string();
             assert!(e.contains(needle), "{text}: {e}");
         }
+    }
+
+    #[test]
+    fn an_empty_policy_is_taken_only_when_it_says_so() {
+        let p = Policy::parse("allow_empty: true\n").unwrap();
+        assert_eq!(p.identities(), 0);
     }
 
     proptest! {
