@@ -8,10 +8,10 @@ use clap::Args;
 use crate::NatsOptions;
 
 /// Where the event stream is.
-#[derive(Debug, Clone, Args)]
+#[derive(Clone, Args)]
 pub struct NatsArgs {
     /// NATS server URL(s), comma-separated.
-    #[arg(long, env = "VELTRIX_NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    #[arg(long, env = "VELTRIX_NATS_URL", default_value = "nats://127.0.0.1:4222", hide_env_values = true)]
     pub nats_url: String,
 
     /// JetStream stream that holds every change set.
@@ -69,5 +69,16 @@ impl NatsArgs {
             token: self.nats_token.clone(),
             creds: self.nats_creds.clone(),
         }
+    }
+}
+
+/// Secrets (password, token, credentials in the URL) redacted.
+impl std::fmt::Debug for NatsArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NatsArgs")
+            .field("options", &self.options())
+            .field("stream", &self.stream)
+            .field("subject_prefix", &self.subject_prefix)
+            .finish()
     }
 }

@@ -43,11 +43,23 @@ pub struct NatsOptions {
     pub creds: Option<PathBuf>,
 }
 
+/// The URL list with any `user:password@` replaced by `<redacted>@`.
+pub fn redact_userinfo(urls: &str) -> String {
+    urls.split(',')
+        .map(|url| match (url.find("://"), url.rfind('@')) {
+            (Some(scheme), Some(at)) if at > scheme => format!("{}<redacted>{}", &url[..scheme + 3], &url[at..]),
+            (None, Some(at)) => format!("<redacted>{}", &url[at..]),
+            _ => url.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 impl std::fmt::Debug for NatsOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let secret = |s: &Option<String>| s.as_ref().map(|_| "<redacted>");
         f.debug_struct("NatsOptions")
-            .field("url", &self.url)
+            .field("url", &redact_userinfo(&self.url))
             .field("require_tls", &self.require_tls)
             .field("ca_cert", &self.ca_cert)
             .field("client_cert", &self.client_cert)

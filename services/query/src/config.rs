@@ -8,7 +8,7 @@ use veltrix_jetstream::StreamSettings;
 use veltrix_redis::ApplyOptions;
 use veltrix_server::{ServeArgs, parse_duration};
 
-#[derive(Debug, Clone, Parser)]
+#[derive(Clone, Parser)]
 #[command(
     name = "veltrix-query",
     version,
@@ -134,6 +134,26 @@ pub enum Command {
 
 /// Shortest page-token key accepted.
 pub const MIN_TOKEN_KEY: usize = 32;
+
+/// Secrets (the Redis URL and password, the page-token key) redacted.
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("command", &self.command)
+            .field("listen", &self.listen)
+            .field("nats", &self.nats)
+            .field("redis", &self.redis_options())
+            .field("redis_prefix", &self.redis_prefix)
+            .field("history_keep", &self.history_keep)
+            .field("page_token_key", &self.page_token_key.as_ref().map(|_| "<redacted>"))
+            .field("page_token_key_file", &self.page_token_key_file)
+            .field("max_request_bytes", &self.max_request_bytes)
+            .field("model_check_interval", &self.model_check_interval)
+            .field("watch", &self.watch)
+            .field("serve", &self.serve)
+            .finish()
+    }
+}
 
 fn parse_token_key(s: &str) -> Result<String, String> {
     if s.len() < MIN_TOKEN_KEY {

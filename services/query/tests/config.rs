@@ -67,3 +67,55 @@ fn the_redis_prefix_has_no_glob_characters() {
     let args = ["veltrix-query", "--redis-prefix", "veltrix-prod.v2"].map(std::ffi::OsString::from);
     assert!(veltrix_server::parse_from::<veltrix_query::Config>(args, |_| None).is_ok());
 }
+
+#[test]
+fn secrets_stay_out_of_debug_and_help() {
+    let key = "page-token-key-secret-0123456789abcdef";
+    let args = [
+        "veltrix-query",
+        "--redis-url",
+        "redis://reader:redis-url-secret@cache:6379",
+        "--redis-password",
+        "redis-password-secret",
+        "--page-token-key",
+        key,
+        "--nats-url",
+        "nats://nats-user:nats-url-secret@bus:4222,nats://bus2:4222",
+        "--nats-user",
+        "nats-user",
+        "--nats-password",
+        "nats-password-secret",
+        "--nats-token",
+        "nats-token-secret",
+    ]
+    .map(std::ffi::OsString::from);
+    let config = veltrix_server::parse_from::<veltrix_query::Config>(args, |_| None).unwrap();
+    let secrets = [
+        key,
+        "redis-url-secret",
+        "redis-password-secret",
+        "nats-url-secret",
+        "nats-password-secret",
+        "nats-token-secret",
+    ];
+    let debug = format!("{config:?}");
+    for secret in secrets {
+        assert!(!debug.contains(secret), "{secret} in Debug: {debug}");
+    }
+    assert!(debug.contains("bus2:4222"), "what is not secret stays: {debug}");
+
+    // --help with the secrets in the environment shows none of them.
+    let out = Command::new(env!("CARGO_BIN_EXE_veltrix-query"))
+        .arg("--help")
+        .env("VELTRIX_REDIS_URL", "redis://reader:redis-url-secret@cache:6379")
+        .env("VELTRIX_NATS_URL", "nats://nats-user:nats-url-secret@bus:4222")
+        .env("VELTRIX_PAGE_TOKEN_KEY", key)
+        .env("VELTRIX_NATS_TOKEN", "nats-token-secret")
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    assert!(help.contains("VELTRIX_NATS_URL"), "{help}");
+    for secret in secrets {
+        assert!(!help.contains(secret), "{secret} in --help");
+    }
+}
