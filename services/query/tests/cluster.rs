@@ -149,7 +149,13 @@ async fn killing_the_stream_leader_loses_no_acknowledged_write() {
     let mut head = 0;
     for n in 0..NAMESPACES {
         let ns = format!("cluster/n{n}");
-        let events = store.read(&Namespace::parse(&ns).unwrap(), 0).await.unwrap();
+        // Right after the restart the cluster may still move a leader: a
+        // read that answers UNAVAILABLE is retried, as any client would.
+        let namespace = Namespace::parse(&ns).unwrap();
+        let events = eventually(Duration::from_secs(30), "reading the stream back", || async {
+            store.read(&namespace, 0).await.map_err(|e| println!("read {ns}: {e}")).ok()
+        })
+        .await;
         let mut seen_requests = std::collections::HashSet::new();
         for e in events {
             assert!(
