@@ -9,10 +9,16 @@
 //!   - identity: deployer
 //!     namespaces: ["payments/*"]
 //!     roles: [read, write]
-//!   - identity: ops.example.com # an mTLS identity (first DNS SAN, else CN)
-//!     namespaces: ["**"]
+//!   - identity: dns:ops.example.com # a client certificate's first DNS SAN
+//!     namespaces: ["**"]               # (`cn:NAME` for one with only a CN)
 //!     roles: [read, admin]
 //! ```
+//!
+//! Token and certificate identities live in separate spaces: a plain name
+//! (or `token:NAME`) is a token identity and must be listed under `tokens`;
+//! `dns:` and `cn:` name certificates. A certificate whose CN is `deployer`
+//! is `cn:deployer` and never gets the grants of the token identity
+//! `deployer`.
 
 use std::collections::HashMap;
 
@@ -142,8 +148,10 @@ impl Policy {
             let digest = parse_hex32(&t.sha256).ok_or_else(|| {
                 PolicyError::Rule(format!("tokens[{i}].sha256: 64 hexadecimal characters (SHA-256 of the token)"))
             })?;
-            if t.identity.trim().is_empty() {
-                return Err(PolicyError::Rule(format!("tokens[{i}].identity: must not be empty")));
+            if t.identity.trim().is_empty() || t.identity.contains(':') {
+                return Err(PolicyError::Rule(format!(
+                    "tokens[{i}].identity: a plain name (not empty, no ':'; `dns:` and `cn:` name certificates)"
+                )));
             }
             if tokens.iter().any(|(d, _)| *d == digest) {
                 return Err(PolicyError::Rule(format!("tokens[{i}]: the same token is listed twice")));
@@ -161,7 +169,8 @@ impl Policy {
             if g.roles.is_empty() {
                 return Err(PolicyError::Rule(format!("grants[{i}].roles: at least one of read, write, admin")));
             }
-            grants.entry(g.identity).or_default().push(Grant { patterns, roles: g.roles });
+            let identity = grant_identity(i, &g.identity, &tokens)?;
+            grants.entry(identity).or_default().push(Grant { patterns, roles: g.roles });
         }
         Ok(Self { tokens, grants })
     }
@@ -202,6 +211,28 @@ impl Policy {
     }
 }
 
+/// The identity a grant names, in the space its prefix says: a plain name
+/// or `token:NAME` is a token identity (listed under `tokens`), `dns:NAME`
+/// and `cn:NAME` are certificate identities.
+fn grant_identity(i: usize, text: &str, tokens: &[([u8; 32], String)]) -> Result<String, PolicyError> {
+    let name = match text.split_once(':') {
+        None => text,
+        Some(("token", name)) => name,
+        Some(("dns" | "cn", name)) if !name.trim().is_empty() => return Ok(text.to_owned()),
+        Some(_) => {
+            return Err(PolicyError::Rule(format!(
+                "grants[{i}].identity '{text}': a token identity, `dns:NAME` or `cn:NAME`"
+            )));
+        }
+    };
+    if tokens.iter().any(|(_, t)| t == name) {
+        return Ok(name.to_owned());
+    }
+    Err(PolicyError::Rule(format!(
+        "grants[{i}].identity '{text}' names no token; a client certificate is written `dns:{name}` (its first DNS SAN) or `cn:{name}` (its CN)"
+    )))
+}
+
 fn parse_hex32(text: &str) -> Option<[u8; 32]> {
     let text = text.trim();
     if text.len() != 64 {
@@ -239,7 +270,8 @@ mod tests {
             "tokens:\n  - identity: deployer\n    sha256: \"{}\"\n  - identity: reader\n    sha256: \"{}\"\n\
              grants:\n  - identity: deployer\n    namespaces: [\"payments/*\"]\n    roles: [read, write]\n\
              \x20 - identity: reader\n    namespaces: [\"**\"]\n    roles: [read]\n\
-             \x20 - identity: ops\n    namespaces: [\"infra/**\"]\n    roles: [admin]\n",
+             \x20 - identity: dns:ops\n    namespaces: [\"infra/**\"]\n    roles: [admin]\n\
+             \x20 - identity: token:reader\n    namespaces: [\"extra\"]\n    roles: [write]\n",
             token_digest("s3cret"),
             token_digest("r3ad")
         ))
@@ -267,10 +299,13 @@ mod tests {
         assert!(!p.allows("deployer", Role::Read, "billing/api"));
         assert!(p.allows("reader", Role::Read, "a/b/c"));
         assert!(!p.allows("reader", Role::Write, "a"));
-        assert!(p.allows("ops", Role::Admin, "infra"), "** matches no segment too");
-        assert!(p.allows("ops", Role::Admin, "infra/x/y"));
+        assert!(p.allows("dns:ops", Role::Admin, "infra"), "** matches no segment too");
+        assert!(p.allows("dns:ops", Role::Admin, "infra/x/y"));
+        assert!(!p.allows("ops", Role::Admin, "infra"), "a certificate identity is not a token identity");
+        assert!(!p.allows("cn:ops", Role::Admin, "infra"), "nor a CN a DNS name");
+        assert!(p.allows("reader", Role::Write, "extra"), "token:NAME is the token identity NAME");
         assert!(!p.allows("nobody", Role::Read, "infra"));
-        assert!(p.allows_anywhere("ops", Role::Admin));
+        assert!(p.allows_anywhere("dns:ops", Role::Admin));
         assert!(!p.allows_anywhere("reader", Role::Admin));
     }
 
@@ -283,6 +318,13 @@ mod tests {
             ("grants: [{identity: a, namespaces: [\"a\"], roles: []}]", "roles"),
             ("grants: [{identity: a, namespaces: [\"a\"], roles: [superuser]}]", "invalid policy file"),
             ("tokenz: []", "invalid policy file"),
+            ("grants: [{identity: ops.example, namespaces: [\"a\"], roles: [read]}]", "`dns:ops.example`"),
+            ("grants: [{identity: \"uri:x\", namespaces: [\"a\"], roles: [read]}]", "`dns:NAME` or `cn:NAME`"),
+            ("grants: [{identity: \"dns:\", namespaces: [\"a\"], roles: [read]}]", "`dns:NAME` or `cn:NAME`"),
+            (
+                "tokens: [{identity: \"dns:x\", sha256: \"0000000000000000000000000000000000000000000000000000000000000000\"}]",
+                "tokens[0].identity",
+            ),
             ("", "lock everyone out"),
             ("# only a comment\n", "lock everyone out"),
             ("tokens: []\ngrants: []\n", "lock everyone out"),

@@ -46,7 +46,7 @@ pub struct ServeArgs {
     pub tls: crate::tls::TlsArgs,
 
     #[command(flatten)]
-    pub limits: crate::admission::LimitArgs,
+    pub limits: veltrix_access::LimitArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -47,7 +47,9 @@ pub fn access_status(e: &crate::AccessError) -> Status {
     use crate::AccessError as A;
     let message = e.to_string();
     match e {
-        A::UnknownToken | A::MalformedAuthorization(_) | A::AuthenticationRequired => Status::unauthenticated(message),
+        A::UnknownToken | A::MalformedAuthorization(_) | A::AuthenticationRequired | A::Certificate(_) => {
+            Status::unauthenticated(message)
+        }
         A::PermissionDenied { .. } | A::InvalidIdentity { .. } => Status::permission_denied(message),
         A::RateLimited { retry_in, .. } => {
             Status::with_error_details(Code::ResourceExhausted, message, ErrorDetails::with_retry_info(Some(*retry_in)))
@@ -75,5 +77,15 @@ mod tests {
         assert_eq!(s.message(), "changes[1].key: must not be empty");
         let bad = s.get_error_details().bad_request().cloned().unwrap();
         assert_eq!(bad.field_violations[0].field, "changes[1].key");
+    }
+
+    #[test]
+    fn a_rate_refusal_is_resource_exhausted_with_a_retry_hint() {
+        let refused = crate::AccessError::RateLimited { rate: 1.0, retry_in: std::time::Duration::from_millis(300) };
+        let status = access_status(&refused);
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert!(status.get_details_retry_info().is_some(), "a retry hint");
+        let refused = crate::AccessError::Certificate("it lacks the clientAuth extended key usage");
+        assert_eq!(access_status(&refused).code(), Code::Unauthenticated);
     }
 }

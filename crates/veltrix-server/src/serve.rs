@@ -9,10 +9,11 @@ use std::{convert::Infallible, fmt::Display, future::Future, net::SocketAddr, ti
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tonic::{body::Body, server::NamedService};
+use veltrix_access::Auth;
 
 use crate::{
-    BoxError, Health, ReadySender, Running, Scaffold, ServeArgs, auth::Auth, incoming, reflection_services,
-    run_until_shutdown, server_builder,
+    BoxError, Health, ReadySender, Running, Scaffold, ServeArgs, incoming, reflection_services, run_until_shutdown,
+    server_builder,
 };
 
 /// A service's server, bound and with its shared parts, before its API is added.

@@ -1,15 +1,11 @@
 //! TLS for the gRPC servers: `--tls-cert` and `--tls-key` turn it on,
-//! `--tls-client-ca` makes client certificates mandatory (mTLS). A client's
-//! identity is its certificate's first DNS SAN, else its CN.
+//! `--tls-client-ca` makes client certificates mandatory (mTLS). What a
+//! client certificate identifies is `veltrix_access::identity`.
 
 use std::path::PathBuf;
 
 use clap::Args;
-use tonic::{
-    Request,
-    transport::{Certificate, Identity, ServerTlsConfig},
-};
-use x509_parser::prelude::{FromDer, GeneralName, X509Certificate};
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 /// TLS flags both services share.
 #[derive(Debug, Clone, Default, Args)]
@@ -39,23 +35,4 @@ impl TlsArgs {
         }
         Ok(Some(config))
     }
-}
-
-/// The identity of the client certificate a call came with, if any.
-pub fn peer_identity<T>(request: &Request<T>) -> Option<String> {
-    let certs = request.peer_certs()?;
-    certificate_identity(certs.first()?.as_ref())
-}
-
-/// First DNS SAN, else the subject's CN.
-pub fn certificate_identity(der: &[u8]) -> Option<String> {
-    let (_, cert) = X509Certificate::from_der(der).ok()?;
-    if let Ok(Some(san)) = cert.subject_alternative_name() {
-        for name in &san.value.general_names {
-            if let GeneralName::DNSName(dns) = name {
-                return Some((*dns).to_owned());
-            }
-        }
-    }
-    cert.subject().iter_common_name().next().and_then(|cn| cn.as_str().ok()).map(str::to_owned)
 }

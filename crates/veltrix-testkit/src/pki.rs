@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, SanType};
+use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, SanType};
 use tempfile::TempDir;
 
 /// A certificate and its key, as PEM, and where they were written.
@@ -38,9 +38,31 @@ impl TestCa {
         Self { issuer: Issuer::new(params, key), ca_pem, ca, dir }
     }
 
-    /// A certificate for `dns_names` (the first is also the CN), or with only
-    /// a CN when `dns_names` is empty; loopback IPs are added for servers.
+    /// A certificate for `dns_names` with the CN `cn` (or with only a CN
+    /// when `dns_names` is empty), for servers and clients (extended key
+    /// usages serverAuth and clientAuth); loopback IPs are added for servers.
     pub fn issue(&self, file_name: &str, cn: &str, dns_names: &[&str]) -> CertFiles {
+        self.issue_for(
+            file_name,
+            cn,
+            dns_names,
+            vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth],
+        )
+    }
+
+    /// Like [`TestCa::issue`], without any extended key usage: TLS takes it
+    /// from a client, but it is not meant for clients.
+    pub fn issue_without_key_usage(&self, file_name: &str, cn: &str, dns_names: &[&str]) -> CertFiles {
+        self.issue_for(file_name, cn, dns_names, Vec::new())
+    }
+
+    fn issue_for(
+        &self,
+        file_name: &str,
+        cn: &str,
+        dns_names: &[&str],
+        usages: Vec<ExtendedKeyUsagePurpose>,
+    ) -> CertFiles {
         let key = KeyPair::generate().expect("a key");
         let mut params =
             CertificateParams::new(dns_names.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>()).expect("parameters");
@@ -48,6 +70,7 @@ impl TestCa {
             params.subject_alt_names.push(SanType::IpAddress(std::net::IpAddr::from([127, 0, 0, 1])));
         }
         params.distinguished_name.push(DnType::CommonName, cn);
+        params.extended_key_usages = usages;
         let cert = params.signed_by(&key, &self.issuer).expect("a signed certificate");
         let (cert_pem, key_pem) = (cert.pem(), key.serialize_pem());
         let cert = self.dir.path().join(format!("{file_name}.pem"));

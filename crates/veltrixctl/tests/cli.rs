@@ -170,7 +170,7 @@ async fn tokens_and_tls_options_reach_a_secured_service() {
     std::fs::write(
         &auth,
         format!(
-            "tokens: [{{identity: ci, sha256: \"{}\"}}]\ngrants:\n  - {{identity: ci, namespaces: [\"apps/**\"], roles: [read, write]}}\n  - {{identity: deployer.example, namespaces: [\"apps/**\"], roles: [read]}}\n",
+            "tokens: [{{identity: ci, sha256: \"{}\"}}]\ngrants:\n  - {{identity: ci, namespaces: [\"apps/**\"], roles: [read, write]}}\n  - {{identity: \"dns:deployer.example\", namespaces: [\"apps/**\"], roles: [read]}}\n",
             veltrix_auth::token_digest("ci-token-123")
         ),
     )

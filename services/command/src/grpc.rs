@@ -7,6 +7,7 @@ use std::{
 };
 
 use tonic::{Request, Response, Status, metadata::MetadataMap};
+use veltrix_access::{AccessError, Auth, Role};
 use veltrix_domain::{Actor, EventStore, Limits, TraceContext, ValidationError};
 use veltrix_proto::{
     convert::{CallContext, IntoCommand},
@@ -15,11 +16,7 @@ use veltrix_proto::{
         config_command_server::ConfigCommand,
     },
 };
-use veltrix_server::{
-    AccessError, ServingGate,
-    auth::{Auth, Role},
-    call_budget,
-};
+use veltrix_server::{ServingGate, call_budget};
 use veltrix_telemetry::{TRACEPARENT, TRACESTATE, child_traceparent, span_traceparent};
 
 use crate::{

@@ -34,7 +34,7 @@ type Slot = Arc<tokio::sync::Mutex<Option<NamespaceState>>>;
 pub enum CommandError {
     /// Refused before the command is looked at (who calls, limits).
     #[error(transparent)]
-    Access(#[from] veltrix_server::AccessError),
+    Access(#[from] veltrix_access::AccessError),
     #[error(transparent)]
     NotReady(#[from] veltrix_server::NotReady),
     #[error(transparent)]

@@ -5,16 +5,14 @@
 use std::{sync::Arc, time::Duration};
 
 use tonic::{Request, Response, Status};
+use veltrix_access::{Auth, Caller, Role};
 use veltrix_domain::Namespace;
 use veltrix_proto::v1::{
     GetRequest, GetResponse, HistoryRequest, HistoryResponse, ListNamespacesRequest, ListNamespacesResponse,
     ListRequest, ListResponse, WatchRequest, config_query_server::ConfigQuery,
 };
 use veltrix_redis::ReadModel;
-use veltrix_server::{
-    CancellationToken, ServingGate,
-    auth::{Auth, Caller, Role},
-};
+use veltrix_server::{CancellationToken, ServingGate};
 
 use crate::{
     read::token::TokenKey,

@@ -10,7 +10,7 @@ use veltrix_server::details;
 pub enum ReadError {
     /// Refused before the request is looked at (who calls, limits).
     #[error(transparent)]
-    Access(#[from] veltrix_server::AccessError),
+    Access(#[from] veltrix_access::AccessError),
     #[error(transparent)]
     NotReady(#[from] veltrix_server::NotReady),
     #[error(transparent)]

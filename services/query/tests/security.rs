@@ -33,7 +33,8 @@ fn policy(extra_reader_roles: &str) -> String {
          \x20 - {{identity: writer, namespaces: [\"payments/*\"], roles: [write]}}\n\
          \x20 - {{identity: reader, namespaces: [\"payments/*\"], roles: [read{extra_reader_roles}]}}\n\
          \x20 - {{identity: outsider, namespaces: [\"billing/**\"], roles: [read, write]}}\n\
-         \x20 - {{identity: deployer.example, namespaces: [\"payments/*\"], roles: [read, write]}}\n",
+         \x20 - {{identity: \"dns:deployer.example\", namespaces: [\"payments/*\"], roles: [read, write]}}\n\
+         \x20 - {{identity: \"cn:auditor\", namespaces: [\"payments/*\"], roles: [read]}}\n",
         token_digest(WRITER),
         token_digest(READER),
         token_digest(OUTSIDER)
@@ -48,13 +49,13 @@ struct Secured {
 }
 
 async fn start(auth: &Path, tls: Option<veltrix_server::tls::TlsArgs>) -> Secured {
-    start_with(auth, tls, veltrix_server::admission::LimitArgs::default()).await
+    start_with(auth, tls, veltrix_access::LimitArgs::default()).await
 }
 
 async fn start_with(
     auth: &Path,
     tls: Option<veltrix_server::tls::TlsArgs>,
-    limits: veltrix_server::admission::LimitArgs,
+    limits: veltrix_access::LimitArgs,
 ) -> Secured {
     let (nats, redis) = (NatsServer::start(), RedisServer::start());
     let mut c = veltrix_command::Config::defaults();
@@ -201,20 +202,26 @@ async fn a_changed_policy_takes_effect_without_a_restart_and_a_broken_one_is_ref
     tokio::time::sleep(Duration::from_millis(2500)).await;
     cmd.put(with_token(put("payments/api", "k", "v2"), Some(READER))).await.unwrap();
 
-    // SIGHUP reloads even when the modification time did not change.
+    // A change that keeps the modification time (two writes within one tick
+    // of a coarse file-system clock) is still seen: content is compared.
     let modified = std::fs::metadata(&auth).unwrap().modified().unwrap();
     std::fs::write(&auth, policy("")).unwrap();
     std::fs::File::options().write(true).open(&auth).unwrap().set_modified(modified).unwrap();
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    cmd.put(with_token(put("payments/api", "k", "v3"), Some(READER))).await.unwrap();
+    eventually(Duration::from_secs(10), "the same-time change is in force", || {
+        let mut cmd = cmd.clone();
+        async move {
+            let r = cmd.put(with_token(put("payments/api", "k", "v3"), Some(READER))).await;
+            (code(r) == Code::PermissionDenied).then_some(())
+        }
+    })
+    .await;
+    // SIGHUP reloads at once.
+    std::fs::write(&auth, policy(", write")).unwrap();
     let status = std::process::Command::new("kill").args(["-HUP", &std::process::id().to_string()]).status().unwrap();
     assert!(status.success());
     eventually(Duration::from_secs(10), "SIGHUP reloads", || {
         let mut cmd = cmd.clone();
-        async move {
-            let r = cmd.put(with_token(put("payments/api", "k", "v4"), Some(READER))).await;
-            (code(r) == Code::PermissionDenied).then_some(())
-        }
+        async move { cmd.put(with_token(put("payments/api", "k", "v4"), Some(READER))).await.ok() }
     })
     .await;
 }
@@ -224,7 +231,9 @@ async fn mutual_tls_identifies_clients_by_certificate_and_refuses_untrusted_ones
     let ca = TestCa::new("veltrix-test");
     let server = ca.issue("server", "localhost", &["localhost"]);
     let deployer = ca.issue("deployer", "deployer", &["deployer.example"]);
-    let cn_only = ca.issue("cn-only", "reader", &[]);
+    let cn_only = ca.issue("cn-only", "auditor", &[]);
+    let named_like_a_token = ca.issue("like-a-token", "reader", &[]);
+    let not_for_clients = ca.issue_without_key_usage("no-usage", "deployer", &["deployer.example"]);
     let stranger_ca = TestCa::new("stranger");
     let stranger = stranger_ca.issue("stranger", "deployer", &["deployer.example"]);
     let dir = tempfile::tempdir().unwrap();
@@ -257,12 +266,22 @@ async fn mutual_tls_identifies_clients_by_certificate_and_refuses_untrusted_ones
         (h.last()?.revision == revision).then_some(h)
     })
     .await;
-    assert_eq!(history[0].actor, "deployer.example");
+    assert_eq!(history[0].actor, "dns:deployer.example", "certificate identities carry their kind");
     assert!(matches!(deployer_client.put("billing/eu", "k", "v").await, Err(ClientError::PermissionDenied { .. })));
-    // Without a SAN the CN is the identity ("reader": read only).
-    let reader = client(Some(&cn_only));
-    reader.get("payments/api", "k").await.unwrap();
-    assert!(matches!(reader.put("payments/api", "k", "x").await, Err(ClientError::PermissionDenied { .. })));
+    // Without a SAN the CN is the identity ("cn:auditor": read only).
+    let auditor = client(Some(&cn_only));
+    auditor.get("payments/api", "k").await.unwrap();
+    assert!(matches!(auditor.put("payments/api", "k", "x").await, Err(ClientError::PermissionDenied { .. })));
+    // A certificate whose CN is a token identity's name ("reader") is
+    // `cn:reader`, which has no grants: it does not get the token's.
+    let impostor = client(Some(&named_like_a_token));
+    let e = impostor.get("payments/api", "k").await.unwrap_err();
+    assert!(matches!(e, ClientError::PermissionDenied { .. }), "{e:?}");
+    assert!(e.to_string().contains("cn:reader"), "{e}");
+    // A certificate without the clientAuth usage is no client's.
+    let e = client(Some(&not_for_clients)).get("payments/api", "k").await.unwrap_err();
+    assert!(matches!(e, ClientError::Unauthenticated { .. }), "{e:?}");
+    assert!(e.to_string().contains("clientAuth"), "{e}");
     // A certificate from another CA, or none, does not get through the handshake.
     // (With TLS 1.3 the server refuses after the client's handshake is
     // done, so the client sees a dropped connection.)
@@ -295,7 +314,7 @@ async fn callers_are_limited_in_rate_open_watches_and_request_size() {
     let dir = tempfile::tempdir().unwrap();
     let auth = dir.path().join("auth.yaml");
     std::fs::write(&auth, policy("")).unwrap();
-    let limits = veltrix_server::admission::LimitArgs { rate_limit: 2.0, rate_burst: 3, max_watchers_per_caller: 2 };
+    let limits = veltrix_access::LimitArgs { rate_limit: 2.0, rate_burst: 3, max_watchers_per_caller: 2 };
     let env = start_with(&auth, None, limits).await;
     let mut q = Query::new(channel(env.query.running.addr()).await);
     let list = || ListRequest { namespace: "payments/api".into(), ..Default::default() };

@@ -18,10 +18,11 @@ use futures::Stream;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tonic::Status;
 use tracing::Instrument;
+use veltrix_access::WatcherPermit;
 use veltrix_domain::{Namespace, Revision};
 use veltrix_proto::v1::{ChangeRecord, Progress, Snapshot, WatchRequest, WatchResponse, watch_response::Event};
 use veltrix_redis::ReadModel;
-use veltrix_server::{CancellationToken, admission::WatcherPermit};
+use veltrix_server::CancellationToken;
 use veltrix_telemetry::traces_enabled;
 
 use crate::{

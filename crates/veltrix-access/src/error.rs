@@ -1,7 +1,7 @@
 //! Why a call is refused before it reaches a service's logic: who calls,
-//! what they may do, how much they may ask, and whether the service is ready.
-//! Typed here; each service's `status.rs` turns them into statuses (through
-//! [`crate::details::access_status`]).
+//! what they may do and how much they may ask. Typed here; each service's
+//! `status.rs` turns them into statuses (through
+//! `veltrix_server::details::access_status`).
 
 use std::time::Duration;
 
@@ -18,6 +18,9 @@ pub enum AccessError {
     /// UNAUTHENTICATED: neither a token nor a client certificate.
     #[error("authentication required: send `authorization: Bearer <token>` or a client certificate")]
     AuthenticationRequired,
+    /// UNAUTHENTICATED: a client certificate that names no identity.
+    #[error("client certificate refused: {0}")]
+    Certificate(&'static str),
     /// PERMISSION_DENIED: the caller lacks the role on the namespace.
     #[error("'{identity}' has no {role} role on namespace '{namespace}'")]
     PermissionDenied { identity: String, role: Role, namespace: String },
@@ -32,8 +35,3 @@ pub enum AccessError {
     #[error("at most {limit} open watch streams per caller; close one first")]
     TooManyWatchers { limit: usize },
 }
-
-/// UNAVAILABLE: the service is up but its dependencies are not ready yet.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("not ready yet: {0}")]
-pub struct NotReady(pub &'static str);

@@ -1,6 +1,6 @@
 //! Authentication and authorization for both services: the `--auth-config`
 //! policy (see `veltrix-auth`), loaded at start-up and reloaded on SIGHUP or
-//! when the file changes, without dropping connections. An invalid new file
+//! when the file's content changes, without dropping connections. An invalid new file
 //! is refused with a log line and the old policy stays.
 //!
 //! Without `--auth-config` the service is open (every call allowed, actors
@@ -8,9 +8,11 @@
 
 use std::{
     path::{Path, PathBuf},
-    sync::{Arc, RwLock},
-    time::{Duration, SystemTime},
+    sync::{Arc, PoisonError, RwLock},
+    time::Duration,
 };
+
+use sha2::{Digest, Sha256};
 
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, metadata::MetadataMap};
@@ -20,6 +22,7 @@ use veltrix_auth::{Policy, PolicyError};
 use crate::{
     AccessError,
     admission::{Admission, LimitArgs, WatcherPermit, caller_key},
+    identity::{CertificateRefusal, peer_identity},
 };
 
 /// How often the file's modification time is checked.
@@ -36,7 +39,8 @@ pub enum AuthError {
 struct Loaded {
     path: PathBuf,
     policy: RwLock<Arc<Policy>>,
-    modified: RwLock<Option<SystemTime>>,
+    /// The digest of the content last read (loaded or refused).
+    seen: RwLock<[u8; 32]>,
 }
 
 /// The service's authentication (open, or a reloading policy) and its
@@ -56,11 +60,15 @@ pub struct Caller {
     admission: Arc<Admission>,
 }
 
-fn read(path: &Path) -> Result<(Policy, Option<SystemTime>), AuthError> {
+/// The file's content and its digest.
+fn read_file(path: &Path) -> Result<(String, [u8; 32]), AuthError> {
     let text = std::fs::read_to_string(path).map_err(|source| AuthError::Read { path: path.to_owned(), source })?;
-    let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-    let policy = Policy::parse(&text).map_err(|source| AuthError::Policy { path: path.to_owned(), source })?;
-    Ok((policy, modified))
+    let digest = Sha256::digest(text.as_bytes()).into();
+    Ok((text, digest))
+}
+
+fn parse(path: &Path, text: &str) -> Result<Policy, AuthError> {
+    Policy::parse(text).map_err(|source| AuthError::Policy { path: path.to_owned(), source })
 }
 
 impl Auth {
@@ -84,13 +92,14 @@ impl Auth {
             }
             return Ok(Self { loaded: None, admission });
         };
-        let (policy, modified) = read(path)?;
+        let (text, digest) = read_file(path)?;
+        let policy = parse(path, &text)?;
         tracing::info!(path = %path.display(), identities = policy.identities(), "authentication on");
         Ok(Self {
             loaded: Some(Arc::new(Loaded {
                 path: path.to_owned(),
                 policy: RwLock::new(Arc::new(policy)),
-                modified: RwLock::new(modified),
+                seen: RwLock::new(digest),
             })),
             admission,
         })
@@ -100,7 +109,10 @@ impl Auth {
         self.loaded.is_some()
     }
 
-    /// Reloads on SIGHUP and when the file changes, until `shutdown`.
+    /// Reloads on SIGHUP and when the file's content changes, until
+    /// `shutdown`. The content is compared by digest every second, not by
+    /// modification time, so two changes within the file system's time
+    /// granularity, or one made while a reload reads, are never missed.
     pub fn spawn_reloader(&self, shutdown: CancellationToken) {
         let Some(loaded) = self.loaded.clone() else { return };
         tokio::spawn(async move {
@@ -122,23 +134,7 @@ impl Auth {
                     _ = hup => true,
                     _ = tick.tick() => false,
                 };
-                let modified = std::fs::metadata(&loaded.path).and_then(|m| m.modified()).ok();
-                let unchanged = *loaded.modified.read().unwrap_or_else(std::sync::PoisonError::into_inner) == modified;
-                if !forced && unchanged {
-                    continue;
-                }
-                match read(&loaded.path) {
-                    Ok((policy, modified)) => {
-                        tracing::info!(path = %loaded.path.display(), identities = policy.identities(), "auth config reloaded");
-                        *loaded.policy.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(policy);
-                        *loaded.modified.write().unwrap_or_else(std::sync::PoisonError::into_inner) = modified;
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "auth config refused; the previous policy stays in force");
-                        // Do not retry the same broken file every second.
-                        *loaded.modified.write().unwrap_or_else(std::sync::PoisonError::into_inner) = modified;
-                    }
-                }
+                loaded.reload(forced);
             }
         });
     }
@@ -150,13 +146,17 @@ impl Auth {
         let (identity, policy) = match &self.loaded {
             None => (None, None),
             Some(loaded) => {
-                let policy = loaded.policy.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+                let policy = loaded.policy.read().unwrap_or_else(PoisonError::into_inner).clone();
                 let identity = match bearer(request.metadata())? {
                     Some(token) => match policy.identify(token) {
                         Some(identity) => identity.to_owned(),
                         None => return Err(AccessError::UnknownToken),
                     },
-                    None => crate::tls::peer_identity(request).ok_or(AccessError::AuthenticationRequired)?,
+                    None => match peer_identity(request) {
+                        Some(Ok(identity)) => identity,
+                        Some(Err(refusal)) => return Err(AccessError::Certificate(refusal_text(refusal))),
+                        None => return Err(AccessError::AuthenticationRequired),
+                    },
                 };
                 (Some(identity), Some(policy))
             }
@@ -166,6 +166,40 @@ impl Auth {
             self.admission.admit(&caller_key(identity.as_deref(), remote))?;
         }
         Ok(Caller { identity, policy, remote, admission: self.admission.clone() })
+    }
+}
+
+fn refusal_text(refusal: CertificateRefusal) -> &'static str {
+    match refusal {
+        CertificateRefusal::Unreadable => "not a readable X.509 certificate",
+        CertificateRefusal::NotForClients => "it lacks the clientAuth extended key usage",
+        CertificateRefusal::Nameless => "it names neither a DNS SAN nor a CN",
+    }
+}
+
+impl Loaded {
+    /// Reads the file and swaps the policy in if its content changed (or
+    /// when `forced`). A broken file is refused once, and the previous
+    /// policy stays in force.
+    fn reload(&self, forced: bool) {
+        let (text, digest) = match read_file(&self.path) {
+            Ok(read) => read,
+            Err(e) => {
+                tracing::debug!(error = %e, "auth config unreadable; the previous policy stays in force");
+                return;
+            }
+        };
+        let seen = std::mem::replace(&mut *self.seen.write().unwrap_or_else(PoisonError::into_inner), digest);
+        if !forced && seen == digest {
+            return;
+        }
+        match parse(&self.path, &text) {
+            Ok(policy) => {
+                tracing::info!(path = %self.path.display(), identities = policy.identities(), "auth config reloaded");
+                *self.policy.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(policy);
+            }
+            Err(e) => tracing::error!(error = %e, "auth config refused; the previous policy stays in force"),
+        }
     }
 }
 
@@ -209,5 +243,54 @@ impl Caller {
             role,
             namespace: namespace.to_owned(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn policy(token: &str, identity: &str) -> String {
+        let digest = veltrix_auth::token_digest(token);
+        format!(
+            "tokens: [{{identity: {identity}, sha256: \"{digest}\"}}]\ngrants: [{{identity: {identity}, namespaces: [\"**\"], roles: [read]}}]\n"
+        )
+    }
+
+    fn identity(auth: &Auth, token: &str) -> Result<Option<String>, AccessError> {
+        let mut request = Request::new(());
+        request.metadata_mut().insert("authorization", format!("Bearer {token}").parse().unwrap());
+        auth.caller(&request).map(|c| c.identity().map(str::to_owned))
+    }
+
+    #[tokio::test]
+    async fn a_change_that_keeps_the_modification_time_is_still_reloaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("auth.yaml");
+        std::fs::write(&path, policy("token-a", "alpha")).unwrap();
+        let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
+        let auth = Auth::load(Some(&path), false, "test", LimitArgs::default()).unwrap();
+        let shutdown = CancellationToken::new();
+        auth.spawn_reloader(shutdown.clone());
+        assert_eq!(identity(&auth, "token-a").unwrap().as_deref(), Some("alpha"));
+
+        // Rewritten with the very same modification time (two changes in
+        // one tick of a coarse file-system clock).
+        std::fs::write(&path, policy("token-b", "beta")).unwrap();
+        std::fs::File::options().write(true).open(&path).unwrap().set_modified(modified).unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while identity(&auth, "token-b").is_err() {
+            assert!(tokio::time::Instant::now() < deadline, "the new policy is never loaded");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(identity(&auth, "token-b").unwrap().as_deref(), Some("beta"));
+        assert_eq!(identity(&auth, "token-a"), Err(AccessError::UnknownToken));
+
+        // A broken file leaves the policy in force.
+        std::fs::write(&path, "grants: [").unwrap();
+        tokio::time::sleep(POLL * 2).await;
+        assert_eq!(identity(&auth, "token-b").unwrap().as_deref(), Some("beta"));
+        shutdown.cancel();
     }
 }

@@ -130,9 +130,6 @@ mod tests {
         assert!(a.admit("x").is_ok());
         let refused = a.admit("x").unwrap_err();
         assert!(matches!(refused, AccessError::RateLimited { .. }), "{refused:?}");
-        let status = crate::details::access_status(&refused);
-        assert_eq!(status.code(), tonic::Code::ResourceExhausted);
-        assert!(tonic_types::StatusExt::get_details_retry_info(&status).is_some(), "a retry hint");
         assert!(a.admit("y").is_ok(), "callers have their own buckets");
         std::thread::sleep(Duration::from_millis(120));
         assert!(a.admit("x").is_ok(), "refilled");
