@@ -2,18 +2,16 @@
 //! compare-and-set, idempotency, not-found and all-or-nothing.
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
-mod common;
-
-use common::*;
 use tonic::Code;
 use veltrix_proto::v1::{
     ApplyRequest, Change, DeleteKey, DeleteRequest, PutRequest, SetValue, change, event_key_change,
 };
+use veltrix_testsystem::*;
 
 #[tokio::test]
 async fn put_delete_and_apply_append_the_right_events() {
-    let (nats, _svc, mut client) = setup().await;
-    let mut reader = StreamReader::new(&nats).await;
+    let sys = TestSystem::builder().queries(0).start().await;
+    let (mut client, mut reader) = (sys.cmd(), StreamReader::new(&sys.nats_url()).await);
 
     let mut req = with_actor(
         PutRequest {
@@ -97,8 +95,8 @@ async fn put_delete_and_apply_append_the_right_events() {
 
 #[tokio::test]
 async fn compare_and_set_and_not_found() {
-    let (nats, _svc, mut client) = setup().await;
-    let mut reader = StreamReader::new(&nats).await;
+    let sys = TestSystem::builder().queries(0).start().await;
+    let (mut client, mut reader) = (sys.cmd(), StreamReader::new(&sys.nats_url()).await);
     let create = PutRequest { expected_revision: Some(0), ..put("a", "k", "1") };
     let r1 = client.put(create.clone()).await.expect("create").into_inner().revision;
 
@@ -132,8 +130,8 @@ async fn compare_and_set_and_not_found() {
 
 #[tokio::test]
 async fn apply_is_all_or_nothing() {
-    let (nats, _svc, mut client) = setup().await;
-    let mut reader = StreamReader::new(&nats).await;
+    let sys = TestSystem::builder().queries(0).start().await;
+    let (mut client, mut reader) = (sys.cmd(), StreamReader::new(&sys.nats_url()).await);
     client.put(put("ns", "a", "1")).await.unwrap();
     let set = |k: &str, expected: Option<u64>| Change {
         key: k.into(),
@@ -161,8 +159,8 @@ async fn apply_is_all_or_nothing() {
 
 #[tokio::test]
 async fn retries_with_the_same_request_id_append_once() {
-    let (nats, _svc, mut client) = setup().await;
-    let mut reader = StreamReader::new(&nats).await;
+    let sys = TestSystem::builder().queries(0).start().await;
+    let (mut client, mut reader) = (sys.cmd(), StreamReader::new(&sys.nats_url()).await);
     let req = PutRequest { request_id: "deploy-42".into(), expected_revision: Some(0), ..put("ns", "k", "v") };
     let r1 = client.put(req.clone()).await.expect("first").into_inner().revision;
     // The retry carries a now-stale expected_revision (0) and still succeeds.

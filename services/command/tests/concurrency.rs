@@ -2,19 +2,13 @@
 //! process and across two command-service processes on one NATS.
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
-mod common;
-
-use std::{process::Stdio, time::Duration};
-
-use common::*;
 use tonic::{Code, transport::Channel};
-use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
-use veltrix_proto::v1::{PutRequest, config_command_client::ConfigCommandClient};
-use veltrix_testkit::{NatsServer, eventually, free_port};
+use veltrix_proto::v1::PutRequest;
+use veltrix_testsystem::*;
 
 /// 32 writers race with the same expected revision; answers the number of
 /// winners and the new revision.
-async fn race(clients: &[Client], key: &str, expected: u64, round: usize) -> (usize, u64) {
+async fn race(clients: &[Command], key: &str, expected: u64, round: usize) -> (usize, u64) {
     let mut tasks = Vec::new();
     for i in 0..32 {
         let mut c = clients[i % clients.len()].clone();
@@ -36,9 +30,9 @@ async fn race(clients: &[Client], key: &str, expected: u64, round: usize) -> (us
 
 #[tokio::test]
 async fn one_winner_among_32_concurrent_writers() {
-    let (nats, _svc, client) = setup().await;
-    let mut reader = StreamReader::new(&nats).await;
-    let clients = vec![client];
+    let sys = TestSystem::builder().queries(0).start().await;
+    let mut reader = StreamReader::new(&sys.nats_url()).await;
+    let clients = vec![sys.cmd()];
     let mut expected = 0;
     for round in 0..10 {
         let (winners, revision) = race(&clients, "k", expected, round).await;
@@ -51,37 +45,23 @@ async fn one_winner_among_32_concurrent_writers() {
 /// A `veltrix-command` process, killed when dropped.
 struct Process {
     _child: tokio::process::Child,
-    client: Client,
+    client: Command,
 }
 
-async fn spawn_process(nats: &NatsServer) -> Process {
+async fn spawn_process(sys: &TestSystem) -> Process {
     let port = free_port();
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_veltrix-command"))
-        .args(["--listen", &format!("127.0.0.1:{port}"), "--nats-url", &nats.url()])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn veltrix-command");
-    let channel = eventually(Duration::from_secs(30), "veltrix-command reports SERVING", || async {
-        let channel = Channel::from_shared(format!("http://127.0.0.1:{port}")).ok()?.connect().await.ok()?;
-        let status = HealthClient::new(channel.clone())
-            .check(HealthCheckRequest { service: "veltrix.config.v1.ConfigCommand".into() })
-            .await
-            .ok()?
-            .into_inner()
-            .status;
-        (status == ServingStatus::Serving as i32).then_some(channel)
-    })
-    .await;
-    Process { _child: child, client: ConfigCommandClient::new(channel) }
+    let args = ["--nats-url".to_owned(), sys.nats_url()];
+    let child = spawn_service(&binary("veltrix-command"), &args, &[], port, "veltrix.config.v1.ConfigCommand").await;
+    let channel = Channel::from_shared(format!("http://127.0.0.1:{port}")).unwrap().connect().await.unwrap();
+    Process { _child: child, client: Command::new(channel) }
 }
 
 #[tokio::test]
 async fn one_winner_across_two_command_service_processes() {
-    let nats = NatsServer::start();
-    let a = spawn_process(&nats).await;
-    let b = spawn_process(&nats).await;
+    // NATS only: the two services are processes of the built binary.
+    let sys = TestSystem::builder().commands(0).queries(0).start().await;
+    let a = spawn_process(&sys).await;
+    let b = spawn_process(&sys).await;
     let clients = vec![a.client.clone(), b.client.clone()];
     let mut expected = 0;
     for round in 0..10 {
@@ -112,7 +92,7 @@ async fn one_winner_across_two_command_service_processes() {
     acked.sort_unstable();
     acked.dedup();
     assert_eq!(acked.len(), 160, "every write got its own revision");
-    let mut reader = StreamReader::new(&nats).await;
+    let mut reader = StreamReader::new(&sys.nats_url()).await;
     let stored: Vec<u64> = reader.all().await.into_iter().map(|(seq, _)| seq).collect();
     assert_eq!(stored.len(), 170);
     assert!(acked.iter().all(|r| stored.contains(r)));

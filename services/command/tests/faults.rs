@@ -2,41 +2,34 @@
 //! incompatible stream; and retries after the deduplication window.
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
 use tonic::Code;
 use veltrix_proto::v1::PutRequest;
-use veltrix_testkit::{NatsServer, eventually};
+use veltrix_testkit::NatsServer;
+use veltrix_testsystem::*;
 
 #[tokio::test]
 async fn a_retry_after_the_duplicate_window_appends_nothing() {
-    let nats = NatsServer::start();
-    let mut cfg = config(&nats);
-    cfg.duplicate_window = Duration::from_millis(500);
-    let svc = start(cfg.clone()).await;
-    let mut c = client(&svc).await;
+    let builder = TestSystem::builder().queries(0);
+    let mut sys = builder.command(|c| c.duplicate_window = Duration::from_millis(500)).start().await;
+    let mut c = sys.cmd();
     let req = PutRequest { request_id: "once".into(), expected_revision: Some(0), ..put("ns", "k", "v") };
     let r1 = c.put(req.clone()).await.expect("first").into_inner().revision;
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert_eq!(c.put(req.clone()).await.expect("retry").into_inner().revision, r1);
 
     // A fresh service (no cache: state rebuilt from the stream) knows it too.
-    svc.shutdown();
-    svc.wait().await.expect("clean stop");
-    let fresh = start(cfg).await;
-    let mut c = client(&fresh).await;
+    sys.stop_command(0).await;
+    sys.start_command(0).await;
     assert_eq!(c.put(req).await.expect("retry on a fresh service").into_inner().revision, r1);
-    assert_eq!(StreamReader::new(&nats).await.count().await, 1);
+    assert_eq!(StreamReader::new(&sys.nats_url()).await.count().await, 1);
 }
 
 #[tokio::test]
 async fn nats_killed_during_writes_is_unavailable_then_writes_resume_and_nothing_acknowledged_is_lost() {
-    let mut nats = NatsServer::start();
-    let svc = start(config(&nats)).await;
-    let c = client(&svc).await;
+    let mut sys = TestSystem::builder().queries(0).start().await;
+    let c = sys.cmd();
 
     // Writers keep writing (each with its own request id) while NATS dies and
     // comes back; they record what was acknowledged.
@@ -70,9 +63,9 @@ async fn nats_killed_during_writes_is_unavailable_then_writes_resume_and_nothing
         }));
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
-    nats.kill();
+    sys.nats().kill();
     tokio::time::sleep(Duration::from_secs(3)).await;
-    nats.restart();
+    sys.nats().restart();
     // Writes resume without restarting the service.
     let mut probe = c.clone();
     eventually(Duration::from_secs(20), "writes succeed again after NATS restarts", || {
@@ -91,7 +84,7 @@ async fn nats_killed_during_writes_is_unavailable_then_writes_resume_and_nothing
     }
     assert!(unavailable > 0, "some writes saw NATS down");
     assert!(!acked.is_empty());
-    let stored = StreamReader::new(&nats).await.all().await;
+    let stored = StreamReader::new(&sys.nats_url()).await.all().await;
     for (request_id, revision) in &acked {
         let found = stored.iter().find(|(seq, _)| seq == revision);
         assert!(
@@ -105,14 +98,13 @@ async fn nats_killed_during_writes_is_unavailable_then_writes_resume_and_nothing
 #[tokio::test]
 async fn starts_before_nats_and_serves_once_it_is_up() {
     let mut nats = NatsServer::start();
-    let cfg = config(&nats);
     nats.kill();
-    let mut svc = veltrix_command::start(cfg).await.expect("starts without NATS");
-    let mut c = client(&svc).await;
+    let mut sys = TestSystem::builder().nats(nats).queries(0).no_wait().start().await;
+    let mut c = sys.cmd();
     let status = assert_code(c.put(put("ns", "k", "v")).await, Code::Unavailable);
     assert!(status.message().contains("not ready"), "{}", status.message());
-    nats.restart();
-    tokio::time::timeout(Duration::from_secs(20), svc.ready()).await.expect("ready in time").expect("ready");
+    sys.nats().restart();
+    sys.command_ready(0).await;
     c.put(put("ns", "k", "v")).await.expect("serving");
 }
 
@@ -129,18 +121,16 @@ async fn refuses_to_run_on_an_incompatible_stream() {
         })
         .await
         .expect("create");
-    let svc = veltrix_command::start(config(&nats)).await.expect("binds");
+    let mut sys = TestSystem::builder().nats(nats).queries(0).no_wait().start().await;
+    let svc = sys.take_command(0);
     let err = tokio::time::timeout(Duration::from_secs(20), svc.wait()).await.expect("stops").expect_err("refuses");
     assert!(err.to_string().contains("incompatible") && err.to_string().contains("file storage"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_stream_refuses_writes_in_our_words() {
-    let nats = NatsServer::start();
-    let mut c = config(&nats);
-    c.stream_max_bytes = 4096;
-    let running = start(c).await;
-    let mut client = client(&running).await;
+    let sys = TestSystem::builder().queries(0).command(|c| c.stream_max_bytes = 4096).start().await;
+    let mut client = sys.cmd();
     let mut committed = 0;
     let refused = loop {
         match client.put(put("full/app", &format!("k{committed}"), &"x".repeat(200))).await {

@@ -2,23 +2,21 @@
 //! v1alpha, and a graceful stop.
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
 use tonic::transport::Channel;
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
 use tonic_reflection::pb::{v1, v1alpha};
+use veltrix_testsystem::*;
 
-async fn channel(svc: &veltrix_command::Running) -> Channel {
-    Channel::from_shared(format!("http://{}", svc.addr())).expect("url").connect().await.expect("connect")
+async fn channel(sys: &TestSystem) -> Channel {
+    Channel::from_shared(format!("http://{}", sys.command_addr())).expect("url").connect().await.expect("connect")
 }
 
 #[tokio::test]
 async fn health_and_reflection_work_for_standard_tools() {
-    let (_nats, svc, _client) = setup().await;
-    let ch = channel(&svc).await;
+    let sys = TestSystem::builder().queries(0).start().await;
+    let ch = channel(&sys).await;
     let mut health = HealthClient::new(ch.clone());
     for service in ["", "veltrix.config.v1.ConfigCommand"] {
         let status =
@@ -66,7 +64,8 @@ async fn health_and_reflection_work_for_standard_tools() {
 
 #[tokio::test]
 async fn shutdown_stops_serving_and_ends_cleanly() {
-    let (_nats, svc, mut client) = setup().await;
+    let mut sys = TestSystem::builder().queries(0).start().await;
+    let (svc, mut client) = (sys.take_command(0), sys.cmd());
     client.put(put("ns", "k", "v")).await.expect("serving");
     let addr = svc.addr();
     svc.shutdown();

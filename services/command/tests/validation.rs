@@ -2,11 +2,9 @@
 //! and nothing appended.
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
-mod common;
-
-use common::*;
 use tonic::Code;
 use veltrix_proto::v1::{ApplyRequest, Change, DeleteKey, DeleteRequest, PutRequest, SetValue, change};
+use veltrix_testsystem::*;
 
 fn set(key: &str) -> Change {
     Change {
@@ -18,13 +16,10 @@ fn set(key: &str) -> Change {
 
 #[tokio::test]
 async fn bad_input_is_invalid_argument_and_appends_nothing() {
-    let nats = veltrix_testkit::NatsServer::start();
-    let mut cfg = config(&nats);
-    cfg.max_value_bytes = 1024;
-    let svc = start(cfg).await;
-    let mut client = client(&svc).await;
+    let sys = TestSystem::builder().queries(0).command(|c| c.max_value_bytes = 1024).start().await;
+    let mut client = sys.cmd();
     // The stream exists once the service is ready; every case below must leave it empty.
-    let mut reader = StreamReader::new(&nats).await;
+    let mut reader = StreamReader::new(&sys.nats_url()).await;
 
     let long_segment = "a".repeat(64);
     let nine_segments = ["a"; 9].join("/");
