@@ -1,7 +1,7 @@
 //! [`TestSystem`]: NATS (one node or a cluster), Redis and both services
-//! in-process on fixed loopback ports, started by one builder. Each part
-//! can be stopped and started again on the same port, so clients keep
-//! their addresses across restarts.
+//! in-process on loopback, started by one builder. Each part can be stopped
+//! and started again on the port it first bound, so clients keep their
+//! addresses across restarts.
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
@@ -10,7 +10,7 @@ use veltrix_access::LimitArgs;
 use veltrix_proto::v1::{config_command_client::ConfigCommandClient, config_query_client::ConfigQueryClient};
 use veltrix_query::Started;
 use veltrix_server::{Running, tls::TlsArgs};
-use veltrix_testkit::{NatsCluster, NatsServer, RedisServer, free_port};
+use veltrix_testkit::{NatsCluster, NatsServer, RedisServer};
 
 pub type Command = ConfigCommandClient<Channel>;
 pub type Query = ConfigQueryClient<Channel>;
@@ -41,6 +41,7 @@ pub struct Builder {
     limits: LimitArgs,
     history_keep: Option<u64>,
     wait_ready: bool,
+    redis_always: bool,
     command: Vec<Adjust<veltrix_command::Config>>,
     query: Vec<Adjust<veltrix_query::Config>>,
 }
@@ -74,6 +75,7 @@ impl Builder {
             limits: LimitArgs::default(),
             history_keep: None,
             wait_ready: true,
+            redis_always: false,
             command: Vec::new(),
             query: Vec::new(),
         }
@@ -134,6 +136,15 @@ impl Builder {
         self
     }
 
+    /// NATS and Redis only, for tests that run the built binaries
+    /// themselves ([`crate::spawn_service`]).
+    pub fn servers_only(mut self) -> Self {
+        self.commands = 0;
+        self.queries = 0;
+        self.redis_always = true;
+        self
+    }
+
     /// Do not wait for the services to report SERVING.
     pub fn no_wait(mut self) -> Self {
         self.wait_ready = false;
@@ -160,7 +171,7 @@ impl Builder {
         };
         let redis = match self.redis {
             Some(redis) => Some(redis),
-            None if self.queries > 0 => Some(RedisServer::start()),
+            None if self.queries > 0 || self.redis_always => Some(RedisServer::start()),
             None => None,
         };
         let nats_url = match &nats {
@@ -211,9 +222,10 @@ impl Builder {
     }
 }
 
-/// A loopback address with a port of its own, kept across restarts.
+/// Loopback, on a port the first start picks (no race with other tests for
+/// a port chosen in advance); restarts keep that port.
 fn loopback() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], free_port()))
+    SocketAddr::from(([127, 0, 0, 1], 0))
 }
 
 fn lazy_channel(url: String) -> Channel {
@@ -295,6 +307,10 @@ impl TestSystem {
         }
     }
 
+    pub fn redis_url(&self) -> String {
+        self.redis.as_ref().expect("this system runs no Redis").url()
+    }
+
     pub fn redis(&mut self) -> &mut RedisServer {
         self.redis.as_mut().expect("this system runs no Redis")
     }
@@ -338,6 +354,7 @@ impl TestSystem {
     async fn start_command_at(&mut self, i: usize, wait: bool) {
         let mut running =
             veltrix_command::start(self.commands[i].config.clone()).await.expect("start the command service");
+        self.commands[i].config.listen = running.addr();
         if wait {
             tokio::time::timeout(READY_WITHIN, running.ready())
                 .await
@@ -354,6 +371,23 @@ impl TestSystem {
             .await
             .expect("the command service is ready in time")
             .expect("the command service is ready");
+    }
+
+    /// Starts command replica `i` without waiting for it to be ready.
+    pub async fn start_command_unready(&mut self, i: usize) {
+        self.start_command_at(i, false).await;
+    }
+
+    /// Whether command replica `i` reports SERVING within `within`.
+    pub async fn command_ready_within(&mut self, i: usize, within: Duration) -> bool {
+        let running = self.commands[i].running.as_mut().expect("the command replica is running");
+        matches!(tokio::time::timeout(within, running.ready()).await, Ok(Ok(())))
+    }
+
+    /// Whether query replica `i` reports SERVING within `within`.
+    pub async fn query_ready_within(&mut self, i: usize, within: Duration) -> bool {
+        let started = self.queries[i].running.as_mut().expect("the query replica is running");
+        matches!(tokio::time::timeout(within, started.running.ready()).await, Ok(Ok(())))
     }
 
     /// The handle of command replica `i`, taken out (to wait for its end).
@@ -386,6 +420,7 @@ impl TestSystem {
 
     async fn start_query_at(&mut self, i: usize, wait: bool) {
         let mut started = veltrix_query::start(self.queries[i].config.clone()).await.expect("start the query service");
+        self.queries[i].config.listen = started.running.addr();
         if wait {
             tokio::time::timeout(READY_WITHIN, started.running.ready())
                 .await
@@ -403,4 +438,9 @@ impl TestSystem {
             .expect("the query service is ready in time")
             .expect("the query service is ready");
     }
+}
+
+/// A connected plaintext channel to `addr`.
+pub async fn channel(addr: SocketAddr) -> Channel {
+    Channel::from_shared(format!("http://{addr}")).expect("a valid URL").connect().await.expect("connect")
 }

@@ -8,8 +8,6 @@
 //! `just test-cluster` provide it.
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
-mod common;
-
 use std::{
     collections::{BTreeMap, HashMap},
     sync::{
@@ -19,11 +17,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::*;
 use tonic::Code;
 use veltrix_domain::{EventStore, KeyOp, Namespace};
 use veltrix_jetstream::{JetStreamEventStore, connect};
-use veltrix_testkit::{NatsCluster, RedisServer, eventually};
+use veltrix_testsystem::*;
 
 const WRITERS: usize = 8;
 const NAMESPACES: usize = 4;
@@ -36,19 +33,6 @@ struct Ack {
     value: String,
     request_id: String,
     at: Instant,
-}
-
-async fn start_command(cluster: &NatsCluster) -> (veltrix_server::Running, Command) {
-    let mut c = veltrix_command::Config::defaults();
-    c.listen = "127.0.0.1:0".parse().unwrap();
-    c.nats.nats_url = cluster.urls();
-    c.stream_replicas = 3;
-    c.serve.shutdown_grace = Duration::from_secs(1);
-    let mut running = veltrix_command::start(c.clone()).await.unwrap();
-    // Creating an R3 stream waits for the cluster to elect its leaders.
-    tokio::time::timeout(Duration::from_secs(60), running.ready()).await.unwrap().unwrap();
-    let client = Command::new(channel(running.addr()).await);
-    (running, client)
 }
 
 /// Writes until `stop`, retrying each request with its request id until it
@@ -91,16 +75,9 @@ async fn acks_after(acks: &Mutex<Vec<Ack>>, since: Instant, at_least: usize, wha
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_stream_leader_loses_no_acknowledged_write() {
-    let mut cluster = NatsCluster::start(3);
-    let redis = RedisServer::start();
-    let (_c1, cmd1) = start_command(&cluster).await;
-    let (_c2, cmd2) = start_command(&cluster).await;
-    let mut qc = veltrix_query::Config::defaults();
-    qc.listen = "127.0.0.1:0".parse().unwrap();
-    qc.nats.nats_url = cluster.urls();
-    qc.redis_url = redis.url();
-    qc.page_token_key = Some("a test key of sixteen bytes or more".into());
-    let (_query, q) = start_query(qc).await;
+    // Creating an R3 stream waits for the cluster to elect its leaders.
+    let mut env = TestSystem::builder().nats_cluster(3).commands(2).start().await;
+    let (cmd1, cmd2, q) = (env.cmd_at(0), env.cmd_at(1), env.q());
 
     let stop = Arc::new(AtomicBool::new(false));
     let acks: Arc<Mutex<Vec<Ack>>> = Arc::default();
@@ -114,21 +91,21 @@ async fn killing_the_stream_leader_loses_no_acknowledged_write() {
     acks_after(&acks, started, 200, "writes before the fault").await;
 
     // Kill the node that leads the event stream.
-    let (client, _) = connect(&veltrix_jetstream::NatsOptions::new(cluster.urls()), "cluster-test").await.unwrap();
+    let (client, _) = connect(&veltrix_jetstream::NatsOptions::new(env.nats_url()), "cluster-test").await.unwrap();
     let js = async_nats::jetstream::new(client.clone());
     let mut stream = js.get_stream("VELTRIX_EVENTS").await.unwrap();
     let info = stream.info().await.unwrap();
     let leader = info.cluster.as_ref().and_then(|c| c.leader.clone()).expect("the stream has a leader");
     assert_eq!(info.config.num_replicas, 3);
-    let victim = cluster.index_of(&leader).expect("the leader is one of ours");
+    let victim = env.nats_cluster().index_of(&leader).expect("the leader is one of ours");
     let killed_at = Instant::now();
-    cluster.kill(victim);
+    env.nats_cluster().kill(victim);
     acks_after(&acks, killed_at, 200, "writes continue without the old leader").await;
     let first_after = acks.lock().unwrap().iter().filter(|a| a.at > killed_at).map(|a| a.at).min().unwrap();
     println!("leader {leader} killed; first write acknowledged {:?} later", first_after - killed_at);
 
     let restarted_at = Instant::now();
-    cluster.restart(victim);
+    env.nats_cluster().restart(victim);
     acks_after(&acks, restarted_at, 200, "writes continue after the node is back").await;
     stop.store(true, Ordering::Relaxed);
     for w in writers {

@@ -3,20 +3,17 @@
 //! workload runs answers every one of the dashboard's queries with data.
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
-mod common;
-
 use std::{net::SocketAddr, time::Duration};
 
-use common::*;
 use tokio_stream::StreamExt;
 use tonic::Code;
 use veltrix_proto::v1::{WatchRequest, watch_response::Event};
-use veltrix_testkit::{NatsServer, PrometheusServer, RedisServer, free_port};
+use veltrix_testkit::PrometheusServer;
+use veltrix_testsystem::*;
 
 /// Both service binaries with their own `/metrics` endpoints, as deployed.
 struct Deployed {
-    _nats: NatsServer,
-    _redis: RedisServer,
+    _servers: TestSystem,
     _command: tokio::process::Child,
     _query: tokio::process::Child,
     cmd: Command,
@@ -27,24 +24,26 @@ struct Deployed {
 }
 
 async fn deploy() -> Deployed {
-    let (nats, redis) = (NatsServer::start(), RedisServer::start());
-    let (command_bin, query_bin) = service_binaries();
+    let servers = TestSystem::builder().servers_only().start().await;
+    let (nats, redis) = (servers.nats_url(), servers.redis_url());
+    let (command_bin, query_bin) = (binary("veltrix-command"), binary("veltrix-query"));
     let (cport, qport) = (free_port(), free_port());
     let (command_metrics, query_metrics) = (metrics_addr(), metrics_addr());
     let args = |metrics: SocketAddr, extra: &[String]| {
-        let mut args = vec!["--nats-url".into(), nats.url(), "--metrics-listen".into(), metrics.to_string()];
+        let mut args = vec!["--nats-url".into(), nats.clone(), "--metrics-listen".into(), metrics.to_string()];
         args.extend_from_slice(extra);
         args
     };
-    let command = spawn(&command_bin, &args(command_metrics, &[]), &[], cport, "veltrix.config.v1.ConfigCommand").await;
-    let query_extra = ["--redis-url".into(), redis.url(), "--page-token-key".into(), "k".repeat(32)];
+    let command =
+        spawn_service(&command_bin, &args(command_metrics, &[]), &[], cport, "veltrix.config.v1.ConfigCommand").await;
+    let query_extra = ["--redis-url".into(), redis.clone(), "--page-token-key".into(), "k".repeat(32)];
     let query =
-        spawn(&query_bin, &args(query_metrics, &query_extra), &[], qport, "veltrix.config.v1.ConfigQuery").await;
+        spawn_service(&query_bin, &args(query_metrics, &query_extra), &[], qport, "veltrix.config.v1.ConfigQuery")
+            .await;
     Deployed {
         cmd: Command::new(channel(([127, 0, 0, 1], cport).into()).await),
         q: Query::new(channel(([127, 0, 0, 1], qport).into()).await),
-        _nats: nats,
-        _redis: redis,
+        _servers: servers,
         _command: command,
         _query: query,
         command_metrics,

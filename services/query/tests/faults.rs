@@ -2,18 +2,15 @@
 //! Redis, NATS down, a rebuild under load, two replicas, an undecodable event.
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
-mod common;
-
 use std::{process::Stdio, sync::atomic::Ordering, time::Duration};
 
-use common::*;
 use tonic::Code;
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient};
 use veltrix_proto::v1::{DeleteRequest, GetRequest, ListRequest, config_query_client::ConfigQueryClient};
-use veltrix_testkit::{NatsServer, RedisServer, eventually, free_port};
+use veltrix_testsystem::*;
 
-async fn redis_cmd(redis: &RedisServer, args: &[&str]) -> redis::Value {
-    let client = redis::Client::open(redis.url()).unwrap();
+async fn redis_cmd(redis_url: &str, args: &[&str]) -> redis::Value {
+    let client = redis::Client::open(redis_url).unwrap();
     let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let mut cmd = redis::cmd(args[0]);
     for a in &args[1..] {
@@ -36,13 +33,15 @@ async fn caught_up(q: &Query, revision: u64) {
 
 #[tokio::test]
 async fn killed_while_projecting_a_burst_then_restarted_equals_a_fresh_replay() {
-    let nats = NatsServer::start();
-    let redis = RedisServer::start();
-    let (_command, cmd) = start_command(&nats).await;
+    // A query service binary to kill, and an in-process one with a prefix
+    // of its own for the fresh replay, started at the end.
+    let mut env = TestSystem::builder().query(|c| c.redis_prefix = "fresh".into()).start().await;
+    env.stop_query(0).await;
+    let (cmd, nats, redis) = (env.cmd(), env.nats_url(), env.redis_url());
     let port = free_port();
     let spawn = || {
-        tokio::process::Command::new(env!("CARGO_BIN_EXE_veltrix-query"))
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--nats-url", &nats.url(), "--redis-url", &redis.url()])
+        tokio::process::Command::new(binary("veltrix-query"))
+            .args(["--listen", &format!("127.0.0.1:{port}"), "--nats-url", &nats, "--redis-url", &redis])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
             .kill_on_drop(true)
@@ -77,9 +76,8 @@ async fn killed_while_projecting_a_burst_then_restarted_equals_a_fresh_replay() 
     .await;
     caught_up(&q, last).await;
 
-    let mut fresh_config = query_config(&nats, &redis);
-    fresh_config.redis_prefix = "fresh".into();
-    let (_fresh, fresh) = start_query(fresh_config).await;
+    env.start_query(0).await;
+    let fresh = env.q();
     caught_up(&fresh, last).await;
     let a = dump(&mut q.clone(), last).await;
     let b = dump(&mut fresh.clone(), last).await;
@@ -114,24 +112,24 @@ async fn check_reads(mut q: Query, keys: usize, stop: veltrix_server::Cancellati
     (ok, unavailable)
 }
 
-async fn stable_keys(env: &mut Env, keys: usize) -> u64 {
+async fn stable_keys(env: &mut TestSystem, keys: usize) -> u64 {
     let mut last = 0;
     for i in 0..keys {
-        last = env.cmd.put(put("stable", &format!("k{i:03}"), &format!("v{i}"))).await.unwrap().into_inner().revision;
+        last = env.cmd().put(put("stable", &format!("k{i:03}"), &format!("v{i}"))).await.unwrap().into_inner().revision;
     }
-    caught_up(&env.q, last).await;
+    caught_up(&env.q(), last).await;
     last
 }
 
 #[tokio::test]
 async fn flushall_during_operation_rebuilds_without_partial_answers() {
-    let mut env = env().await;
+    let mut env = TestSystem::start().await;
     stable_keys(&mut env, 200).await;
     let stop = veltrix_server::CancellationToken::new();
-    let readers: Vec<_> = (0..4).map(|_| tokio::spawn(check_reads(env.q.clone(), 200, stop.clone()))).collect();
+    let readers: Vec<_> = (0..4).map(|_| tokio::spawn(check_reads(env.q(), 200, stop.clone()))).collect();
     // Writes go on in another namespace during the loss.
     let writer = {
-        let (mut cmd, stop) = (env.cmd.clone(), stop.clone());
+        let (mut cmd, stop) = (env.cmd(), stop.clone());
         tokio::spawn(async move {
             let mut last = 0;
             for i in 0.. {
@@ -144,9 +142,9 @@ async fn flushall_during_operation_rebuilds_without_partial_answers() {
         })
     };
     tokio::time::sleep(Duration::from_millis(300)).await;
-    redis_cmd(&env.redis, &["FLUSHALL"]).await;
+    redis_cmd(&env.redis_url(), &["FLUSHALL"]).await;
     eventually(Duration::from_secs(30), "the model is rebuilt", || {
-        let mut q = env.q.clone();
+        let mut q = env.q();
         async move { q.get(get("stable", "k199")).await.ok() }
     })
     .await;
@@ -163,27 +161,33 @@ async fn flushall_during_operation_rebuilds_without_partial_answers() {
         ok > 0 && unavailable > 0,
         "reads went on, and waited out the rebuild ({ok} ok, {unavailable} unavailable)"
     );
-    assert!(env.query.state.stats.model_losses.load(Ordering::Relaxed) >= 1, "the loss was noticed");
-    let kv =
-        env.q.get(GetRequest { min_revision: Some(last), ..get("busy", "k") }).await.unwrap().into_inner().kv.unwrap();
+    assert!(env.query().state.stats.model_losses.load(Ordering::Relaxed) >= 1, "the loss was noticed");
+    let kv = env
+        .q()
+        .get(GetRequest { min_revision: Some(last), ..get("busy", "k") })
+        .await
+        .unwrap()
+        .into_inner()
+        .kv
+        .unwrap();
     assert_eq!(kv.mod_revision, last, "writes during the loss are in the rebuilt model");
 }
 
 #[tokio::test]
 async fn rebuild_while_reads_run_fails_no_read() {
-    let mut env = env().await;
+    let mut env = TestSystem::start().await;
     let last = stable_keys(&mut env, 100).await;
     let stop = veltrix_server::CancellationToken::new();
-    let readers: Vec<_> = (0..4).map(|_| tokio::spawn(check_reads(env.q.clone(), 100, stop.clone()))).collect();
-    let config = query_config(&env.nats, &env.redis);
-    let old = env.query.state.generation();
+    let readers: Vec<_> = (0..4).map(|_| tokio::spawn(check_reads(env.q(), 100, stop.clone()))).collect();
+    let config = env.query_config(0).clone();
+    let old = env.query().state.generation();
     let generation = veltrix_query::projection::rebuild::rebuild(&config, Duration::from_millis(1500)).await.unwrap();
     assert_ne!(generation, old);
     // The service follows the switch; new writes are read from the new generation.
-    let r = env.cmd.put(put("stable", "k000", "v0")).await.unwrap().into_inner().revision;
-    env.q.get(GetRequest { min_revision: Some(r), ..get("stable", "k000") }).await.unwrap();
+    let r = env.cmd().put(put("stable", "k000", "v0")).await.unwrap().into_inner().revision;
+    env.q().get(GetRequest { min_revision: Some(r), ..get("stable", "k000") }).await.unwrap();
     eventually(Duration::from_secs(10), "reads use the new generation", || async {
-        (env.query.state.generation() == generation).then_some(())
+        (env.query().state.generation() == generation).then_some(())
     })
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -194,7 +198,7 @@ async fn rebuild_while_reads_run_fails_no_read() {
         assert_eq!(unavailable, 0, "no read failed during the rebuild");
     }
     for pattern in [format!("veltrix:g{old}:*"), format!("{{veltrix}}:g{old}:*")] {
-        let old_keys = redis_cmd(&env.redis, &["KEYS", &pattern]).await;
+        let old_keys = redis_cmd(&env.redis_url(), &["KEYS", &pattern]).await;
         assert_eq!(old_keys, redis::Value::Array(vec![]), "the old generation is removed");
     }
     assert!(r > last);
@@ -202,11 +206,8 @@ async fn rebuild_while_reads_run_fails_no_read() {
 
 #[tokio::test]
 async fn two_replicas_on_one_redis_keep_the_model_exact_and_leave_no_consumers() {
-    let nats = NatsServer::start();
-    let redis = RedisServer::start();
-    let (_command, mut cmd) = start_command(&nats).await;
-    let (_a, qa) = start_query(query_config(&nats, &redis)).await;
-    let (b, qb) = start_query(query_config(&nats, &redis)).await;
+    let mut env = TestSystem::builder().queries(2).start().await;
+    let (mut cmd, qa, qb) = (env.cmd(), env.q_at(0), env.q_at(1));
     let mut last = burst(&cmd, 2000, 20, 32).await;
     for i in 0..20 {
         let del = DeleteRequest { namespace: format!("burst/n{i}"), key: "k3".into(), ..Default::default() };
@@ -214,9 +215,11 @@ async fn two_replicas_on_one_redis_keep_the_model_exact_and_leave_no_consumers()
     }
     caught_up(&qa, last).await;
     caught_up(&qb, last).await;
-    let mut fresh_config = query_config(&nats, &redis);
-    fresh_config.redis_prefix = "fresh".into();
-    let (_fresh, fresh) = start_query(fresh_config).await;
+    // A fresh replay: replica 1 again, with a prefix of its own.
+    env.stop_query(1).await;
+    env.query_config(1).redis_prefix = "fresh".into();
+    env.start_query(1).await;
+    let fresh = env.q_at(1);
     caught_up(&fresh, last).await;
     let (da, db, df) =
         (dump(&mut qa.clone(), last).await, dump(&mut qb.clone(), last).await, dump(&mut fresh.clone(), last).await);
@@ -225,30 +228,26 @@ async fn two_replicas_on_one_redis_keep_the_model_exact_and_leave_no_consumers()
     assert!(da == db && da == df, "both replicas serve exactly the fresh replay");
 
     // A replica that leaves removes its consumer.
-    let consumers = |nats: &NatsServer| {
-        let url = nats.url();
-        async move {
-            let js = async_nats::jetstream::new(async_nats::connect(url).await.unwrap());
-            js.get_stream("VELTRIX_EVENTS").await.unwrap().info().await.unwrap().state.consumer_count
-        }
+    let consumers = |url: String| async move {
+        let js = async_nats::jetstream::new(async_nats::connect(url).await.unwrap());
+        js.get_stream("VELTRIX_EVENTS").await.unwrap().info().await.unwrap().state.consumer_count
     };
-    let before = consumers(&nats).await;
-    b.running.shutdown();
-    b.running.wait().await.unwrap();
-    let after = consumers(&nats).await;
+    let before = consumers(env.nats_url()).await;
+    env.stop_query(1).await;
+    let after = consumers(env.nats_url()).await;
     assert_eq!(after + 1, before, "the stopped replica's consumer is gone");
 }
 
 #[tokio::test]
 async fn redis_or_nats_down_then_back() {
-    let mut env = env().await;
+    let mut env = TestSystem::start().await;
     let last = stable_keys(&mut env, 10).await;
     // Redis down: UNAVAILABLE within the deadline, never a hang.
-    env.redis.kill();
+    env.redis().kill();
     let mut req = tonic::Request::new(get("stable", "k001"));
     req.set_timeout(Duration::from_secs(3));
     let started = std::time::Instant::now();
-    let status = assert_code(env.q.get(req).await, Code::Unavailable);
+    let status = assert_code(env.q().get(req).await, Code::Unavailable);
     assert!(started.elapsed() < Duration::from_secs(3));
     // In our words: no Redis or OS error text reaches the client.
     let message = status.message().to_lowercase();
@@ -256,26 +255,26 @@ async fn redis_or_nats_down_then_back() {
         assert!(!message.contains(backend), "backend text in {:?}", status.message());
     }
     // Back, empty (it keeps nothing on disk): rebuilt from the stream.
-    env.redis.restart();
+    env.redis().restart();
     eventually(Duration::from_secs(30), "reads work again after Redis restarts", || {
-        let mut q = env.q.clone();
+        let mut q = env.q();
         async move { q.get(GetRequest { min_revision: Some(last), ..get("stable", "k001") }).await.ok() }
     })
     .await;
     // NATS down: reads go on from the model; writes after it returns are projected.
-    env.nats.kill();
-    env.q.get(get("stable", "k002")).await.expect("reads go on without NATS");
+    env.nats().kill();
+    env.q().get(get("stable", "k002")).await.expect("reads go on without NATS");
     tokio::time::sleep(Duration::from_secs(1)).await;
-    env.nats.restart();
+    env.nats().restart();
     let r = eventually(Duration::from_secs(30), "writes work again", || {
-        let mut cmd = env.cmd.clone();
+        let mut cmd = env.cmd();
         async move { cmd.put(put("stable", "k003", "after")).await.ok() }
     })
     .await
     .into_inner()
     .revision;
     let kv = eventually(Duration::from_secs(20), "the projection resumes after NATS restarts", || {
-        let mut q = env.q.clone();
+        let mut q = env.q();
         async move { q.get(GetRequest { min_revision: Some(r), ..get("stable", "k003") }).await.ok() }
     })
     .await
@@ -288,14 +287,14 @@ async fn redis_or_nats_down_then_back() {
 #[tokio::test]
 async fn an_undecodable_event_halts_the_projection_visibly() {
     let metrics_addr = metrics_addr();
-    let mut env = env_with(|c| c.serve.metrics_listen = Some(metrics_addr)).await;
-    let good = env.cmd.put(put("ok", "k", "v")).await.unwrap().into_inner().revision;
-    caught_up(&env.q, good).await;
-    let js = async_nats::jetstream::new(async_nats::connect(env.nats.url()).await.unwrap());
+    let env = TestSystem::builder().query(move |c| c.serve.metrics_listen = Some(metrics_addr)).start().await;
+    let good = env.cmd().put(put("ok", "k", "v")).await.unwrap().into_inner().revision;
+    caught_up(&env.q(), good).await;
+    let js = async_nats::jetstream::new(async_nats::connect(env.nats_url()).await.unwrap());
     js.publish("veltrix.events.bad", "\u{ff}not an event".into()).await.unwrap().await.unwrap();
-    let after = env.cmd.put(put("ok", "k2", "v")).await.unwrap().into_inner().revision;
+    let after = env.cmd().put(put("ok", "k2", "v")).await.unwrap().into_inner().revision;
 
-    let mut health = HealthClient::new(channel(env.query.running.addr()).await);
+    let mut health = HealthClient::new(channel(env.query_addr()).await);
     eventually(Duration::from_secs(10), "the projection reports NOT_SERVING", || {
         let mut health = health.clone();
         async move {
@@ -307,26 +306,26 @@ async fn an_undecodable_event_halts_the_projection_visibly() {
         }
     })
     .await;
-    assert!(env.query.state.stats.undecodable_events.load(Ordering::Relaxed) >= 1, "counted");
+    assert!(env.query().state.stats.undecodable_events.load(Ordering::Relaxed) >= 1, "counted");
     let text = scrape(metrics_addr).await;
     assert!(metric(&text, "veltrix_projection_undecodable_events_total").is_some_and(|v| v >= 1.0), "{text}");
     assert_eq!(metric(&text, "veltrix_projection_halted"), Some(1.0), "{text}");
     assert_eq!(metric(&text, "veltrix_projection_applied_revision"), Some(good as f64), "{text}");
     let overall = health.check(HealthCheckRequest { service: "veltrix.config.v1.ConfigQuery".into() }).await.unwrap();
     assert_eq!(overall.into_inner().status, ServingStatus::Serving as i32, "reads still serve");
-    env.q.get(get("ok", "k")).await.expect("earlier data is served");
+    env.q().get(get("ok", "k")).await.expect("earlier data is served");
     let mut req = tonic::Request::new(GetRequest { min_revision: Some(after), ..get("ok", "k2") });
     req.set_timeout(Duration::from_millis(700));
-    let status = assert_code(env.q.get(req).await, Code::DeadlineExceeded);
+    let status = assert_code(env.q().get(req).await, Code::DeadlineExceeded);
     assert!(status.message().contains("halted"), "{}", status.message());
-    assert_eq!(env.query.state.watermark(), after - 2, "nothing after the bad event is applied: no gap");
+    assert_eq!(env.query().state.watermark(), after - 2, "nothing after the bad event is applied: no gap");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crafted_time_halts_the_projection_and_refuses_writes_without_a_panic() {
-    let mut env = env().await;
-    let good = env.cmd.put(put("ok", "k", "v")).await.unwrap().into_inner().revision;
-    caught_up(&env.q, good).await;
+    let env = TestSystem::start().await;
+    let good = env.cmd().put(put("ok", "k", "v")).await.unwrap().into_inner().revision;
+    caught_up(&env.q(), good).await;
     // A well-formed event whose time no SystemTime can hold.
     let crafted = veltrix_proto::v1::ChangeSetCommitted {
         namespace: "crafted".into(),
@@ -344,14 +343,14 @@ async fn a_crafted_time_halts_the_projection_and_refuses_writes_without_a_panic(
     };
     let mut headers = async_nats::HeaderMap::new();
     headers.insert(veltrix_jetstream::EVENT_TYPE_HEADER, veltrix_proto::convert::EVENT_TYPE);
-    let js = async_nats::jetstream::new(async_nats::connect(env.nats.url()).await.unwrap());
+    let js = async_nats::jetstream::new(async_nats::connect(env.nats_url()).await.unwrap());
     let payload = prost::Message::encode_to_vec(&crafted);
     js.publish_with_headers("veltrix.events.crafted", headers, payload.into()).await.unwrap().await.unwrap();
 
     // The projection halts visibly; the services stay up.
-    let state = env.query.state.clone();
+    let state = env.query().state.clone();
     eventually(Duration::from_secs(10), "the projection halts", || async { state.is_halted().then_some(()) }).await;
-    let mut health = HealthClient::new(channel(env.query.running.addr()).await);
+    let mut health = HealthClient::new(channel(env.query_addr()).await);
     let status = health
         .check(HealthCheckRequest { service: veltrix_query::projection::PROJECTION_HEALTH.into() })
         .await
@@ -360,8 +359,8 @@ async fn a_crafted_time_halts_the_projection_and_refuses_writes_without_a_panic(
         .status;
     assert_eq!(status, ServingStatus::NotServing as i32);
     // A write to that namespace is refused with a reason; others go on.
-    let refused = assert_code(env.cmd.put(put("crafted", "k2", "v")).await, Code::FailedPrecondition);
+    let refused = assert_code(env.cmd().put(put("crafted", "k2", "v")).await, Code::FailedPrecondition);
     assert!(refused.message().contains("cannot be decoded"), "{}", refused.message());
-    env.cmd.put(put("ok", "k3", "v")).await.expect("other namespaces are written");
-    env.q.get(get("ok", "k")).await.expect("reads still serve");
+    env.cmd().put(put("ok", "k3", "v")).await.expect("other namespaces are written");
+    env.q().get(get("ok", "k")).await.expect("reads still serve");
 }

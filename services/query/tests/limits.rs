@@ -2,13 +2,11 @@
 //! namespaces leave nothing behind once they end.
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
 use veltrix_proto::v1::WatchRequest;
-use veltrix_testkit::{NatsServer, RedisServer, eventually, free_port};
+use veltrix_testkit::{eventually, free_port};
+use veltrix_testsystem::*;
 
 /// Resident memory of a process, in KiB (Linux).
 fn rss_kib(pid: u32) -> u64 {
@@ -32,22 +30,29 @@ async fn watch_and_leave(q: &Query, names: impl Iterator<Item = String>, batch: 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watches_on_made_up_namespaces_leave_nothing_behind() {
-    let (nats, redis) = (NatsServer::start(), RedisServer::start());
-    let (command_bin, query_bin) = service_binaries();
+    let servers = TestSystem::builder().servers_only().start().await;
+    let (nats, redis) = (servers.nats_url(), servers.redis_url());
+    let (command_bin, query_bin) = (binary("veltrix-command"), binary("veltrix-query"));
     let (cport, qport, metrics) = (free_port(), free_port(), metrics_addr());
-    let _command =
-        spawn(&command_bin, &["--nats-url".into(), nats.url()], &[], cport, "veltrix.config.v1.ConfigCommand").await;
+    let _command = spawn_service(
+        &command_bin,
+        &["--nats-url".into(), nats.clone()],
+        &[],
+        cport,
+        "veltrix.config.v1.ConfigCommand",
+    )
+    .await;
     let args = [
         "--nats-url".into(),
-        nats.url(),
+        nats.clone(),
         "--redis-url".into(),
-        redis.url(),
+        redis.clone(),
         "--page-token-key".into(),
         "k".repeat(32),
         "--metrics-listen".into(),
         metrics.to_string(),
     ];
-    let query = spawn(&query_bin, &args, &[], qport, "veltrix.config.v1.ConfigQuery").await;
+    let query = spawn_service(&query_bin, &args, &[], qport, "veltrix.config.v1.ConfigQuery").await;
     let pid = query.id().unwrap();
     let q = Query::new(channel(([127, 0, 0, 1], qport).into()).await);
     let all_ended = || async {
@@ -70,9 +75,9 @@ async fn watches_on_made_up_namespaces_leave_nothing_behind() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn namespaces_watched_at_once_are_bounded() {
-    let env = env_with(|c| c.watch.watch_max_namespaces = 3).await;
+    let env = TestSystem::builder().query(|c| c.watch.watch_max_namespaces = 3).start().await;
     let watch = |ns: &str| {
-        let mut q = env.q.clone();
+        let mut q = env.q();
         let request = WatchRequest { namespace: ns.into(), ..Default::default() };
         async move { q.watch(request).await }
     };

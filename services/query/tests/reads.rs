@@ -2,23 +2,21 @@
 //! history, point-in-time reads, namespaces, and bad input.
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
 use tonic::Code;
 use veltrix_proto::v1::{
     ApplyRequest, Change, DeleteRequest, GetRequest, HistoryRequest, ListNamespacesRequest, ListRequest, PutRequest,
     SetValue, change, key_change::Op,
 };
+use veltrix_testsystem::*;
 
 #[tokio::test]
 async fn read_your_writes_under_32_concurrent_writers() {
-    let env = env().await;
+    let env = TestSystem::start().await;
     let mut tasks = Vec::new();
     for w in 0..32 {
-        let (mut cmd, mut q) = (env.cmd.clone(), env.q.clone());
+        let (mut cmd, mut q) = (env.cmd(), env.q());
         tasks.push(tokio::spawn(async move {
             for i in 0..10 {
                 let value = format!("w{w}-{i}");
@@ -47,16 +45,16 @@ async fn read_your_writes_under_32_concurrent_writers() {
 
 #[tokio::test]
 async fn key_values_carry_revisions_versions_and_authorship() {
-    let mut env = env().await;
+    let env = TestSystem::start().await;
     let mut req = tonic::Request::new(PutRequest {
         content_type: "application/json".into(),
         ..put("app/prod", "db/pool", "{\"max\":1}")
     });
     req.metadata_mut().insert("x-veltrix-actor", "alice".parse().unwrap());
-    let r1 = env.cmd.put(req).await.unwrap().into_inner().revision;
-    let r2 = env.cmd.put(put("app/prod", "db/pool", "{}")).await.unwrap().into_inner().revision;
+    let r1 = env.cmd().put(req).await.unwrap().into_inner().revision;
+    let r2 = env.cmd().put(put("app/prod", "db/pool", "{}")).await.unwrap().into_inner().revision;
     let kv = env
-        .q
+        .q()
         .get(GetRequest { min_revision: Some(r2), ..get("app/prod", "db/pool") })
         .await
         .unwrap()
@@ -67,15 +65,15 @@ async fn key_values_carry_revisions_versions_and_authorship() {
     assert_eq!((kv.content_type.as_str(), kv.updated_by.as_str()), ("text/plain", "anonymous"));
     assert!(kv.updated_at.is_some());
     let del = DeleteRequest { namespace: "app/prod".into(), key: "db/pool".into(), ..Default::default() };
-    let r3 = env.cmd.delete(del).await.unwrap().into_inner().revision;
+    let r3 = env.cmd().delete(del).await.unwrap().into_inner().revision;
     let status = assert_code(
-        env.q.get(GetRequest { min_revision: Some(r3), ..get("app/prod", "db/pool") }).await,
+        env.q().get(GetRequest { min_revision: Some(r3), ..get("app/prod", "db/pool") }).await,
         Code::NotFound,
     );
     assert!(status.message().contains("db/pool"), "{}", status.message());
-    let r4 = env.cmd.put(put("app/prod", "db/pool", "again")).await.unwrap().into_inner().revision;
+    let r4 = env.cmd().put(put("app/prod", "db/pool", "again")).await.unwrap().into_inner().revision;
     let kv = env
-        .q
+        .q()
         .get(GetRequest { min_revision: Some(r4), ..get("app/prod", "db/pool") })
         .await
         .unwrap()
@@ -87,14 +85,14 @@ async fn key_values_carry_revisions_versions_and_authorship() {
 
 #[tokio::test]
 async fn list_pages_are_consistent_with_the_first_page() {
-    let mut env = env().await;
+    let env = TestSystem::start().await;
     let mut last = 0;
     for i in 0..25 {
-        last = env.cmd.put(put("pages", &format!("cfg/{i:02}"), &i.to_string())).await.unwrap().into_inner().revision;
+        last = env.cmd().put(put("pages", &format!("cfg/{i:02}"), &i.to_string())).await.unwrap().into_inner().revision;
     }
-    env.cmd.put(put("pages", "other/x", "not in the prefix")).await.unwrap();
+    env.cmd().put(put("pages", "other/x", "not in the prefix")).await.unwrap();
     let first = env
-        .q
+        .q()
         .list(ListRequest {
             namespace: "pages".into(),
             prefix: "cfg/".into(),
@@ -111,18 +109,18 @@ async fn list_pages_are_consistent_with_the_first_page() {
     );
     let r = first.revision;
     // Between pages: a new key in the middle of the next page, a deleted key and a changed one.
-    env.cmd.put(put("pages", "cfg/10a", "new")).await.unwrap();
-    env.cmd
+    env.cmd().put(put("pages", "cfg/10a", "new")).await.unwrap();
+    env.cmd()
         .delete(DeleteRequest { namespace: "pages".into(), key: "cfg/12".into(), ..Default::default() })
         .await
         .unwrap();
-    let w = env.cmd.put(put("pages", "cfg/15", "changed")).await.unwrap().into_inner().revision;
-    env.q.get(GetRequest { min_revision: Some(w), ..get("pages", "cfg/15") }).await.unwrap();
+    let w = env.cmd().put(put("pages", "cfg/15", "changed")).await.unwrap().into_inner().revision;
+    env.q().get(GetRequest { min_revision: Some(w), ..get("pages", "cfg/15") }).await.unwrap();
     let mut keys: Vec<String> = first.kvs.iter().map(|k| k.key.clone()).collect();
     let mut token = first.next_page_token;
     while !token.is_empty() {
         let page = env
-            .q
+            .q()
             .list(ListRequest {
                 namespace: "pages".into(),
                 prefix: "cfg/".into(),
@@ -146,7 +144,7 @@ async fn list_pages_are_consistent_with_the_first_page() {
 
     // Tokens are tamper-proof and bound to their request.
     let page = env
-        .q
+        .q()
         .list(ListRequest { namespace: "pages".into(), page_size: 5, ..Default::default() })
         .await
         .unwrap()
@@ -155,7 +153,7 @@ async fn list_pages_are_consistent_with_the_first_page() {
     forged.replace_range(3..4, if &forged[3..4] == "A" { "B" } else { "A" });
     for token in [forged, "garbage".into()] {
         let status = assert_code(
-            env.q
+            env.q()
                 .list(ListRequest { namespace: "pages".into(), page_size: 5, page_token: token, ..Default::default() })
                 .await,
             Code::InvalidArgument,
@@ -164,16 +162,16 @@ async fn list_pages_are_consistent_with_the_first_page() {
     }
     let other_ns =
         ListRequest { namespace: "other".into(), page_size: 5, page_token: page.next_page_token, ..Default::default() };
-    assert_code(env.q.list(other_ns).await, Code::InvalidArgument);
+    assert_code(env.q().list(other_ns).await, Code::InvalidArgument);
 }
 
 #[tokio::test]
 async fn history_of_a_key_and_of_a_namespace() {
-    let mut env = env().await;
+    let env = TestSystem::start().await;
     let mut req =
         tonic::Request::new(PutRequest { reason: "create".into(), request_id: "r-1".into(), ..put("hist", "a", "1") });
     req.metadata_mut().insert("x-veltrix-actor", "alice".parse().unwrap());
-    let r1 = env.cmd.put(req).await.unwrap().into_inner().revision;
+    let r1 = env.cmd().put(req).await.unwrap().into_inner().revision;
     let apply = ApplyRequest {
         namespace: "hist".into(),
         reason: "both".into(),
@@ -191,9 +189,9 @@ async fn history_of_a_key_and_of_a_namespace() {
             },
         ],
     };
-    let r2 = env.cmd.apply(apply).await.unwrap().into_inner().revision;
+    let r2 = env.cmd().apply(apply).await.unwrap().into_inner().revision;
     let r3 = env
-        .cmd
+        .cmd()
         .delete(DeleteRequest {
             namespace: "hist".into(),
             key: "a".into(),
@@ -204,10 +202,10 @@ async fn history_of_a_key_and_of_a_namespace() {
         .unwrap()
         .into_inner()
         .revision;
-    env.q.get(GetRequest { min_revision: Some(r3), ..get("hist", "b") }).await.unwrap();
+    env.q().get(GetRequest { min_revision: Some(r3), ..get("hist", "b") }).await.unwrap();
 
     let ns =
-        env.q.history(HistoryRequest { namespace: "hist".into(), ..Default::default() }).await.unwrap().into_inner();
+        env.q().history(HistoryRequest { namespace: "hist".into(), ..Default::default() }).await.unwrap().into_inner();
     assert_eq!(ns.records.iter().map(|r| r.revision).collect::<Vec<_>>(), vec![r1, r2, r3]);
     let first = &ns.records[0];
     assert_eq!(
@@ -218,7 +216,7 @@ async fn history_of_a_key_and_of_a_namespace() {
     assert_eq!(ns.records[1].changes.len(), 2, "a namespace record has every change");
 
     let key = env
-        .q
+        .q()
         .history(HistoryRequest { namespace: "hist".into(), key: "a".into(), ..Default::default() })
         .await
         .unwrap()
@@ -236,14 +234,14 @@ async fn history_of_a_key_and_of_a_namespace() {
 
     // Paging and ranges.
     let page = env
-        .q
+        .q()
         .history(HistoryRequest { namespace: "hist".into(), page_size: 2, ..Default::default() })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(page.records.len(), 2);
     let rest = env
-        .q
+        .q()
         .history(HistoryRequest {
             namespace: "hist".into(),
             page_size: 2,
@@ -256,7 +254,7 @@ async fn history_of_a_key_and_of_a_namespace() {
     assert_eq!(rest.records.iter().map(|r| r.revision).collect::<Vec<_>>(), vec![r3]);
     assert!(rest.next_page_token.is_empty());
     let range = env
-        .q
+        .q()
         .history(HistoryRequest { namespace: "hist".into(), from_revision: r2, to_revision: r2, ..Default::default() })
         .await
         .unwrap()
@@ -266,12 +264,12 @@ async fn history_of_a_key_and_of_a_namespace() {
 
 #[tokio::test]
 async fn point_in_time_reads_of_a_key_and_a_listing() {
-    let mut env = env().await;
-    let r1 = env.cmd.put(put("pit", "a", "1")).await.unwrap().into_inner().revision;
-    let r2 = env.cmd.put(put("pit", "b", "1")).await.unwrap().into_inner().revision;
-    let r3 = env.cmd.put(put("pit", "a", "2")).await.unwrap().into_inner().revision;
+    let env = TestSystem::start().await;
+    let r1 = env.cmd().put(put("pit", "a", "1")).await.unwrap().into_inner().revision;
+    let r2 = env.cmd().put(put("pit", "b", "1")).await.unwrap().into_inner().revision;
+    let r3 = env.cmd().put(put("pit", "a", "2")).await.unwrap().into_inner().revision;
     let r4 = env
-        .cmd
+        .cmd()
         .delete(DeleteRequest { namespace: "pit".into(), key: "b".into(), ..Default::default() })
         .await
         .unwrap()
@@ -279,43 +277,39 @@ async fn point_in_time_reads_of_a_key_and_a_listing() {
         .revision;
 
     let at = |r: u64, key: &str| GetRequest { at_revision: Some(r), ..get("pit", key) };
-    let kv = env.q.get(at(r2, "a")).await.unwrap().into_inner();
+    let kv = env.q().get(at(r2, "a")).await.unwrap().into_inner();
     assert_eq!((kv.kv.unwrap().value.to_vec(), kv.revision), (b"1".to_vec(), r2));
-    assert_eq!(&env.q.get(at(r3, "a")).await.unwrap().into_inner().kv.unwrap().value[..], b"2");
-    assert_code(env.q.get(at(r1, "b")).await, Code::NotFound);
-    assert_eq!(env.q.get(at(r3, "b")).await.unwrap().into_inner().kv.unwrap().mod_revision, r2);
-    assert_code(env.q.get(at(r4, "b")).await, Code::NotFound);
+    assert_eq!(&env.q().get(at(r3, "a")).await.unwrap().into_inner().kv.unwrap().value[..], b"2");
+    assert_code(env.q().get(at(r1, "b")).await, Code::NotFound);
+    assert_eq!(env.q().get(at(r3, "b")).await.unwrap().into_inner().kv.unwrap().mod_revision, r2);
+    assert_code(env.q().get(at(r4, "b")).await, Code::NotFound);
 
     let listing = |r: u64| ListRequest { namespace: "pit".into(), at_revision: Some(r), ..Default::default() };
     let keys = |l: veltrix_proto::v1::ListResponse| {
         l.kvs.into_iter().map(|kv| (kv.key, kv.value.to_vec())).collect::<Vec<_>>()
     };
-    assert_eq!(keys(env.q.list(listing(r1)).await.unwrap().into_inner()), vec![("a".into(), b"1".to_vec())]);
+    assert_eq!(keys(env.q().list(listing(r1)).await.unwrap().into_inner()), vec![("a".into(), b"1".to_vec())]);
     assert_eq!(
-        keys(env.q.list(listing(r3)).await.unwrap().into_inner()),
+        keys(env.q().list(listing(r3)).await.unwrap().into_inner()),
         vec![("a".into(), b"2".to_vec()), ("b".into(), b"1".to_vec())]
     );
-    assert_eq!(keys(env.q.list(listing(r4)).await.unwrap().into_inner()), vec![("a".into(), b"2".to_vec())]);
+    assert_eq!(keys(env.q().list(listing(r4)).await.unwrap().into_inner()), vec![("a".into(), b"2".to_vec())]);
 
     // Both together: wait for the larger, answer as of at_revision.
     let both = GetRequest { min_revision: Some(r4), at_revision: Some(r2), ..get("pit", "a") };
-    assert_eq!(env.q.get(both).await.unwrap().into_inner().kv.unwrap().mod_revision, r1);
+    assert_eq!(env.q().get(both).await.unwrap().into_inner().kv.unwrap().mod_revision, r1);
 
     // A revision not reached yet waits, then DEADLINE_EXCEEDED.
     let mut req = tonic::Request::new(at(r4 + 100, "a"));
     req.set_timeout(Duration::from_millis(500));
-    let status = assert_code(env.q.get(req).await, Code::DeadlineExceeded);
+    let status = assert_code(env.q().get(req).await, Code::DeadlineExceeded);
     assert!(status.message().contains("not reached"), "{}", status.message());
 }
 
 #[tokio::test]
 async fn history_beyond_the_retained_window_is_out_of_range() {
-    let nats = veltrix_testkit::NatsServer::start();
-    let redis = veltrix_testkit::RedisServer::start();
-    let (_command, mut cmd) = start_command(&nats).await;
-    let mut config = query_config(&nats, &redis);
-    config.history_keep = 3;
-    let (_query, mut q) = start_query(config).await;
+    let env = TestSystem::builder().history_keep(3).start().await;
+    let (mut cmd, mut q) = (env.cmd(), env.q());
     let mut revisions = Vec::new();
     for i in 0..6 {
         revisions.push(cmd.put(put("keep", "k", &i.to_string())).await.unwrap().into_inner().revision);
@@ -358,25 +352,25 @@ async fn history_beyond_the_retained_window_is_out_of_range() {
 
 #[tokio::test]
 async fn namespaces_are_listed_with_revision_and_key_count() {
-    let mut env = env().await;
-    env.cmd.put(put("team/a", "x", "1")).await.unwrap();
-    env.cmd.put(put("team/a", "y", "1")).await.unwrap();
-    let rb = env.cmd.put(put("team/b", "x", "1")).await.unwrap().into_inner().revision;
-    let rc = env.cmd.put(put("zeta", "x", "1")).await.unwrap().into_inner().revision;
-    env.q.get(GetRequest { min_revision: Some(rc), ..get("zeta", "x") }).await.unwrap();
-    let all = env.q.list_namespaces(ListNamespacesRequest::default()).await.unwrap().into_inner();
+    let env = TestSystem::start().await;
+    env.cmd().put(put("team/a", "x", "1")).await.unwrap();
+    env.cmd().put(put("team/a", "y", "1")).await.unwrap();
+    let rb = env.cmd().put(put("team/b", "x", "1")).await.unwrap().into_inner().revision;
+    let rc = env.cmd().put(put("zeta", "x", "1")).await.unwrap().into_inner().revision;
+    env.q().get(GetRequest { min_revision: Some(rc), ..get("zeta", "x") }).await.unwrap();
+    let all = env.q().list_namespaces(ListNamespacesRequest::default()).await.unwrap().into_inner();
     let rows: Vec<_> = all.namespaces.iter().map(|n| (n.name.as_str(), n.key_count)).collect();
     assert_eq!(rows, vec![("team/a", 2), ("team/b", 1), ("zeta", 1)]);
     assert_eq!(all.namespaces[1].revision, rb);
     let page = env
-        .q
+        .q()
         .list_namespaces(ListNamespacesRequest { page_size: 1, prefix: "team/".into(), ..Default::default() })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(page.namespaces[0].name, "team/a");
     let next = env
-        .q
+        .q()
         .list_namespaces(ListNamespacesRequest {
             page_size: 1,
             prefix: "team/".into(),
@@ -391,7 +385,7 @@ async fn namespaces_are_listed_with_revision_and_key_count() {
 
 #[tokio::test]
 async fn bad_input_is_invalid_argument_naming_the_field() {
-    let mut env = env().await;
+    let env = TestSystem::start().await;
     let cases: Vec<(GetRequest, &str)> = vec![
         (get("Bad", "k"), "namespace"),
         (get("ns", "a b"), "key"),
@@ -399,22 +393,22 @@ async fn bad_input_is_invalid_argument_naming_the_field() {
         (GetRequest { at_revision: Some(0), ..get("ns", "k") }, "at_revision"),
     ];
     for (req, field) in cases {
-        let status = assert_code(env.q.get(req).await, Code::InvalidArgument);
+        let status = assert_code(env.q().get(req).await, Code::InvalidArgument);
         assert!(status.message().starts_with(&format!("{field}: ")), "{}", status.message());
     }
     let big = ListRequest { namespace: "ns".into(), page_size: 1001, ..Default::default() };
     assert!(
-        assert_code(env.q.list(big).await, Code::InvalidArgument)
+        assert_code(env.q().list(big).await, Code::InvalidArgument)
             .message()
             .starts_with("page_size: must be at most 1000")
     );
     let prefix = ListRequest { namespace: "ns".into(), prefix: "a b".into(), ..Default::default() };
-    assert!(assert_code(env.q.list(prefix).await, Code::InvalidArgument).message().starts_with("prefix: "));
+    assert!(assert_code(env.q().list(prefix).await, Code::InvalidArgument).message().starts_with("prefix: "));
     let range = HistoryRequest { namespace: "ns".into(), from_revision: 5, to_revision: 2, ..Default::default() };
-    assert!(assert_code(env.q.history(range).await, Code::InvalidArgument).message().starts_with("from_revision: "));
+    assert!(assert_code(env.q().history(range).await, Code::InvalidArgument).message().starts_with("from_revision: "));
     let hist_token = HistoryRequest { namespace: "ns".into(), page_token: "x".into(), ..Default::default() };
-    assert_code(env.q.history(hist_token).await, Code::InvalidArgument);
+    assert_code(env.q().history(hist_token).await, Code::InvalidArgument);
     let ns_token = ListNamespacesRequest { page_token: "x".into(), ..Default::default() };
-    assert_code(env.q.list_namespaces(ns_token).await, Code::InvalidArgument);
-    assert_code(env.q.get(get("ns", "missing")).await, Code::NotFound);
+    assert_code(env.q().list_namespaces(ns_token).await, Code::InvalidArgument);
+    assert_code(env.q().get(get("ns", "missing")).await, Code::NotFound);
 }

@@ -4,11 +4,8 @@
 //! refused; policy reloads; mTLS identities; the actor is the identity.
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
-mod common;
-
 use std::{path::Path, time::Duration};
 
-use common::*;
 use tonic::{Code, Request, Status, metadata::MetadataValue};
 use veltrix_auth::token_digest;
 use veltrix_client::{Client, Error as ClientError};
@@ -16,8 +13,8 @@ use veltrix_proto::v1::{
     ApplyRequest, Change, DeleteRequest, HistoryRequest, ListNamespacesRequest, ListRequest, SetValue, WatchRequest,
     change,
 };
-use veltrix_server::Running;
-use veltrix_testkit::{NatsServer, RedisServer, eventually, pki::TestCa};
+use veltrix_testkit::pki::TestCa;
+use veltrix_testsystem::*;
 
 const WRITER: &str = "w-token-1234567890";
 const READER: &str = "r-token-1234567890";
@@ -41,14 +38,7 @@ fn policy(extra_reader_roles: &str) -> String {
     )
 }
 
-struct Secured {
-    _nats: NatsServer,
-    _redis: RedisServer,
-    command: Running,
-    query: veltrix_query::Started,
-}
-
-async fn start(auth: &Path, tls: Option<veltrix_server::tls::TlsArgs>) -> Secured {
+async fn start(auth: &Path, tls: Option<veltrix_server::tls::TlsArgs>) -> TestSystem {
     start_with(auth, tls, veltrix_access::LimitArgs::default()).await
 }
 
@@ -56,23 +46,12 @@ async fn start_with(
     auth: &Path,
     tls: Option<veltrix_server::tls::TlsArgs>,
     limits: veltrix_access::LimitArgs,
-) -> Secured {
-    let (nats, redis) = (NatsServer::start(), RedisServer::start());
-    let mut c = veltrix_command::Config::defaults();
-    c.listen = "127.0.0.1:0".parse().unwrap();
-    c.nats.nats_url = nats.url();
-    c.serve.auth_config = Some(auth.to_owned());
-    c.serve.tls = tls.clone().unwrap_or_default();
-    c.serve.limits = limits;
-    let mut command = veltrix_command::start(c).await.unwrap();
-    tokio::time::timeout(Duration::from_secs(20), command.ready()).await.unwrap().unwrap();
-    let mut q = query_config(&nats, &redis);
-    q.serve.auth_config = Some(auth.to_owned());
-    q.serve.tls = tls.unwrap_or_default();
-    q.serve.limits = limits;
-    let mut query = veltrix_query::start(q).await.unwrap();
-    tokio::time::timeout(Duration::from_secs(20), query.running.ready()).await.unwrap().unwrap();
-    Secured { _nats: nats, _redis: redis, command, query }
+) -> TestSystem {
+    let builder = TestSystem::builder().auth(auth).limits(limits);
+    match tls {
+        Some(tls) => builder.tls(tls).start().await,
+        None => builder.start().await,
+    }
 }
 
 fn with_token<T>(message: T, token: Option<&str>) -> Request<T> {
@@ -109,8 +88,8 @@ async fn every_rpc_checks_who_calls_and_refusals_change_or_leak_nothing() {
     let auth = dir.path().join("auth.yaml");
     std::fs::write(&auth, policy("")).unwrap();
     let env = start(&auth, None).await;
-    let mut cmd = Command::new(channel(env.command.addr()).await);
-    let mut q = Query::new(channel(env.query.running.addr()).await);
+    let mut cmd = Command::new(channel(env.command_addr()).await);
+    let mut q = Query::new(channel(env.query_addr()).await);
     let ns = "payments/api";
     // Something of another namespace that must never show.
     cmd.put(with_token(put("billing/eu", "secret", "x"), Some(OUTSIDER))).await.unwrap();
@@ -187,7 +166,7 @@ async fn a_changed_policy_takes_effect_without_a_restart_and_a_broken_one_is_ref
     let auth = dir.path().join("auth.yaml");
     std::fs::write(&auth, policy("")).unwrap();
     let env = start(&auth, None).await;
-    let mut cmd = Command::new(channel(env.command.addr()).await);
+    let mut cmd = Command::new(channel(env.command_addr()).await);
     assert_eq!(code(cmd.put(with_token(put("payments/api", "k", "v"), Some(READER))).await), Code::PermissionDenied);
 
     // The file changes on disk: the reader may now write, same connection.
@@ -247,8 +226,8 @@ async fn mutual_tls_identifies_clients_by_certificate_and_refuses_untrusted_ones
     let env = start(&auth, Some(tls)).await;
     let client = |cert: Option<&veltrix_testkit::pki::CertFiles>| {
         let mut b = Client::builder()
-            .command_url(format!("https://localhost:{}", env.command.addr().port()))
-            .query_url(format!("https://localhost:{}", env.query.running.addr().port()))
+            .command_url(env.command_url())
+            .query_url(env.query_url())
             .ca_certificate(ca.ca_pem.clone())
             .retries(0)
             .timeout(Duration::from_secs(5));
@@ -300,7 +279,7 @@ async fn mutual_tls_identifies_clients_by_certificate_and_refuses_untrusted_ones
     assert_eq!(after.len(), history.len(), "nothing appended by refused clients");
     // A token still works over TLS with a trusted certificate.
     let mut b = Client::builder()
-        .query_url(format!("https://localhost:{}", env.query.running.addr().port()))
+        .query_url(env.query_url())
         .ca_certificate(ca.ca_pem.clone())
         .client_identity(cn_only.cert_pem.clone(), cn_only.key_pem.clone())
         .token(OUTSIDER);
@@ -316,7 +295,7 @@ async fn callers_are_limited_in_rate_open_watches_and_request_size() {
     std::fs::write(&auth, policy("")).unwrap();
     let limits = veltrix_access::LimitArgs { rate_limit: 2.0, rate_burst: 3, max_watchers_per_caller: 2 };
     let env = start_with(&auth, None, limits).await;
-    let mut q = Query::new(channel(env.query.running.addr()).await);
+    let mut q = Query::new(channel(env.query_addr()).await);
     let list = || ListRequest { namespace: "payments/api".into(), ..Default::default() };
 
     // A burst of three, then RESOURCE_EXHAUSTED with a retry hint; other
@@ -355,166 +334,4 @@ async fn callers_are_limited_in_rate_open_watches_and_request_size() {
     let huge = ListRequest { namespace: "payments/api".into(), prefix: "p".repeat(100 * 1024), ..Default::default() };
     let e = q.list(with_token(huge, Some(READER))).await.unwrap_err();
     assert!(matches!(e.code(), Code::OutOfRange | Code::ResourceExhausted), "{e:?}");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_services_reach_nats_and_redis_over_tls_with_credentials() {
-    let ca = TestCa::new("backends");
-    let server = ca.issue("backend", "localhost", &["localhost"]);
-    let client_cert = ca.issue("veltrix", "veltrix", &["veltrix.internal"]);
-    let p = |path: &Path| path.display().to_string();
-    // NATS: TLS, client certificates verified, user and password.
-    let nats = NatsServer::start_with_args(&[
-        "--tls",
-        "--tlscert",
-        &p(&server.cert),
-        "--tlskey",
-        &p(&server.key),
-        "--tlsverify",
-        "--tlscacert",
-        &p(&ca.ca),
-        "--user",
-        "veltrix",
-        "--pass",
-        "nats-s3cret",
-    ]);
-    // A second NATS with a token.
-    let nats_token = NatsServer::start_with_args(&[
-        "--tls",
-        "--tlscert",
-        &p(&server.cert),
-        "--tlskey",
-        &p(&server.key),
-        "--auth",
-        "nats-t0ken",
-    ]);
-    // Redis: TLS only, client certificates verified, an ACL user.
-    let redis = RedisServer::start_tls(&[
-        "--tls-cert-file".into(),
-        p(&server.cert),
-        "--tls-key-file".into(),
-        p(&server.key),
-        "--tls-ca-cert-file".into(),
-        p(&ca.ca),
-        "--tls-auth-clients".into(),
-        "yes".into(),
-        "--user".into(),
-        "veltrix".into(),
-        "on".into(),
-        ">redis-s3cret".into(),
-        "~*".into(),
-        "&*".into(),
-        "+@all".into(),
-        "--user".into(),
-        "default".into(),
-        "off".into(),
-    ]);
-
-    let nats_options = |c: &mut veltrix_jetstream::NatsArgs, good: bool| {
-        c.nats_url = nats.url();
-        c.nats_ca_cert = Some(ca.ca.clone());
-        c.nats_client_cert = Some(client_cert.cert.clone());
-        c.nats_client_key = Some(client_cert.key.clone());
-        c.nats_user = Some("veltrix".into());
-        c.nats_password = Some(if good { "nats-s3cret" } else { "wrong" }.into());
-    };
-    let mut cc = veltrix_command::Config::defaults();
-    cc.listen = "127.0.0.1:0".parse().unwrap();
-    nats_options(&mut cc.nats, true);
-    let mut command = veltrix_command::start(cc.clone()).await.unwrap();
-    tokio::time::timeout(Duration::from_secs(20), command.ready()).await.unwrap().unwrap();
-    let mut qc = veltrix_query::Config::defaults();
-    qc.listen = "127.0.0.1:0".parse().unwrap();
-    nats_options(&mut qc.nats, true);
-    qc.redis_url = redis.tls_url();
-    qc.redis_ca_cert = Some(ca.ca.clone());
-    qc.redis_client_cert = Some(client_cert.cert.clone());
-    qc.redis_client_key = Some(client_cert.key.clone());
-    qc.redis_username = Some("veltrix".into());
-    qc.redis_password = Some("redis-s3cret".into());
-    qc.page_token_key = Some("a test key of sixteen bytes or more".into());
-    let mut query = veltrix_query::start(qc.clone()).await.unwrap();
-    tokio::time::timeout(Duration::from_secs(20), query.running.ready()).await.unwrap().unwrap();
-    let mut cmd = Command::new(channel(command.addr()).await);
-    let mut q = Query::new(channel(query.running.addr()).await);
-    let revision = cmd.put(put("tls/app", "k", "v")).await.unwrap().into_inner().revision;
-    let mut read = get("tls/app", "k");
-    read.min_revision = Some(revision);
-    assert_eq!(q.get(read).await.unwrap().into_inner().kv.unwrap().value, b"v".as_slice());
-
-    // A token over TLS.
-    let mut tc = veltrix_command::Config::defaults();
-    tc.listen = "127.0.0.1:0".parse().unwrap();
-    tc.nats.nats_url = nats_token.url();
-    tc.nats.nats_ca_cert = Some(ca.ca.clone());
-    tc.nats.nats_token = Some("nats-t0ken".into());
-    let mut token_command = veltrix_command::start(tc).await.unwrap();
-    tokio::time::timeout(Duration::from_secs(20), token_command.ready()).await.unwrap().unwrap();
-
-    // Wrong credentials, or no client certificate: never ready.
-    let mut bad = cc.clone();
-    nats_options(&mut bad.nats, false);
-    let mut refused = veltrix_command::start(bad).await.unwrap();
-    assert!(tokio::time::timeout(Duration::from_secs(3), refused.ready()).await.is_err(), "a wrong NATS password");
-    let mut no_cert = qc.clone();
-    no_cert.redis_client_cert = None;
-    no_cert.redis_client_key = None;
-    let mut refused_query = veltrix_query::start(no_cert).await.unwrap();
-    assert!(
-        tokio::time::timeout(Duration::from_secs(3), refused_query.running.ready()).await.is_err(),
-        "Redis without a client certificate"
-    );
-    refused.shutdown();
-    refused_query.running.shutdown();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_redis_password_is_used_and_a_wrong_one_keeps_the_service_unready() {
-    let nats = NatsServer::start();
-    let redis = RedisServer::start_with_args(&["--requirepass", "redis-pass-1"]);
-    let (_command, mut cmd) = start_command(&nats).await;
-    let mut qc = query_config(&nats, &redis);
-    qc.redis_password = Some("redis-pass-1".into());
-    let (_query, mut q) = start_query(qc.clone()).await;
-    let revision = cmd.put(put("auth/app", "k", "v")).await.unwrap().into_inner().revision;
-    let mut read = get("auth/app", "k");
-    read.min_revision = Some(revision);
-    q.get(read).await.unwrap();
-    qc.redis_password = Some("wrong".into());
-    let mut refused = veltrix_query::start(qc).await.unwrap();
-    assert!(tokio::time::timeout(Duration::from_secs(3), refused.running.ready()).await.is_err());
-    refused.running.shutdown();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_nats_creds_file_authenticates_the_services() {
-    let creds = veltrix_testkit::creds::NatsCreds::new();
-    let dir = tempfile::tempdir().unwrap();
-    let conf = dir.path().join("nats.conf");
-    std::fs::write(&conf, &creds.server_config).unwrap();
-    let creds_file = dir.path().join("veltrix.creds");
-    std::fs::write(&creds_file, &creds.creds).unwrap();
-    let nats = NatsServer::start_with_args(&["-c", conf.to_str().unwrap()]);
-    let redis = RedisServer::start();
-
-    let mut cc = veltrix_command::Config::defaults();
-    cc.listen = "127.0.0.1:0".parse().unwrap();
-    cc.nats.nats_url = nats.url();
-    cc.nats.nats_creds = Some(creds_file.clone());
-    let mut command = veltrix_command::start(cc.clone()).await.unwrap();
-    tokio::time::timeout(Duration::from_secs(20), command.ready()).await.unwrap().unwrap();
-    let mut qc = query_config(&nats, &redis);
-    qc.nats.nats_creds = Some(creds_file);
-    let (_query, mut q) = start_query(qc).await;
-    let mut cmd = Command::new(channel(command.addr()).await);
-    let revision = cmd.put(put("creds/app", "k", "v")).await.unwrap().into_inner().revision;
-    let mut read = get("creds/app", "k");
-    read.min_revision = Some(revision);
-    q.get(read).await.unwrap();
-
-    // Without the creds file the server refuses the connection.
-    cc.nats.nats_creds = None;
-    let mut refused = veltrix_command::start(cc).await.unwrap();
-    assert!(tokio::time::timeout(Duration::from_secs(3), refused.ready()).await.is_err());
-    refused.shutdown();
 }

@@ -3,21 +3,20 @@
 //! service. Normal start-up logs no warning; the wait is said once at INFO.
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
-mod common;
-
 use std::{process::Stdio, time::Duration};
 
-use common::*;
 use tokio::io::AsyncReadExt;
-use veltrix_testkit::{NatsServer, RedisServer, free_port};
+use veltrix_testkit::free_port;
+use veltrix_testsystem::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn query_before_command_waits_quietly() {
-    let (nats, redis) = (NatsServer::start(), RedisServer::start());
-    let (command_bin, query_bin) = service_binaries();
+    let servers = TestSystem::builder().servers_only().start().await;
+    let (nats, redis) = (servers.nats_url(), servers.redis_url());
+    let (command_bin, query_bin) = (binary("veltrix-command"), binary("veltrix-query"));
     let qport = free_port();
     let mut query = tokio::process::Command::new(&query_bin)
-        .args(["--listen", &format!("127.0.0.1:{qport}"), "--nats-url", &nats.url(), "--redis-url", &redis.url()])
+        .args(["--listen", &format!("127.0.0.1:{qport}"), "--nats-url", &nats, "--redis-url", &redis])
         .env("VELTRIX_AUTH_OFF", "true")
         .env("VELTRIX_PAGE_TOKEN_KEY", "k".repeat(32))
         .env("RUST_LOG", "info")
@@ -30,9 +29,14 @@ async fn query_before_command_waits_quietly() {
     // Long enough for several retries of the missing stream.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let env = [("VELTRIX_AUTH_OFF", "true")];
-    let _command =
-        spawn(&command_bin, &["--nats-url".into(), nats.url()], &env, free_port(), "veltrix.config.v1.ConfigCommand")
-            .await;
+    let _command = spawn_service(
+        &command_bin,
+        &["--nats-url".into(), nats.clone()],
+        &env,
+        free_port(),
+        "veltrix.config.v1.ConfigCommand",
+    )
+    .await;
     // The query service becomes ready once the stream exists.
     veltrix_testkit::eventually(Duration::from_secs(30), "the query service answers", || async {
         let channel = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{qport}")).ok()?;

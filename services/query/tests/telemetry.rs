@@ -3,14 +3,11 @@
 //! services (OTLP to an in-process receiver).
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
-mod common;
-
 use std::{
     sync::{Arc, Mutex},
     time::Duration,
 };
 
-use common::*;
 use opentelemetry_proto::tonic::{
     collector::trace::v1::{
         ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -22,7 +19,8 @@ use opentelemetry_proto::tonic::{
 use tokio_stream::StreamExt;
 use tonic::{Code, Request};
 use veltrix_proto::v1::{WatchRequest, watch_response::Event};
-use veltrix_testkit::{NatsServer, RedisServer, eventually, free_port};
+use veltrix_testkit::{eventually, free_port};
+use veltrix_testsystem::*;
 
 /// `name{labels} value` lines of one metric whose labels include all of `labels`.
 fn labelled(text: &str, name: &str, labels: &[&str]) -> f64 {
@@ -37,18 +35,13 @@ fn labelled(text: &str, name: &str, labels: &[&str]) -> f64 {
 async fn metrics_move_with_traffic_and_cover_the_dashboard() {
     // The command service starts first with its own endpoint, as in
     // production (both share this process's recorder here).
-    let (nats, redis) = (NatsServer::start(), RedisServer::start());
-    let mut config = veltrix_command::Config::defaults();
-    config.listen = "127.0.0.1:0".parse().unwrap();
-    config.nats.nats_url = nats.url();
-    config.serve.metrics_listen = Some(metrics_addr());
-    let mut command = veltrix_command::start(config).await.unwrap();
-    tokio::time::timeout(Duration::from_secs(20), command.ready()).await.unwrap().unwrap();
-    let mut cmd = Command::new(channel(command.addr()).await);
-    let metrics_addr = metrics_addr();
-    let mut config = query_config(&nats, &redis);
-    config.serve.metrics_listen = Some(metrics_addr);
-    let (started, mut q) = start_query(config).await;
+    let (command_metrics, metrics_addr) = (metrics_addr(), metrics_addr());
+    let env = TestSystem::builder()
+        .command(move |c| c.serve.metrics_listen = Some(command_metrics))
+        .query(move |c| c.serve.metrics_listen = Some(metrics_addr))
+        .start()
+        .await;
+    let (mut cmd, mut q) = (env.cmd(), env.q());
     let ns = "metrics/app";
 
     let mut watch = q.watch(WatchRequest { namespace: ns.into(), ..Default::default() }).await.unwrap().into_inner();
@@ -95,8 +88,7 @@ async fn metrics_move_with_traffic_and_cover_the_dashboard() {
     for name in dashboard_metric_names() {
         assert!(names.contains(&name), "the dashboard uses {name}, which no service exports; exported: {names:?}");
     }
-    started.running.shutdown();
-    command.shutdown();
+    drop(env);
 }
 
 /// An OTLP trace receiver that keeps every span with its service's name.
@@ -145,15 +137,28 @@ async fn one_write_is_one_trace_from_the_call_to_the_watchers() {
             .add_service(TraceServiceServer::new(receiver.clone()))
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
     );
-    let (nats, redis) = (NatsServer::start(), RedisServer::start());
-    let (command_bin, query_bin) = service_binaries();
+    let servers = TestSystem::builder().servers_only().start().await;
+    let (nats, redis) = (servers.nats_url(), servers.redis_url());
+    let (command_bin, query_bin) = (binary("veltrix-command"), binary("veltrix-query"));
     let (cport, qport) = (free_port(), free_port());
     let otel = [("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.as_str()), ("OTEL_BSP_SCHEDULE_DELAY", "100")];
-    let _command =
-        spawn(&command_bin, &["--nats-url".into(), nats.url()], &otel, cport, "veltrix.config.v1.ConfigCommand").await;
-    let query_args =
-        ["--nats-url".into(), nats.url(), "--redis-url".into(), redis.url(), "--page-token-key".into(), "k".repeat(32)];
-    let _query = spawn(&query_bin, &query_args, &otel, qport, "veltrix.config.v1.ConfigQuery").await;
+    let _command = spawn_service(
+        &command_bin,
+        &["--nats-url".into(), nats.clone()],
+        &otel,
+        cport,
+        "veltrix.config.v1.ConfigCommand",
+    )
+    .await;
+    let query_args = [
+        "--nats-url".into(),
+        nats.clone(),
+        "--redis-url".into(),
+        redis.clone(),
+        "--page-token-key".into(),
+        "k".repeat(32),
+    ];
+    let _query = spawn_service(&query_bin, &query_args, &otel, qport, "veltrix.config.v1.ConfigQuery").await;
     let mut cmd = Command::new(channel(([127, 0, 0, 1], cport).into()).await);
     let mut q = Query::new(channel(([127, 0, 0, 1], qport).into()).await);
     let ns = "traced/app";

@@ -3,17 +3,14 @@
 //! stalled and many watchers, and a restart of the query service.
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
-mod common;
-
 use std::{collections::BTreeMap, sync::atomic::Ordering, time::Duration};
 
-use common::*;
 use tonic::{Code, Streaming};
 use veltrix_proto::v1::{
     ApplyRequest, Change, ChangeRecord, DeleteRequest, GetRequest, HistoryRequest, ListRequest, SetValue, WatchRequest,
     WatchResponse, change, key_change::Op, watch_response::Event,
 };
-use veltrix_testkit::{NatsServer, RedisServer, eventually, free_port};
+use veltrix_testsystem::*;
 
 fn watch_from(ns: &str, start: Option<u64>) -> WatchRequest {
     WatchRequest { namespace: ns.into(), start_revision: start, ..Default::default() }
@@ -88,9 +85,9 @@ async fn write_many(cmd: &Command, ns: &str, count: usize) -> u64 {
 
 #[tokio::test]
 async fn ten_thousand_change_sets_across_random_disconnects_arrive_exactly_once_in_order() {
-    let mut env = env().await;
+    let env = TestSystem::start().await;
     let writer = {
-        let cmd = env.cmd.clone();
+        let cmd = env.cmd();
         tokio::spawn(async move { write_many(&cmd, "w", 10_000).await })
     };
     let mut received: Vec<ChangeRecord> = Vec::new();
@@ -101,7 +98,7 @@ async fn ten_thousand_change_sets_across_random_disconnects_arrive_exactly_once_
         if writer.as_ref().is_some_and(|w| w.is_finished()) {
             last_committed = Some(writer.take().unwrap().await.unwrap());
         }
-        let mut stream = env.q.watch(watch_from("w", Some(next))).await.unwrap().into_inner();
+        let mut stream = env.q().watch(watch_from("w", Some(next))).await.unwrap().into_inner();
         // Read a random number of change sets, then drop the stream.
         for _ in 0..fastrand::usize(1..800) {
             let Ok(msg) = tokio::time::timeout(Duration::from_secs(1), stream.message()).await else { break };
@@ -117,7 +114,7 @@ async fn ten_thousand_change_sets_across_random_disconnects_arrive_exactly_once_
         }
     }
     let last = last_committed.unwrap();
-    let all = committed(&mut env.q, "w").await;
+    let all = committed(&mut env.q(), "w").await;
     assert_eq!(all.len(), 10_000);
     assert_eq!(all.last().unwrap().revision, last);
     assert_eq!(received.len(), all.len(), "no gap, no duplicate");
@@ -126,14 +123,16 @@ async fn ten_thousand_change_sets_across_random_disconnects_arrive_exactly_once_
 
 #[tokio::test]
 async fn a_snapshot_then_live_changes_rebuild_the_read_model() {
-    let mut env = env().await;
+    let mut env = TestSystem::builder().queries(2).start().await;
     for i in 0..120 {
-        env.cmd.put(put("snap", &format!("cfg/{i:03}"), "0")).await.unwrap();
+        env.cmd().put(put("snap", &format!("cfg/{i:03}"), "0")).await.unwrap();
     }
-    env.cmd.put(put("snap", "other", "x")).await.unwrap();
-    let mut config = query_config(&env.nats, &env.redis);
-    config.watch.watch_snapshot_chunk = 50;
-    let (_q2, mut q2) = start_query(config).await;
+    env.cmd().put(put("snap", "other", "x")).await.unwrap();
+    // Replica 1 starts now, with small snapshot chunks.
+    env.stop_query(1).await;
+    env.query_config(1).watch.watch_snapshot_chunk = 50;
+    env.start_query(1).await;
+    let mut q2 = env.q_at(1);
     let mut stream = q2
         .watch(WatchRequest {
             namespace: "snap".into(),
@@ -145,7 +144,7 @@ async fn a_snapshot_then_live_changes_rebuild_the_read_model() {
         .unwrap()
         .into_inner();
     let writer = {
-        let mut cmd = env.cmd.clone();
+        let mut cmd = env.cmd();
         tokio::spawn(async move {
             let mut last = 0;
             for i in 0..200 {
@@ -195,7 +194,7 @@ async fn a_snapshot_then_live_changes_rebuild_the_read_model() {
         }
     }
     let list = env
-        .q
+        .q()
         .list(ListRequest {
             namespace: "snap".into(),
             prefix: "cfg/".into(),
@@ -213,10 +212,10 @@ async fn a_snapshot_then_live_changes_rebuild_the_read_model() {
 #[tokio::test]
 async fn a_watcher_that_receives_r_sees_r_via_get_at_once() {
     let metrics_addr = metrics_addr();
-    let mut env = env_with(|c| c.serve.metrics_listen = Some(metrics_addr)).await;
-    let mut stream = env.q.watch(watch_from("cons", None)).await.unwrap().into_inner();
+    let env = TestSystem::builder().query(move |c| c.serve.metrics_listen = Some(metrics_addr)).start().await;
+    let mut stream = env.q().watch(watch_from("cons", None)).await.unwrap().into_inner();
     let writer = {
-        let cmd = env.cmd.clone();
+        let cmd = env.cmd();
         tokio::spawn(async move { write_many(&cmd, "cons", 300).await })
     };
     let mut seen = 0;
@@ -225,7 +224,7 @@ async fn a_watcher_that_receives_r_sees_r_via_get_at_once() {
         seen += 1;
         for k in &c.changes {
             // No min_revision: the same replica has applied it already.
-            let kv = env.q.get(get("cons", &k.key)).await.unwrap().into_inner();
+            let kv = env.q().get(get("cons", &k.key)).await.unwrap().into_inner();
             assert!(kv.revision >= c.revision && kv.kv.unwrap().mod_revision >= c.revision);
         }
     }
@@ -238,13 +237,12 @@ async fn a_watcher_that_receives_r_sees_r_via_get_at_once() {
 
 #[tokio::test]
 async fn progress_when_idle_and_out_of_range_for_a_compacted_start() {
-    let nats = NatsServer::start();
-    let redis = RedisServer::start();
-    let (_command, mut cmd) = start_command(&nats).await;
-    let mut config = query_config(&nats, &redis);
-    config.watch.watch_progress_interval = Duration::from_millis(200);
-    config.history_keep = 5;
-    let (_query, mut q) = start_query(config).await;
+    let env = TestSystem::builder()
+        .history_keep(5)
+        .query(|c| c.watch.watch_progress_interval = Duration::from_millis(200))
+        .start()
+        .await;
+    let (mut cmd, mut q) = (env.cmd(), env.q());
     let mut last = 0;
     for i in 0..10 {
         last = cmd.put(put("idle", "k", &i.to_string())).await.unwrap().into_inner().revision;
@@ -269,19 +267,20 @@ async fn progress_when_idle_and_out_of_range_for_a_compacted_start() {
 
 #[tokio::test]
 async fn a_stalled_watcher_does_not_slow_100_others() {
-    let nats = NatsServer::start();
-    let redis = RedisServer::start();
-    let (_command, cmd) = start_command(&nats).await;
-    let mut config = query_config(&nats, &redis);
-    config.watch.watch_stall_timeout = Duration::from_secs(2);
-    config.watch.watch_queue = 8;
-    let (query, q) = start_query(config).await;
+    let env = TestSystem::builder()
+        .query(|c| {
+            c.watch.watch_stall_timeout = Duration::from_secs(2);
+            c.watch.watch_queue = 8;
+        })
+        .start()
+        .await;
+    let (cmd, q, query) = (env.cmd(), env.q(), env.query());
     // Never read: its small HTTP/2 windows and the server queue fill up.
-    let small = small_window_client(&query).await;
+    let small = small_window_client(&env).await;
     let _stalled = small.clone().watch(watch_from("fan", Some(1))).await.unwrap().into_inner();
     let mut watchers = Vec::new();
     for i in 0..100 {
-        let mut q = if i % 2 == 0 { q.clone() } else { fresh_client(&query).await };
+        let mut q = if i % 2 == 0 { q.clone() } else { fresh_client(&env).await };
         watchers.push(tokio::spawn(async move {
             let mut s = q.watch(watch_from("fan", Some(1))).await.unwrap().into_inner();
             let mut revisions = Vec::with_capacity(10_000);
@@ -311,8 +310,8 @@ async fn a_stalled_watcher_does_not_slow_100_others() {
     .await;
 }
 
-async fn small_window_client(query: &veltrix_query::Started) -> Query {
-    let small = tonic::transport::Channel::from_shared(format!("http://{}", query.running.addr()))
+async fn small_window_client(env: &TestSystem) -> Query {
+    let small = tonic::transport::Channel::from_shared(format!("http://{}", env.query_addr()))
         .unwrap()
         .initial_stream_window_size(16 * 1024)
         .initial_connection_window_size(16 * 1024)
@@ -324,14 +323,15 @@ async fn small_window_client(query: &veltrix_query::Started) -> Query {
 
 #[tokio::test]
 async fn a_client_that_stops_reading_is_ended_with_resource_exhausted_naming_where_to_resume() {
-    let nats = NatsServer::start();
-    let redis = RedisServer::start();
-    let (_command, mut cmd) = start_command(&nats).await;
-    let mut config = query_config(&nats, &redis);
-    config.watch.watch_stall_timeout = Duration::from_secs(1);
-    config.watch.watch_queue = 4;
-    let (query, _q) = start_query(config).await;
-    let mut client = small_window_client(&query).await;
+    let env = TestSystem::builder()
+        .query(|c| {
+            c.watch.watch_stall_timeout = Duration::from_secs(1);
+            c.watch.watch_queue = 4;
+        })
+        .start()
+        .await;
+    let (mut cmd, query) = (env.cmd(), env.query());
+    let mut client = small_window_client(&env).await;
     let mut stalled = client.watch(watch_from("slow", Some(1))).await.unwrap().into_inner();
     let mut last = 0;
     for i in 0..400 {
@@ -363,16 +363,16 @@ async fn a_client_that_stops_reading_is_ended_with_resource_exhausted_naming_whe
 }
 
 /// A client on its own connection.
-async fn fresh_client(query: &veltrix_query::Started) -> Query {
-    veltrix_proto::v1::config_query_client::ConfigQueryClient::new(channel(query.running.addr()).await)
+async fn fresh_client(env: &TestSystem) -> Query {
+    Query::new(channel(env.query_addr()).await)
 }
 
 #[tokio::test]
 async fn a_thousand_watchers_on_one_namespace_all_receive_every_change() {
-    let env = env().await;
+    let env = TestSystem::start().await;
     let mut clients = Vec::new();
     for _ in 0..4 {
-        clients.push(fresh_client(&env.query).await);
+        clients.push(fresh_client(&env).await);
     }
     let mut watchers = Vec::new();
     for i in 0..1000 {
@@ -390,7 +390,7 @@ async fn a_thousand_watchers_on_one_namespace_all_receive_every_change() {
             last
         }));
     }
-    let mut cmd = env.cmd.clone();
+    let mut cmd = env.cmd();
     let mut last = 0;
     for i in 0..100 {
         last = cmd.put(put("many", &format!("k{}", i % 10), &i.to_string())).await.unwrap().into_inner().revision;
@@ -402,12 +402,8 @@ async fn a_thousand_watchers_on_one_namespace_all_receive_every_change() {
 
 #[tokio::test]
 async fn a_query_service_restart_ends_watchers_with_unavailable_and_they_miss_nothing() {
-    let nats = NatsServer::start();
-    let redis = RedisServer::start();
-    let (_command, cmd) = start_command(&nats).await;
-    let mut config = query_config(&nats, &redis);
-    config.listen = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let (query, q) = start_query(config.clone()).await;
+    let mut env = TestSystem::start().await;
+    let (cmd, q, addr) = (env.cmd(), env.q(), env.query_addr());
     let writer = {
         let cmd = cmd.clone();
         tokio::spawn(async move { write_many(&cmd, "rs", 2000).await })
@@ -415,7 +411,6 @@ async fn a_query_service_restart_ends_watchers_with_unavailable_and_they_miss_no
     let mut watchers = Vec::new();
     for _ in 0..10 {
         let mut q = q.clone();
-        let addr = config.listen;
         watchers.push(tokio::spawn(async move {
             let mut got: Vec<u64> = Vec::new();
             let mut s = q.watch(watch_from("rs", Some(1))).await.unwrap().into_inner();
@@ -447,9 +442,9 @@ async fn a_query_service_restart_ends_watchers_with_unavailable_and_they_miss_no
         }));
     }
     tokio::time::sleep(Duration::from_millis(700)).await;
-    query.running.shutdown();
-    query.running.wait().await.unwrap();
-    let (_restarted, mut q2) = start_query(config).await;
+    env.stop_query(0).await;
+    env.start_query(0).await;
+    let mut q2 = env.q();
     let last = writer.await.unwrap();
     q2.get(GetRequest { min_revision: Some(last), ..get("rs", "k1") }).await.unwrap();
     let all: Vec<u64> = committed(&mut q2, "rs").await.into_iter().map(|r| r.revision).collect();
