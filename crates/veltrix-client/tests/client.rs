@@ -3,48 +3,19 @@
 //! that survives restarts of the services.
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
-use std::{net::SocketAddr, time::Duration};
+use std::time::Duration;
 
 use futures::StreamExt;
 use veltrix_client::{
     Change, Client, Error, HistoryOptions, LiveConfig, LiveOptions, ReadOptions, Source, WatchEvent, WatchStart,
     WriteOptions,
 };
-use veltrix_server::Running;
-use veltrix_testkit::{NatsServer, RedisServer, eventually, free_port};
+use veltrix_testsystem::{TestSystem, eventually};
 
-async fn start_command(nats: &NatsServer, port: u16) -> Running {
-    let mut c = veltrix_command::Config::defaults();
-    c.listen = SocketAddr::from(([127, 0, 0, 1], port));
-    c.nats.nats_url = nats.url();
-    c.serve.shutdown_grace = Duration::from_millis(200);
-    let mut running = veltrix_command::start(c).await.unwrap();
-    tokio::time::timeout(Duration::from_secs(20), running.ready()).await.unwrap().unwrap();
-    running
-}
-
-async fn start_query(nats: &NatsServer, redis: &RedisServer, port: u16, history_keep: u64) -> Running {
-    let mut c = veltrix_query::Config::defaults();
-    c.listen = SocketAddr::from(([127, 0, 0, 1], port));
-    c.nats.nats_url = nats.url();
-    c.redis_url = redis.url();
-    c.page_token_key = Some("a test key of sixteen bytes or more".into());
-    c.history_keep = history_keep;
-    c.serve.shutdown_grace = Duration::from_millis(200);
-    let mut started = veltrix_query::start(c).await.unwrap();
-    tokio::time::timeout(Duration::from_secs(20), started.running.ready()).await.unwrap().unwrap();
-    started.running
-}
-
-async fn stop(running: Running) {
-    running.shutdown();
-    let _ = running.wait().await;
-}
-
-fn client(cport: u16, qport: u16) -> Client {
+fn client(sys: &TestSystem) -> Client {
     Client::builder()
-        .command_url(format!("http://127.0.0.1:{cport}"))
-        .query_url(format!("http://127.0.0.1:{qport}"))
+        .command_url(sys.command_url())
+        .query_url(sys.query_url())
         .actor("tester")
         .backoff(Duration::from_millis(50))
         .build()
@@ -62,11 +33,8 @@ async fn next_event(stream: &mut veltrix_client::WatchStream) -> WatchEvent {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_call_and_its_errors() {
-    let (nats, redis) = (NatsServer::start(), RedisServer::start());
-    let (cport, qport) = (free_port(), free_port());
-    let _command = start_command(&nats, cport).await;
-    let _query = start_query(&nats, &redis, qport, 0).await;
-    let c = client(cport, qport);
+    let sys = TestSystem::builder().history_keep(0).start().await;
+    let c = client(&sys);
     let ns = "client/app";
 
     let r1 = c.put(ns, "db.url", "postgres://a").await.unwrap();
@@ -124,34 +92,30 @@ async fn every_call_and_its_errors() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unavailable_is_retried_with_the_same_request_id() {
-    let (nats, redis) = (NatsServer::start(), RedisServer::start());
-    let (cport, qport) = (free_port(), free_port());
+    // Both services down at first (their ports known).
+    let mut sys = TestSystem::builder().history_keep(0).start().await;
+    sys.stop_command(0).await;
+    sys.stop_query(0).await;
     let c = Client::builder()
-        .command_url(format!("http://127.0.0.1:{cport}"))
-        .query_url(format!("http://127.0.0.1:{qport}"))
+        .command_url(sys.command_url())
+        .query_url(sys.query_url())
         .retries(8)
         .backoff(Duration::from_millis(100))
         .build()
         .unwrap();
     // The command service comes up while the client is retrying.
-    let starter = {
-        let nats_url = nats.url();
-        tokio::spawn(async move {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            let mut cfg = veltrix_command::Config::defaults();
-            cfg.listen = SocketAddr::from(([127, 0, 0, 1], cport));
-            cfg.nats.nats_url = nats_url;
-            let mut running = veltrix_command::start(cfg).await.unwrap();
-            running.ready().await.unwrap();
-            running
-        })
-    };
+    let starter = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        sys.start_command(0).await;
+        sys
+    });
     let options = WriteOptions { request_id: Some("retry-1".into()), ..Default::default() };
     let revision = c.put_with("retry/app", "k", "v", &options).await.unwrap();
-    let _command = starter.await.unwrap();
+    let mut sys = starter.await.unwrap();
     // The same request again answers the same revision: nothing new appended.
     assert_eq!(c.put_with("retry/app", "k", "v", &options).await.unwrap(), revision);
-    let _query = start_query(&nats, &redis, qport, 0).await;
+    sys.start_query(0).await;
+    c.get_with("retry/app", "k", ReadOptions { min_revision: Some(revision), ..Default::default() }).await.unwrap();
     let history = c.history("retry/app", None, HistoryOptions::default()).await.unwrap();
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].request_id, "retry-1");
@@ -161,11 +125,8 @@ async fn unavailable_is_retried_with_the_same_request_id() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_resumes_across_a_restart_and_falls_back_to_a_snapshot() {
-    let (nats, redis) = (NatsServer::start(), RedisServer::start());
-    let (cport, qport) = (free_port(), free_port());
-    let _command = start_command(&nats, cport).await;
-    let query = start_query(&nats, &redis, qport, 2).await;
-    let c = client(cport, qport);
+    let mut sys = TestSystem::builder().history_keep(2).start().await;
+    let c = client(&sys);
     let ns = "watch/app";
 
     let mut stream = c.watch(ns, "", WatchStart::Now);
@@ -177,9 +138,9 @@ async fn watch_resumes_across_a_restart_and_falls_back_to_a_snapshot() {
     assert_eq!(first.revision, r1);
 
     // The query service restarts; writes go on meanwhile.
-    stop(query).await;
+    sys.stop_query(0).await;
     let r2 = c.put(ns, "k", "2").await.unwrap();
-    let query = start_query(&nats, &redis, qport, 2).await;
+    sys.start_query(0).await;
     let r3 = c.put(ns, "k", "3").await.unwrap();
     let mut got = Vec::new();
     while got.len() < 2 {
@@ -204,16 +165,12 @@ async fn watch_resumes_across_a_restart_and_falls_back_to_a_snapshot() {
         }
         other => panic!("expected a snapshot, got {other:?}"),
     }
-    drop(query);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_config_stays_current_and_starts_from_its_cache_when_servers_are_down() {
-    let (nats, redis) = (NatsServer::start(), RedisServer::start());
-    let (cport, qport) = (free_port(), free_port());
-    let _command = start_command(&nats, cport).await;
-    let query = start_query(&nats, &redis, qport, 0).await;
-    let c = client(cport, qport);
+    let mut sys = TestSystem::builder().history_keep(0).start().await;
+    let c = client(&sys);
     let ns = "live/app";
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("live.json");
@@ -237,9 +194,9 @@ async fn live_config_stays_current_and_starts_from_its_cache_when_servers_are_do
     assert_eq!(live.get("flag").unwrap().mod_revision, r);
 
     // The query service restarts under the running copy: it resumes.
-    stop(query).await;
+    sys.stop_query(0).await;
     let r2 = c.put(ns, "limit", "10").await.unwrap();
-    let query = start_query(&nats, &redis, qport, 0).await;
+    sys.start_query(0).await;
     eventually(Duration::from_secs(20), "the copy resumes after the restart", || async {
         (live.revision() >= r2).then_some(())
     })
@@ -252,7 +209,7 @@ async fn live_config_stays_current_and_starts_from_its_cache_when_servers_are_do
     drop(live);
 
     // A process restarting while the query service is down starts from the cache.
-    stop(query).await;
+    sys.stop_query(0).await;
     let cold = LiveConfig::start(&c, ns, options.clone()).await.unwrap();
     assert_eq!(cold.source(), Source::Cache);
     assert_eq!(cold.get("flag").unwrap().value.as_ref(), b"on");
@@ -260,7 +217,7 @@ async fn live_config_stays_current_and_starts_from_its_cache_when_servers_are_do
     assert!(cold.wait_synced(Duration::from_millis(300)).await.is_err(), "not confirmed while the servers are down");
     // Once the servers are back, the copy catches up from where the cache was.
     let r3 = c.put(ns, "flag", "auto").await.unwrap();
-    let _query = start_query(&nats, &redis, qport, 0).await;
+    sys.start_query(0).await;
     cold.wait_synced(Duration::from_secs(20)).await.unwrap();
     eventually(Duration::from_secs(20), "the copy catches up", || async { (cold.revision() >= r3).then_some(()) })
         .await;

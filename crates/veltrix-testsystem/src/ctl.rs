@@ -6,16 +6,19 @@ use std::process::{Command, Output};
 use crate::{TestSystem, binary};
 
 /// Runs the built `veltrixctl` with the system's URLs in its environment
-/// (and no token or actor from the test's own environment).
+/// (and no token or actor from the test's own environment). Holds the
+/// system it runs against.
 pub struct Ctl {
+    pub system: TestSystem,
     program: std::path::PathBuf,
-    command_url: String,
-    query_url: String,
+    pub command_url: String,
+    pub query_url: String,
 }
 
 impl Ctl {
-    pub fn new(system: &TestSystem) -> Self {
-        Self { program: binary("veltrixctl"), command_url: system.command_url(), query_url: system.query_url() }
+    pub fn new(system: TestSystem) -> Self {
+        let (command_url, query_url) = (system.command_url(), system.query_url());
+        Self { system, program: binary("veltrixctl"), command_url, query_url }
     }
 
     pub fn cmd(&self, args: &[&str]) -> Command {

@@ -2,19 +2,17 @@
 //! subcommand, every exit status, and `apply --dry-run` changing nothing.
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
-mod support;
-
 use std::{
     io::{BufRead, BufReader, Write},
     process::Stdio,
 };
 
-use support::{env, env_with, json};
 use veltrix_testkit::free_port;
+use veltrix_testsystem::{Ctl, TestSystem};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_subcommand_and_exit_status() {
-    let env = env().await;
+    let env = Ctl::new(TestSystem::start().await);
     let ns = "ctl/app";
 
     // put, with a reason; then get as a table and as JSON.
@@ -111,7 +109,7 @@ async fn every_subcommand_and_exit_status() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_prints_changes_as_they_come() {
-    let env = env().await;
+    let env = Ctl::new(TestSystem::start().await);
     let ns = "ctl/watch";
     let r1 = json(&env.ok(&["put", ns, "a", "1", "-o", "json"]).await)["revision"].as_u64().unwrap();
 
@@ -180,7 +178,7 @@ async fn tokens_and_tls_options_reach_a_secured_service() {
         tls_key: Some(server.key.clone()),
         tls_client_ca: Some(ca.ca.clone()),
     };
-    let env = env_with(Some(auth), Some(tls)).await;
+    let env = Ctl::new(TestSystem::builder().auth(auth).tls(tls).start().await);
     let tls_args = [
         "--ca-cert",
         ca.ca.to_str().unwrap(),
@@ -213,25 +211,21 @@ async fn tokens_and_tls_options_reach_a_secured_service() {
 
 /// (key, value, content type) of every key, as `list -o json` prints them,
 /// once the read model has applied `at_least`.
-async fn listed(
-    env: &support::Env,
-    ns: &str,
-    at_least: u64,
-) -> Vec<(serde_json::Value, serde_json::Value, serde_json::Value)> {
+async fn listed(env: &Ctl, ns: &str, at_least: u64) -> Vec<(serde_json::Value, serde_json::Value, serde_json::Value)> {
     let v = json(&env.ok(&["list", ns, "--min-revision", &at_least.to_string(), "-o", "json"]).await);
     let entries = v["entries"].as_array().unwrap().clone();
     entries.iter().map(|e| (e["key"].clone(), e["value"].clone(), e["content_type"].clone())).collect()
 }
 
 /// Runs a write with `-o json` and returns its revision.
-async fn wrote(env: &support::Env, args: &[&str]) -> u64 {
+async fn wrote(env: &Ctl, args: &[&str]) -> u64 {
     let out = json(&env.ok(&[args, &["-o", "json"]].concat()).await);
     out["revision"].as_u64().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn export_and_apply_round_trip_a_namespace() {
-    let env = env().await;
+    let env = Ctl::new(TestSystem::start().await);
     let (src, dst) = ("ctl/src", "ctl/dst");
     let dir = tempfile::tempdir().unwrap();
     let path = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
@@ -321,4 +315,8 @@ async fn export_and_apply_round_trip_a_namespace() {
     assert!(!shown.contains('\u{1b}'), "{shown:?}");
     let raw = env.run(&["get", "ctl/esc", "k", "--raw"]).await;
     assert_eq!(raw.stdout, "\u{1b}[31mred\u{7}".as_bytes());
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap()
 }

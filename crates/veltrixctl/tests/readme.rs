@@ -4,11 +4,9 @@
 //! translates the flags), with each `# => ` answer compared as JSON.
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
-mod support;
-
 use std::{collections::HashMap, path::Path, process::Command};
 
-use support::{Env, env};
+use veltrix_testsystem::{Ctl, TestSystem};
 
 const README: &str = include_str!("../../../README.md");
 /// The addresses the README uses, replaced by the test's.
@@ -84,7 +82,7 @@ fn steps(block: &str) -> Vec<Step> {
     steps
 }
 
-fn with_test_addresses(text: &str, env: &Env) -> String {
+fn with_test_addresses(text: &str, env: &Ctl) -> String {
     let strip = |url: &str| url.trim_start_matches("http://").to_owned();
     text.replace(README_COMMAND, &strip(&env.command_url)).replace(README_QUERY, &strip(&env.query_url))
 }
@@ -94,7 +92,7 @@ async fn the_veltrixctl_session_prints_what_the_readme_shows() {
     let sessions = blocks("console");
     assert!(!sessions.is_empty(), "the README has a veltrixctl session");
     for session in sessions {
-        let env = env().await;
+        let env = Ctl::new(TestSystem::start().await);
         let dir = tempfile::tempdir().unwrap();
         let bin_dir = Path::new(env!("CARGO_BIN_EXE_veltrixctl")).parent().unwrap().to_owned();
         let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
@@ -196,7 +194,7 @@ fn buf() -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_grpcurl_examples_work() {
     let buf = buf();
-    let env = env().await;
+    let env = Ctl::new(TestSystem::start().await);
     let dir = tempfile::tempdir().unwrap();
     let stand_in = dir.path().join("grpcurl");
     std::fs::write(&stand_in, GRPCURL).unwrap();
