@@ -7,7 +7,7 @@ use redis::Script;
 use veltrix_domain::{ChangeSetCommitted, KeyOp, Revision};
 use veltrix_proto::convert::read::{change_record, key_history_entry, key_value_after};
 
-use crate::{Error, ReadModel};
+use crate::{Error, Generation, ReadModel};
 
 /// KEYS: kv, mods, live, all, log, meta, then one history key per change.
 /// ARGV: revision, change record, keep, n, then per change: key, op (s|d),
@@ -102,7 +102,7 @@ impl ReadModel {
     /// Applies one committed change set to `generation`. Idempotent.
     pub async fn apply(
         &self,
-        generation: u64,
+        generation: Generation,
         revision: Revision,
         event: &ChangeSetCommitted,
         options: ApplyOptions,
@@ -116,7 +116,7 @@ impl ReadModel {
     /// so a batch cut short by a failure is simply applied again.
     pub async fn apply_batch(
         &self,
-        generation: u64,
+        generation: Generation,
         events: &[(Revision, &ChangeSetCommitted)],
         options: ApplyOptions,
     ) -> Result<(), Error> {
@@ -152,7 +152,7 @@ impl ReadModel {
 
     fn invocation(
         &self,
-        generation: u64,
+        generation: Generation,
         revision: Revision,
         event: &ChangeSetCommitted,
         options: ApplyOptions,
@@ -187,11 +187,11 @@ impl ReadModel {
 
     /// Raises the active generation's watermark to `revision` (never lowers
     /// it); `false` when `generation` is no longer the active one.
-    pub async fn raise_applied(&self, generation: u64, revision: Revision) -> Result<bool, Error> {
+    pub async fn raise_applied(&self, generation: Generation, revision: Revision) -> Result<bool, Error> {
         let done: i64 = RAISE
             .key(self.keys.active())
             .key(self.keys.applied(generation))
-            .arg(generation)
+            .arg(generation.get())
             .arg(revision)
             .invoke_async(&mut self.conn())
             .await?;
@@ -200,7 +200,7 @@ impl ReadModel {
 
     /// Raises the watermark of a generation that is not active yet (a
     /// rebuild in progress).
-    pub async fn raise_applied_inactive(&self, generation: u64, revision: Revision) -> Result<(), Error> {
+    pub async fn raise_applied_inactive(&self, generation: Generation, revision: Revision) -> Result<(), Error> {
         let _: () =
             redis::cmd("SET").arg(self.keys.applied(generation)).arg(revision).query_async(&mut self.conn()).await?;
         Ok(())

@@ -25,6 +25,43 @@ return 1
     )
 });
 
+/// A generation of the read model: a number no earlier generation of this
+/// Redis had, even if Redis lost its data (a counter in Redis would start
+/// over): milliseconds since the epoch and three random digits, below 2^53
+/// so that Lua holds it exactly. Its own type, so that it is never taken
+/// for a revision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Generation(u64);
+
+impl Generation {
+    /// A generation never used before.
+    pub fn new() -> Self {
+        let millis = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        Self(millis.saturating_mul(1000).saturating_add(fastrand::u64(0..1000)))
+    }
+
+    /// The generation with this number (as stored in Redis or a metric).
+    pub const fn from_u64(n: u64) -> Self {
+        Self(n)
+    }
+
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl Default for Generation {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Display for Generation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// What a generation looks like from outside.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GenerationState {
@@ -35,32 +72,25 @@ pub struct GenerationState {
 impl ReadModel {
     /// The active generation, or `None` when there is none (a new or flushed
     /// Redis).
-    pub async fn active_generation(&self) -> Result<Option<u64>, Error> {
-        Ok(self.conn().get(self.keys.active()).await?)
+    pub async fn active_generation(&self) -> Result<Option<Generation>, Error> {
+        let active: Option<u64> = self.conn().get(self.keys.active()).await?;
+        Ok(active.map(Generation))
     }
 
     /// Makes a generation active unless one already is; answers the active one.
-    pub async fn activate_if_none(&self, generation: u64) -> Result<u64, Error> {
+    pub async fn activate_if_none(&self, generation: Generation) -> Result<Generation, Error> {
         let mut conn = self.conn();
-        let _: bool = conn.set_nx(self.keys.active(), generation).await?;
+        let _: bool = conn.set_nx(self.keys.active(), generation.0).await?;
         self.active_generation().await?.ok_or_else(|| Error::Corrupt("active generation vanished".into()))
     }
 
     /// Switches reads to `generation`.
-    pub async fn activate(&self, generation: u64) -> Result<(), Error> {
-        let _: () = self.conn().set(self.keys.active(), generation).await?;
+    pub async fn activate(&self, generation: Generation) -> Result<(), Error> {
+        let _: () = self.conn().set(self.keys.active(), generation.0).await?;
         Ok(())
     }
 
-    /// A new generation number, never one used before even if Redis lost
-    /// its data (a counter in Redis would start over): milliseconds since the
-    /// epoch and three random digits. Stays below 2^53, exact in Lua.
-    pub fn new_generation() -> u64 {
-        let millis = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-        millis.saturating_mul(1000) + fastrand::u64(0..1000)
-    }
-
-    pub async fn generation_state(&self, generation: u64) -> Result<GenerationState, Error> {
+    pub async fn generation_state(&self, generation: Generation) -> Result<GenerationState, Error> {
         let (complete, applied): (Option<String>, Option<u64>) = redis::pipe()
             .get(self.keys.complete(generation))
             .get(self.keys.applied(generation))
@@ -71,25 +101,25 @@ impl ReadModel {
 
     /// Marks the active generation complete; `false` when `generation` is
     /// no longer the active one.
-    pub async fn mark_complete(&self, generation: u64) -> Result<bool, Error> {
+    pub async fn mark_complete(&self, generation: Generation) -> Result<bool, Error> {
         let done: i64 = MARK
             .key(self.keys.active())
             .key(self.keys.complete(generation))
-            .arg(generation)
+            .arg(generation.0)
             .invoke_async(&mut self.conn())
             .await?;
         Ok(done == 1)
     }
 
     /// Marks a generation that is not active yet (a rebuild) complete.
-    pub async fn mark_complete_inactive(&self, generation: u64) -> Result<(), Error> {
+    pub async fn mark_complete_inactive(&self, generation: Generation) -> Result<(), Error> {
         let _: () = self.conn().set(self.keys.complete(generation), "1").await?;
         Ok(())
     }
 
     /// Deletes every key of a generation in batches. Not on a request path:
     /// it walks the keyspace with SCAN.
-    pub async fn delete_generation(&self, generation: u64) -> Result<u64, Error> {
+    pub async fn delete_generation(&self, generation: Generation) -> Result<u64, Error> {
         let mut conn = self.conn();
         let mut deleted = 0u64;
         for pattern in self.keys.generation_patterns(generation) {

@@ -3,6 +3,8 @@
 
 use veltrix_domain::Namespace;
 
+use crate::Generation;
+
 #[derive(Debug, Clone)]
 pub struct Keys {
     prefix: String,
@@ -29,30 +31,32 @@ impl Keys {
 
     /// Set once a generation holds every event up to the stream's head as it
     /// was when the generation started.
-    pub fn complete(&self, generation: u64) -> String {
+    pub fn complete(&self, generation: Generation) -> String {
         format!("{{{}}}:g{generation}:complete", self.prefix)
     }
 
     /// The contiguous watermark: every change set up to it is applied.
-    pub fn applied(&self, generation: u64) -> String {
+    pub fn applied(&self, generation: Generation) -> String {
         format!("{{{}}}:g{generation}:applied", self.prefix)
     }
 
-    pub fn namespaces(&self, generation: u64) -> String {
+    pub fn namespaces(&self, generation: Generation) -> String {
         format!("{{{}}}:g{generation}:namespaces", self.prefix)
     }
 
     /// Patterns of every key of a generation (for deleting an old one).
-    pub fn generation_patterns(&self, generation: u64) -> [String; 2] {
+    pub fn generation_patterns(&self, generation: Generation) -> [String; 2] {
         [format!("{}:g{generation}:*", self.prefix), format!("{{{}}}:g{generation}:*", self.prefix)]
     }
 
-    pub fn ns(&self, generation: u64, namespace: &str) -> NsKeys {
-        NsKeys { base: format!("{}:g{generation}:{{{namespace}}}", self.prefix) }
+    pub fn namespace(&self, generation: Generation, namespace: &Namespace) -> NsKeys {
+        self.named(generation, namespace.as_str())
     }
 
-    pub fn namespace(&self, generation: u64, namespace: &Namespace) -> NsKeys {
-        self.ns(generation, namespace.as_str())
+    /// The keys of a namespace by its stored name (as the namespace set
+    /// lists it).
+    pub(crate) fn named(&self, generation: Generation, namespace: &str) -> NsKeys {
+        NsKeys { base: format!("{}:g{generation}:{{{namespace}}}", self.prefix) }
     }
 }
 
@@ -96,12 +100,13 @@ impl NsKeys {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
     fn namespace_keys_share_one_hash_tag() {
         let k = Keys::new("vx{bad}");
-        let ns = k.ns(3, "payments/prod");
+        let ns = k.namespace(Generation::from_u64(3), &Namespace::parse("payments/prod").unwrap());
         for key in [ns.kv(), ns.live(), ns.log(), ns.meta(), ns.history("db/url")] {
             assert!(key.starts_with("vxbad:g3:{payments/prod}:"), "{key}");
         }

@@ -23,7 +23,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 pub use apply::ApplyOptions;
-pub use generation::GenerationState;
+pub use generation::{Generation, GenerationState};
 pub use keys::Keys;
 pub use query::{ListPage, NamespaceRow};
 

@@ -6,10 +6,10 @@ use std::sync::LazyLock;
 
 use prost::Message;
 use redis::{ErrorKind, FromRedisValue, Pipeline, Script, ScriptInvocation};
-use veltrix_domain::Revision;
+use veltrix_domain::{Namespace, Revision};
 use veltrix_proto::v1::{ChangeRecord, KeyHistoryEntry, KeyValue};
 
-use crate::{Error, ReadModel, keys::NsKeys};
+use crate::{Error, Generation, ReadModel, keys::NsKeys};
 
 /// KEYS: kv, meta. ARGV: key. Returns {kv or nil, namespace revision}.
 static GET: LazyLock<Script> = LazyLock::new(|| {
@@ -80,7 +80,7 @@ impl ReadModel {
     /// of a complete model.
     async fn checked<T: FromRedisValue>(
         &self,
-        generation: u64,
+        generation: Generation,
         invocation: &ScriptInvocation<'_>,
         script: &Script,
     ) -> Result<T, Error> {
@@ -106,7 +106,7 @@ impl ReadModel {
         Ok(value)
     }
 
-    async fn check_complete(&self, generation: u64, p: &mut Pipeline) -> Result<redis::Value, Error> {
+    async fn check_complete(&self, generation: Generation, p: &mut Pipeline) -> Result<redis::Value, Error> {
         p.get(self.keys.complete(generation));
         let mut values: Vec<redis::Value> = p.query_async(&mut self.conn()).await?;
         let complete = values.pop();
@@ -134,11 +134,11 @@ impl ReadModel {
     /// The key's current value and the namespace's latest revision.
     pub async fn get(
         &self,
-        generation: u64,
-        namespace: &str,
+        generation: Generation,
+        namespace: &Namespace,
         key: &str,
     ) -> Result<(Option<KeyValue>, Revision), Error> {
-        let ns = self.keys.ns(generation, namespace);
+        let ns = self.keys.namespace(generation, namespace);
         let mut invocation = GET.prepare_invoke();
         invocation.key(ns.kv()).key(ns.meta()).arg(key);
         let (kv, rev): (Option<Vec<u8>>, String) = self.checked(generation, &invocation, &GET).await?;
@@ -148,12 +148,12 @@ impl ReadModel {
     /// The key as it was right after revision `at`.
     pub async fn get_at(
         &self,
-        generation: u64,
-        namespace: &str,
+        generation: Generation,
+        namespace: &Namespace,
         key: &str,
         at: Revision,
     ) -> Result<Option<KeyValue>, Error> {
-        let ns = self.keys.ns(generation, namespace);
+        let ns = self.keys.namespace(generation, namespace);
         self.check_floor(&ns, at).await?;
         let mut p = redis::pipe();
         p.cmd("ZREVRANGEBYSCORE").arg(ns.history(key)).arg(at).arg("-inf").arg("LIMIT").arg(0).arg(1);
@@ -168,13 +168,13 @@ impl ReadModel {
     /// Live keys with `prefix` after `after`, at most `limit`.
     pub async fn list(
         &self,
-        generation: u64,
-        namespace: &str,
+        generation: Generation,
+        namespace: &Namespace,
         prefix: &str,
         after: Option<&str>,
         limit: usize,
     ) -> Result<ListPage, Error> {
-        let ns = self.keys.ns(generation, namespace);
+        let ns = self.keys.namespace(generation, namespace);
         let (start, end) = lex_range(prefix, after);
         let mut invocation = LIST.prepare_invoke();
         invocation.key(ns.live()).key(ns.kv()).key(ns.meta()).arg(start).arg(end).arg(limit + 1);
@@ -194,14 +194,14 @@ impl ReadModel {
     /// lookup each; history entries are immutable, so no atomicity is needed.
     pub async fn list_at(
         &self,
-        generation: u64,
-        namespace: &str,
+        generation: Generation,
+        namespace: &Namespace,
         prefix: &str,
         after: Option<&str>,
         limit: usize,
         at: Revision,
     ) -> Result<ListPage, Error> {
-        let ns = self.keys.ns(generation, namespace);
+        let ns = self.keys.namespace(generation, namespace);
         self.check_floor(&ns, at).await?;
         let (mut start, end) = lex_range(prefix, after);
         let batch = (limit + 1).clamp(16, 1000);
@@ -241,14 +241,14 @@ impl ReadModel {
     /// `from..=to`, at most `limit`; and whether more follow.
     pub async fn history(
         &self,
-        generation: u64,
-        namespace: &str,
+        generation: Generation,
+        namespace: &Namespace,
         key: Option<&str>,
         from: Revision,
         to: Option<Revision>,
         limit: usize,
     ) -> Result<(Vec<ChangeRecord>, bool), Error> {
-        let ns = self.keys.ns(generation, namespace);
+        let ns = self.keys.namespace(generation, namespace);
         self.check_floor(&ns, from).await?;
         let zset = key.map_or_else(|| ns.log(), |k| ns.history(k));
         let mut p = redis::pipe();
@@ -271,19 +271,19 @@ impl ReadModel {
 
     /// The oldest revision History and point-in-time reads can answer in a
     /// namespace (0: nothing was compacted).
-    pub async fn oldest_revision(&self, generation: u64, namespace: &str) -> Result<Revision, Error> {
-        self.floor(&self.keys.ns(generation, namespace)).await
+    pub async fn oldest_revision(&self, generation: Generation, namespace: &Namespace) -> Result<Revision, Error> {
+        self.floor(&self.keys.namespace(generation, namespace)).await
     }
 
-    /// Namespaces starting with `prefix` after `after`, with their latest
-    /// revision and live key count.
-    pub async fn namespaces(
+    /// Up to `limit` names of namespaces starting with `prefix` after
+    /// `after`, in order, and whether more follow.
+    pub async fn namespace_names(
         &self,
-        generation: u64,
+        generation: Generation,
         prefix: &str,
         after: Option<&str>,
         limit: usize,
-    ) -> Result<(Vec<NamespaceRow>, bool), Error> {
+    ) -> Result<(Vec<String>, bool), Error> {
         let (start, end) = lex_range(prefix, after);
         let mut names: Vec<String> = redis::cmd("ZRANGEBYLEX")
             .arg(self.keys.namespaces(generation))
@@ -291,24 +291,32 @@ impl ReadModel {
             .arg(end)
             .arg("LIMIT")
             .arg(0)
-            .arg(limit + 1)
+            .arg(limit.saturating_add(1))
             .query_async(&mut self.conn())
             .await?;
         let more = names.len() > limit;
         names.truncate(limit);
+        Ok((names, more))
+    }
+
+    /// The latest revision and live key count of each named namespace.
+    pub async fn namespace_rows(&self, generation: Generation, names: Vec<String>) -> Result<Vec<NamespaceRow>, Error> {
         let mut p = redis::pipe();
         for name in &names {
-            let ns = self.keys.ns(generation, name);
+            let ns = self.keys.named(generation, name);
             p.hget(ns.meta(), "rev").zcard(ns.live());
         }
         let values = self.check_complete(generation, &mut p).await?;
         let flat: Vec<redis::Value> = FromRedisValue::from_redis_value(values)?;
         let mut rows = Vec::with_capacity(names.len());
         for (name, pair) in names.into_iter().zip(flat.chunks(2)) {
-            let revision: Option<String> = FromRedisValue::from_redis_value(pair[0].clone())?;
-            let key_count: u64 = FromRedisValue::from_redis_value(pair[1].clone())?;
+            let [revision, key_count] = pair else {
+                return Err(Error::Corrupt("a namespace row without its two fields".into()));
+            };
+            let revision: Option<String> = FromRedisValue::from_redis_value(revision.clone())?;
+            let key_count: u64 = FromRedisValue::from_redis_value(key_count.clone())?;
             rows.push(NamespaceRow { name, revision: revision.map_or(Ok(0), |r| parse_revision(&r))?, key_count });
         }
-        Ok((rows, more))
+        Ok(rows)
     }
 }

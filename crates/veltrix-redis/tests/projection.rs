@@ -13,7 +13,13 @@ use veltrix_domain::{
     Actor, ChangeSetCommand, ChangeSetCommitted, CommandMeta, Decision, Key, KeyCommand, Limits, Namespace,
     NamespaceState, Operation, Reason, RequestId, TraceContext, decide, projection::Projection,
 };
-use veltrix_redis::{ApplyOptions, ReadModel};
+use veltrix_redis::{ApplyOptions, Generation, ReadModel};
+
+const G1: Generation = Generation::from_u64(1);
+
+fn app_a() -> Namespace {
+    Namespace::parse("app/a").unwrap()
+}
 use veltrix_testkit::RedisServer;
 
 #[derive(Debug, Clone)]
@@ -70,7 +76,7 @@ fn commands() -> impl Strategy<Value = Vec<(u8, Vec<(u8, Op)>)>> {
 static GENERATION: AtomicU64 = AtomicU64::new(1);
 
 async fn check(model: &ReadModel, events: &[(u64, ChangeSetCommitted)], order: &[usize]) {
-    let generation = GENERATION.fetch_add(1, Ordering::Relaxed);
+    let generation = Generation::from_u64(GENERATION.fetch_add(1, Ordering::Relaxed));
     model.mark_complete_inactive(generation).await.unwrap();
     for &i in order {
         let (revision, event) = &events[i % events.len()];
@@ -82,7 +88,7 @@ async fn check(model: &ReadModel, events: &[(u64, ChangeSetCommitted)], order: &
     }
     for ns in ["app/a", "app/b"] {
         let namespace = Namespace::parse(ns).unwrap();
-        let page = model.list(generation, ns, "", None, 1000).await.unwrap();
+        let page = model.list(generation, &namespace, "", None, 1000).await.unwrap();
         let expected = reference.keys(&namespace);
         assert_eq!(page.kvs.len(), expected.len(), "{ns}: live keys");
         for (kv, (key, want)) in page.kvs.iter().zip(expected) {
@@ -95,7 +101,7 @@ async fn check(model: &ReadModel, events: &[(u64, ChangeSetCommitted)], order: &
             );
         }
         assert_eq!(page.namespace_revision, reference.revision(&namespace));
-        let (history, _) = model.history(generation, ns, None, 0, None, 1000).await.unwrap();
+        let (history, _) = model.history(generation, &namespace, None, 0, None, 1000).await.unwrap();
         let expected: Vec<u64> = events.iter().filter(|(_, e)| e.namespace == namespace).map(|(r, _)| *r).collect();
         assert_eq!(
             history.iter().map(|r| r.revision).collect::<Vec<_>>(),
@@ -111,7 +117,7 @@ async fn check(model: &ReadModel, events: &[(u64, ChangeSetCommitted)], order: &
         }
         for ns in ["app/a", "app/b"] {
             let namespace = Namespace::parse(ns).unwrap();
-            let page = model.list_at(generation, ns, "", None, 1000, at).await.unwrap();
+            let page = model.list_at(generation, &namespace, "", None, 1000, at).await.unwrap();
             let want: Vec<(String, u64)> =
                 past.keys(&namespace).iter().map(|(k, v)| (k.to_string(), v.mod_revision)).collect();
             let got: Vec<(String, u64)> = page.kvs.iter().map(|kv| (kv.key.clone(), kv.mod_revision)).collect();
@@ -157,22 +163,22 @@ async fn model() -> ReadModel {
 async fn history_is_compacted_to_the_configured_length() {
     let redis = RedisServer::start();
     let model = ReadModel::connect(&redis.url(), "c").await.unwrap();
-    model.mark_complete_inactive(1).await.unwrap();
+    model.mark_complete_inactive(G1).await.unwrap();
     let events = committed(&(0..10u8).map(|i| (0u8, vec![(i % 3, Op::Set(i))])).collect::<Vec<_>>());
     for (revision, event) in &events {
-        model.apply(1, *revision, event, ApplyOptions { history_keep: 4 }).await.unwrap();
+        model.apply(G1, *revision, event, ApplyOptions { history_keep: 4 }).await.unwrap();
     }
-    assert_eq!(model.oldest_revision(1, "app/a").await.unwrap(), 7);
-    let (records, _) = model.history(1, "app/a", None, 7, None, 100).await.unwrap();
+    assert_eq!(model.oldest_revision(G1, &app_a()).await.unwrap(), 7);
+    let (records, _) = model.history(G1, &app_a(), None, 7, None, 100).await.unwrap();
     assert_eq!(records.iter().map(|r| r.revision).collect::<Vec<_>>(), vec![7, 8, 9, 10]);
     assert!(matches!(
-        model.history(1, "app/a", None, 6, None, 100).await,
+        model.history(G1, &app_a(), None, 6, None, 100).await,
         Err(veltrix_redis::Error::Compacted { oldest: 7, .. })
     ));
-    assert!(matches!(model.get_at(1, "app/a", "k/0", 5,).await, Err(veltrix_redis::Error::Compacted { .. })));
+    assert!(matches!(model.get_at(G1, &app_a(), "k/0", 5,).await, Err(veltrix_redis::Error::Compacted { .. })));
     // At the floor every key still answers: k/0 was last set at 10, k/1 at 8, k/2 at 9; at 7 k/0 is from 7.
     let at7: Vec<_> = model
-        .list_at(1, "app/a", "", None, 100, 7)
+        .list_at(G1, &app_a(), "", None, 100, 7)
         .await
         .unwrap()
         .kvs

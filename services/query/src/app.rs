@@ -33,7 +33,7 @@ pub async fn start(config: Config) -> Result<Started, BoxError> {
     let mut server = ServiceServer::bind(SERVICE_NAME, "veltrix-query", config.listen, &config.serve).await?;
     crate::state::describe_metrics();
     let tokens = match config.page_token_key()? {
-        Some(key) => TokenKey::new(&key),
+        Some(key) => TokenKey::new(&key).map_err(|e| format!("no secure random source for page-token nonces: {e}"))?,
         None => {
             tracing::warn!(
                 "no VELTRIX_PAGE_TOKEN_KEY: page tokens are protected with a random key and work only on this replica"

@@ -8,6 +8,7 @@ use std::sync::{
 
 use tokio::{sync::watch, time::Instant};
 use veltrix_domain::Revision;
+use veltrix_redis::Generation;
 
 use crate::metric;
 
@@ -123,9 +124,12 @@ impl ReadState {
         })
     }
 
-    /// The generation reads use (0: none yet).
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+    /// The generation reads use (none yet before the first).
+    pub fn generation(&self) -> Option<Generation> {
+        match self.generation.load(Ordering::Acquire) {
+            0 => None,
+            n => Some(Generation::from_u64(n)),
+        }
     }
 
     /// Every change set up to this revision is applied in the read generation.
@@ -136,8 +140,8 @@ impl ReadState {
     /// Points reads at `generation`, applied up to `watermark`. The
     /// generation is published first, so a reader that sees the new
     /// watermark reads the generation it belongs to.
-    pub fn set(&self, generation: u64, watermark: Revision) {
-        self.generation.store(generation, Ordering::Release);
+    pub fn set(&self, generation: Generation, watermark: Revision) {
+        self.generation.store(generation.get(), Ordering::Release);
         metrics::gauge!(metric::APPLIED_REVISION).set(watermark as f64);
         self.watermark.send_if_modified(|w| {
             let changed = *w != watermark;

@@ -180,14 +180,14 @@ async fn rebuild_while_reads_run_fails_no_read() {
     let stop = veltrix_server::CancellationToken::new();
     let readers: Vec<_> = (0..4).map(|_| tokio::spawn(check_reads(env.q(), 100, stop.clone()))).collect();
     let config = env.query_config(0).clone();
-    let old = env.query().state.generation();
+    let old = env.query().state.generation().unwrap();
     let generation = veltrix_query::projection::rebuild::rebuild(&config, Duration::from_millis(1500)).await.unwrap();
     assert_ne!(generation, old);
     // The service follows the switch; new writes are read from the new generation.
     let r = env.cmd().put(put("stable", "k000", "v0")).await.unwrap().into_inner().revision;
     env.q().get(GetRequest { min_revision: Some(r), ..get("stable", "k000") }).await.unwrap();
     eventually(Duration::from_secs(10), "reads use the new generation", || async {
-        (env.query().state.generation() == generation).then_some(())
+        (env.query().state.generation() == Some(generation)).then_some(())
     })
     .await;
     tokio::time::sleep(Duration::from_millis(300)).await;

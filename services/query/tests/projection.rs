@@ -73,7 +73,8 @@ impl Running {
     }
 
     async fn value(&self, ns: &str, key: &str) -> Option<Vec<u8>> {
-        let (kv, _) = self.model.get(self.state.generation(), ns, key).await.unwrap();
+        let (generation, ns) = (self.state.generation().unwrap(), veltrix_domain::Namespace::parse(ns).unwrap());
+        let (kv, _) = self.model.get(generation, &ns, key).await.unwrap();
         kv.map(|kv| kv.value.to_vec())
     }
 

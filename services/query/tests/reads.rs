@@ -160,9 +160,30 @@ async fn list_pages_are_consistent_with_the_first_page() {
         );
         assert!(status.message().starts_with("page_token:"), "{}", status.message());
     }
-    let other_ns =
-        ListRequest { namespace: "other".into(), page_size: 5, page_token: page.next_page_token, ..Default::default() };
-    assert_code(env.q().list(other_ns).await, Code::InvalidArgument);
+    // Any other parameter that shapes the answer refuses the token.
+    let issued =
+        ListRequest { namespace: "pages".into(), page_size: 5, page_token: page.next_page_token, ..Default::default() };
+    for other in [
+        ListRequest { namespace: "other".into(), ..issued.clone() },
+        ListRequest { prefix: "cfg/".into(), ..issued.clone() },
+        ListRequest { at_revision: Some(w), ..issued.clone() },
+        ListRequest { page_size: 6, ..issued.clone() },
+    ] {
+        assert_code(env.q().list(other).await, Code::InvalidArgument);
+    }
+    env.q().list(issued).await.expect("the same request takes its token");
+    let history = HistoryRequest { namespace: "pages".into(), page_size: 2, ..Default::default() };
+    let token = env.q().history(history.clone()).await.unwrap().into_inner().next_page_token;
+    let issued = HistoryRequest { page_token: token, ..history };
+    for other in [
+        HistoryRequest { key: "cfg/01".into(), ..issued.clone() },
+        HistoryRequest { from_revision: 2, ..issued.clone() },
+        HistoryRequest { to_revision: w, ..issued.clone() },
+        HistoryRequest { page_size: 3, ..issued.clone() },
+    ] {
+        assert_code(env.q().history(other).await, Code::InvalidArgument);
+    }
+    env.q().history(issued).await.expect("the same request takes its token");
 }
 
 #[tokio::test]

@@ -10,8 +10,8 @@ use tonic::{Code, Request, Status, metadata::MetadataValue};
 use veltrix_auth::token_digest;
 use veltrix_client::{Client, Error as ClientError};
 use veltrix_proto::v1::{
-    ApplyRequest, Change, DeleteRequest, HistoryRequest, ListNamespacesRequest, ListRequest, SetValue, WatchRequest,
-    change,
+    ApplyRequest, Change, DeleteRequest, GetRequest, HistoryRequest, ListNamespacesRequest, ListRequest, SetValue,
+    WatchRequest, change,
 };
 use veltrix_testkit::pki::TestCa;
 use veltrix_testsystem::*;
@@ -158,6 +158,63 @@ async fn every_rpc_checks_who_calls_and_refusals_change_or_leak_nothing() {
     assert_eq!(names(Some(READER)).await.unwrap(), ["payments/api"]);
     assert_eq!(names(Some(OUTSIDER)).await.unwrap(), ["billing/eu"]);
     assert!(names(Some(WRITER)).await.unwrap().is_empty(), "write without read lists nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_namespaces_pages_over_what_the_caller_may_read_and_its_tokens_name_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let auth = dir.path().join("auth.yaml");
+    std::fs::write(
+        &auth,
+        format!(
+            "tokens:\n  - {{identity: writer, sha256: \"{}\"}}\n  - {{identity: outsider, sha256: \"{}\"}}\n\
+             grants:\n  - {{identity: writer, namespaces: [\"**\"], roles: [read, write]}}\n\
+             \x20 - {{identity: outsider, namespaces: [\"m/**\"], roles: [read]}}\n",
+            token_digest(WRITER),
+            token_digest(OUTSIDER)
+        ),
+    )
+    .unwrap();
+    let env = start(&auth, None).await;
+    let (mut cmd, mut q) = (env.cmd(), env.q());
+    // 50 namespaces; the outsider may read one, in the middle of the order.
+    let mut hidden: Vec<String> = (0..24).map(|i| format!("a/n{i:02}")).collect();
+    hidden.extend((0..25).map(|i| format!("z/n{i:02}")));
+    let mut last = 0;
+    for ns in hidden.iter().map(String::as_str).chain(["m/x"]) {
+        last = cmd.put(with_token(put(ns, "k", "v"), Some(WRITER))).await.unwrap().into_inner().revision;
+    }
+    let ready = GetRequest { min_revision: Some(last), ..get("m/x", "k") };
+    q.get(with_token(ready, Some(WRITER))).await.unwrap();
+
+    let (mut seen, mut token, mut pages) = (Vec::new(), String::new(), 0);
+    loop {
+        let request = ListNamespacesRequest { page_size: 1, page_token: token, ..Default::default() };
+        let page = q.list_namespaces(with_token(request, Some(OUTSIDER))).await.unwrap().into_inner();
+        pages += 1;
+        let mut said = format!("{page:?}").into_bytes();
+        said.extend(
+            base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, &page.next_page_token)
+                .unwrap_or_default(),
+        );
+        for name in &hidden {
+            assert!(!said.windows(name.len()).any(|w| w == name.as_bytes()), "page {pages} names {name}: {page:?}");
+        }
+        seen.extend(page.namespaces.into_iter().map(|n| n.name));
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+        assert!(pages < 60, "paging ends");
+    }
+    assert_eq!(seen, ["m/x"]);
+    // The writer sees all 50, one page at a time; its token does not work
+    // for the outsider (tokens are bound to the caller).
+    let request = ListNamespacesRequest { page_size: 1, ..Default::default() };
+    let first = q.list_namespaces(with_token(request, Some(WRITER))).await.unwrap().into_inner();
+    assert_eq!(first.namespaces[0].name, "a/n00");
+    let stolen = ListNamespacesRequest { page_size: 1, page_token: first.next_page_token, ..Default::default() };
+    assert_eq!(code(q.list_namespaces(with_token(stolen, Some(OUTSIDER))).await), Code::InvalidArgument);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

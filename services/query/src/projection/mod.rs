@@ -14,7 +14,7 @@ use std::{sync::Arc, time::Duration};
 
 use veltrix_domain::{EventFeed, FeedError, FeedItem, FeedReader, Revision, next_batch};
 use veltrix_proto::convert::read::change_record;
-use veltrix_redis::{ApplyOptions, ReadModel};
+use veltrix_redis::{ApplyOptions, Generation, ReadModel};
 use veltrix_server::{CancellationToken, Health};
 use veltrix_telemetry::traces_enabled;
 
@@ -49,7 +49,7 @@ enum Outcome {
 
 /// Where one run of the projection is.
 struct Run {
-    generation: u64,
+    generation: Generation,
     applied: Revision,
     complete: bool,
     /// Moving to another generation: reads stay on the old one until this.
@@ -116,15 +116,15 @@ impl<F: EventFeed> Projector<F> {
 
     /// The generation to write: the active one, or a new one when there is
     /// none (a new Redis, or one that lost its data).
-    async fn generation(&self) -> Result<u64, Stop> {
+    async fn generation(&self) -> Result<Generation, Stop> {
         if let Some(g) = self.model.active_generation().await? {
             return Ok(g);
         }
-        if self.state.generation() != 0 {
+        if self.state.generation().is_some() {
             self.state.stats.model_lost();
             tracing::warn!("the read model is gone from Redis; rebuilding it from the event stream");
         }
-        let fresh = ReadModel::new_generation();
+        let fresh = Generation::new();
         Ok(self.model.activate_if_none(fresh).await?)
     }
 
@@ -135,14 +135,14 @@ impl<F: EventFeed> Projector<F> {
         // Moving to another generation (a rebuild switched it): keep reading
         // the old one until the new one is at least as far.
         let switch_at = match self.state.generation() {
-            0 => None,
-            g if g == generation => None,
-            _ => Some(self.state.watermark()),
+            None => None,
+            Some(g) if g == generation => None,
+            Some(_) => Some(self.state.watermark()),
         };
         if switch_at.is_none() || applied >= switch_at.unwrap_or_default() {
             self.state.set(generation, applied);
         }
-        tracing::info!(generation, applied, complete, "projecting");
+        tracing::info!(%generation, applied, complete, "projecting");
 
         let mut reader = self.feed.open(applied).await?;
         let outcome = self.project(generation, applied, complete, switch_at, &mut reader, shutdown).await;
@@ -153,7 +153,7 @@ impl<F: EventFeed> Projector<F> {
 
     async fn project(
         &self,
-        generation: u64,
+        generation: Generation,
         applied: Revision,
         complete: bool,
         switch_at: Option<Revision>,
@@ -236,7 +236,7 @@ impl<F: EventFeed> Projector<F> {
                 return Ok(false);
             }
             run.complete = true;
-            tracing::info!(generation = run.generation, applied = run.applied, "read model complete");
+            tracing::info!(generation = %run.generation, applied = run.applied, "read model complete");
         }
         Ok(true)
     }
@@ -251,7 +251,7 @@ impl<F: EventFeed> Projector<F> {
         }
         for FeedItem { stored, .. } in batch {
             let (revision, event) = (stored.revision, &stored.event);
-            self.hub.publish(event.namespace.as_str(), || HubEvent {
+            self.hub.publish(&event.namespace, || HubEvent {
                 revision,
                 record: change_record(revision, event),
                 committed_at: event.time,
@@ -274,7 +274,7 @@ impl<F: EventFeed> Projector<F> {
 
     async fn apply_with_retry(
         &self,
-        generation: u64,
+        generation: Generation,
         events: &[(Revision, &veltrix_domain::ChangeSetCommitted)],
         shutdown: &CancellationToken,
     ) -> Result<(), Stop> {
@@ -297,15 +297,15 @@ impl<F: EventFeed> Projector<F> {
 
     /// Whether the model changed under us: another generation is active, or
     /// the complete marker we saw is gone (Redis lost its data).
-    async fn model_moved(&self, generation: u64, complete: bool) -> Result<bool, Stop> {
+    async fn model_moved(&self, generation: Generation, complete: bool) -> Result<bool, Stop> {
         let active = self.model.active_generation().await?;
         if active != Some(generation) {
-            tracing::info!(from = generation, to = ?active, "the active generation changed");
+            tracing::info!(from = %generation, to = ?active, "the active generation changed");
             return Ok(true);
         }
         if complete && !self.model.generation_state(generation).await?.complete {
             self.state.stats.model_lost();
-            tracing::warn!(generation, "the read model lost its data; rebuilding from the event stream");
+            tracing::warn!(%generation, "the read model lost its data; rebuilding from the event stream");
             return Ok(true);
         }
         Ok(false)

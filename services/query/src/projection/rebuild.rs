@@ -8,19 +8,19 @@ use std::time::Duration;
 
 use veltrix_domain::{EventFeed, FeedReader, Revision, next_batch};
 use veltrix_jetstream::JetStreamFeed;
-use veltrix_redis::ReadModel;
+use veltrix_redis::{Generation, ReadModel};
 use veltrix_server::BoxError;
 
 use crate::{config::Config, projection::BATCH};
 
 /// Rebuilds and switches; answers the new generation.
-pub async fn rebuild(config: &Config, drop_old_after: Duration) -> Result<u64, BoxError> {
+pub async fn rebuild(config: &Config, drop_old_after: Duration) -> Result<Generation, BoxError> {
     let (client, _) = veltrix_jetstream::connect(&config.nats.options(), "veltrix-query-rebuild").await?;
     let feed = JetStreamFeed::new(client, config.stream_settings());
     let model = ReadModel::connect_with(&config.redis_options(), &config.redis_prefix).await?;
     let old = model.active_generation().await?;
-    let generation = ReadModel::new_generation();
-    tracing::info!(generation, ?old, "rebuilding the read model");
+    let generation = Generation::new();
+    tracing::info!(%generation, ?old, "rebuilding the read model");
 
     let mut reader = feed.open(0).await?;
     let mut applied: Revision = 0;
@@ -46,12 +46,12 @@ pub async fn rebuild(config: &Config, drop_old_after: Duration) -> Result<u64, B
     model.raise_applied_inactive(generation, applied).await?;
     model.mark_complete_inactive(generation).await?;
     model.activate(generation).await?;
-    tracing::info!(generation, applied, "switched reads to the new generation");
+    tracing::info!(%generation, applied, "switched reads to the new generation");
 
     if let Some(old) = old.filter(|g| *g != generation) {
         tokio::time::sleep(drop_old_after).await;
         let deleted = model.delete_generation(old).await?;
-        tracing::info!(generation = old, keys = deleted, "removed the old generation");
+        tracing::info!(generation = %old, keys = deleted, "removed the old generation");
     }
     Ok(generation)
 }

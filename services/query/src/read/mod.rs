@@ -7,14 +7,23 @@ pub mod token;
 
 use tokio::time::Instant;
 use tonic::Request;
+use veltrix_access::{Caller, Role};
 use veltrix_domain::{Key, Namespace, Revision, ValidationError};
 use veltrix_proto::v1::{
     GetRequest, GetResponse, HistoryRequest, HistoryResponse, ListNamespacesRequest, ListNamespacesResponse,
     ListRequest, ListResponse, NamespaceInfo, PageCursor,
 };
+use veltrix_redis::Generation;
 use veltrix_server::call_budget;
 
-use crate::{grpc::QueryService, read::pages::page_as_of, status::ReadError};
+use crate::{
+    grpc::QueryService,
+    read::{pages::page_as_of, token::Scope},
+    status::ReadError,
+};
+
+/// Namespace names one ListNamespaces call looks at, at most.
+const NAMESPACE_SCAN: usize = 10_000;
 
 const DEFAULT_PAGE: u32 = 100;
 const MAX_PAGE: u32 = 1000;
@@ -57,13 +66,11 @@ impl QueryService {
         Err(ReadError::NotReached { wanted, applied: self.state.watermark(), halted })
     }
 
-    pub(crate) fn generation(&self) -> Result<(u64, Revision), ReadError> {
+    pub(crate) fn generation(&self) -> Result<(Generation, Revision), ReadError> {
         // Watermark first: the generation it belongs to is published before it.
         let watermark = self.state.watermark();
-        match self.state.generation() {
-            0 => Err(ReadError::NoGeneration),
-            g => Ok((g, watermark)),
-        }
+        let generation = self.state.generation().ok_or(ReadError::NoGeneration)?;
+        Ok((generation, watermark))
     }
 
     pub(crate) async fn get(&self, req: GetRequest, deadline: Instant) -> Result<GetResponse, ReadError> {
@@ -75,9 +82,9 @@ impl QueryService {
         let model = self.model.get().map_err(|_| ReadError::NoGeneration)?;
         let (generation, watermark) = self.generation()?;
         let (kv, revision) = match at {
-            Some(at) => (model.get_at(generation, ns.as_str(), key.as_str(), at).await?, at),
+            Some(at) => (model.get_at(generation, &ns, key.as_str(), at).await?, at),
             None => {
-                let (kv, ns_rev) = model.get(generation, ns.as_str(), key.as_str()).await?;
+                let (kv, ns_rev) = model.get(generation, &ns, key.as_str()).await?;
                 (kv, watermark.max(ns_rev))
             }
         };
@@ -93,10 +100,10 @@ impl QueryService {
         let limit = page_size(req.page_size)?;
         let min = positive("min_revision", req.min_revision)?;
         let at = positive("at_revision", req.at_revision)?;
-        let scope = format!("list:{ns}:{}", req.prefix);
+        let scope = Scope::List { namespace: &ns, prefix: &req.prefix, at_revision: at, page_size: req.page_size };
         let cursor = match req.page_token.as_str() {
             "" => None,
-            t => Some(self.tokens.verify(t, &scope).map_err(ReadError::BadToken)?),
+            t => Some(self.tokens.open(t, &scope).map_err(ReadError::BadToken)?),
         };
         let model = self.model.get().map_err(|_| ReadError::NoGeneration)?;
         let (page, revision) = match (cursor, at) {
@@ -104,24 +111,25 @@ impl QueryService {
             (Some(c), _) => {
                 let (generation, _) = self.generation()?;
                 let after = Some(c.after.as_str());
-                (page_as_of(model, generation, ns.as_str(), &req.prefix, after, limit, c.revision).await?, c.revision)
+                (page_as_of(model, generation, &ns, &req.prefix, after, limit, c.revision).await?, c.revision)
             }
             (None, Some(at)) => {
                 self.reach(Some(at.max(min.unwrap_or(0))), deadline).await?;
                 let (generation, _) = self.generation()?;
-                (model.list_at(generation, ns.as_str(), &req.prefix, None, limit, at).await?, at)
+                (model.list_at(generation, &ns, &req.prefix, None, limit, at).await?, at)
             }
             (None, None) => {
                 self.reach(min, deadline).await?;
                 let (generation, watermark) = self.generation()?;
-                let page = model.list(generation, ns.as_str(), &req.prefix, None, limit).await?;
+                let page = model.list(generation, &ns, &req.prefix, None, limit).await?;
                 let revision = watermark.max(page.namespace_revision);
                 (page, revision)
             }
         };
         let next_page_token = match page.kvs.last() {
             Some(last) if page.more => {
-                self.tokens.sign(&PageCursor { scope, revision, after: last.key.clone(), next_revision: 0 })
+                let cursor = PageCursor { revision, after: last.key.clone(), ..Default::default() };
+                self.tokens.seal(&scope, &cursor)
             }
             _ => String::new(),
         };
@@ -138,57 +146,88 @@ impl QueryService {
         if req.to_revision != 0 && req.from_revision > req.to_revision {
             return Err(ValidationError::new("from_revision", "must not be greater than to_revision").into());
         }
-        let scope = format!("history:{ns}:{}:{}:{}", req.key, req.from_revision, req.to_revision);
+        let scope = Scope::History {
+            namespace: &ns,
+            key: &req.key,
+            from: req.from_revision,
+            to: req.to_revision,
+            page_size: req.page_size,
+        };
         let model = self.model.get().map_err(|_| ReadError::NoGeneration)?;
         let (generation, watermark) = self.generation()?;
         let (from, to) = match req.page_token.as_str() {
             "" => {
-                let oldest = model.oldest_revision(generation, ns.as_str()).await?.max(1);
+                let oldest = model.oldest_revision(generation, &ns).await?.max(1);
                 let from = if req.from_revision == 0 { oldest } else { req.from_revision };
                 let to = if req.to_revision == 0 { watermark } else { req.to_revision };
                 (from, to)
             }
             t => {
-                let c = self.tokens.verify(t, &scope).map_err(ReadError::BadToken)?;
+                let c = self.tokens.open(t, &scope).map_err(ReadError::BadToken)?;
                 (c.next_revision, c.revision)
             }
         };
         let key_str = key.as_ref().map(Key::as_str);
-        let (records, more) = model.history(generation, ns.as_str(), key_str, from, Some(to), limit).await?;
+        let (records, more) = model.history(generation, &ns, key_str, from, Some(to), limit).await?;
         let next_page_token = match records.last() {
-            Some(last) if more => self.tokens.sign(&PageCursor {
-                scope,
-                revision: to,
-                after: String::new(),
-                next_revision: last.revision + 1,
-            }),
+            Some(last) if more => {
+                let next_revision = last.revision.saturating_add(1);
+                self.tokens.seal(&scope, &PageCursor { revision: to, next_revision, ..Default::default() })
+            }
             _ => String::new(),
         };
         Ok(HistoryResponse { records, next_page_token })
     }
 
-    pub(crate) async fn namespaces(&self, req: ListNamespacesRequest) -> Result<ListNamespacesResponse, ReadError> {
+    /// The namespaces the caller may read: filtered before paging, so that
+    /// neither a page nor its token says anything of the others. A page may
+    /// come back shorter than asked (at most [`NAMESPACE_SCAN`] names are
+    /// looked at per call); its token leads on.
+    pub(crate) async fn namespaces(
+        &self,
+        req: ListNamespacesRequest,
+        caller: &Caller,
+    ) -> Result<ListNamespacesResponse, ReadError> {
         if req.prefix.len() > 512
             || !req.prefix.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"_-/".contains(&c))
         {
             return Err(ValidationError::new("prefix", "must be at most 512 characters of [a-z0-9_/-]").into());
         }
         let limit = page_size(req.page_size)?;
-        let scope = format!("namespaces:{}", req.prefix);
-        let after = match req.page_token.as_str() {
+        let scope = Scope::Namespaces { prefix: &req.prefix, page_size: req.page_size, caller: caller.identity() };
+        let mut after = match req.page_token.as_str() {
             "" => None,
-            t => Some(self.tokens.verify(t, &scope).map_err(ReadError::BadToken)?.after),
+            t => Some(self.tokens.open(t, &scope).map_err(ReadError::BadToken)?.after),
         };
         let model = self.model.get().map_err(|_| ReadError::NoGeneration)?;
         let (generation, _) = self.generation()?;
-        let (rows, more) = model.namespaces(generation, &req.prefix, after.as_deref(), limit).await?;
-        let next_page_token = match rows.last() {
-            Some(last) if more => {
-                self.tokens.sign(&PageCursor { scope, revision: 0, after: last.name.clone(), next_revision: 0 })
+        let (mut visible, mut scanned) = (Vec::new(), 0usize);
+        let more = 'scan: loop {
+            let batch = limit.saturating_sub(visible.len()).max(64);
+            let (names, more) = model.namespace_names(generation, &req.prefix, after.as_deref(), batch).await?;
+            scanned = scanned.saturating_add(names.len());
+            let count = names.len();
+            for (i, name) in names.into_iter().enumerate() {
+                let readable = caller.can(Role::Read, &name);
+                after = Some(name.clone());
+                if readable {
+                    visible.push(name);
+                    if visible.len() == limit {
+                        break 'scan more || i + 1 < count;
+                    }
+                }
             }
+            if !more || scanned >= NAMESPACE_SCAN {
+                break more;
+            }
+        };
+        let next_page_token = match after {
+            Some(after) if more => self.tokens.seal(&scope, &PageCursor { after, ..Default::default() }),
             _ => String::new(),
         };
-        let namespaces = rows
+        let namespaces = model
+            .namespace_rows(generation, visible)
+            .await?
             .into_iter()
             // Listed before its first change set is applied: not there yet.
             .filter(|r| r.revision > 0)

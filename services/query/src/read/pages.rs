@@ -2,14 +2,14 @@
 //! namespace has not changed since, else from history. Shared by List and
 //! Watch snapshots.
 
-use veltrix_domain::Revision;
-use veltrix_redis::{ListPage, ReadModel};
+use veltrix_domain::{Namespace, Revision};
+use veltrix_redis::{Generation, ListPage, ReadModel};
 
 /// Keys with `prefix` after `after`, as of `revision` (which must be applied).
 pub async fn page_as_of(
     model: &ReadModel,
-    generation: u64,
-    namespace: &str,
+    generation: Generation,
+    namespace: &Namespace,
     prefix: &str,
     after: Option<&str>,
     limit: usize,

@@ -10,7 +10,7 @@ use std::{
 };
 
 use tokio::sync::broadcast;
-use veltrix_domain::Revision;
+use veltrix_domain::{Namespace, Revision};
 use veltrix_proto::v1::ChangeRecord;
 
 /// A change set as the projector applied it.
@@ -41,7 +41,8 @@ impl Hub {
 
     /// A receiver of the namespace's change sets applied from now on. The
     /// namespace's channel is freed when its last subscription is dropped.
-    pub fn subscribe(self: &Arc<Self>, namespace: &str) -> Result<Subscription, HubFull> {
+    pub fn subscribe(self: &Arc<Self>, namespace: &Namespace) -> Result<Subscription, HubFull> {
+        let namespace = namespace.as_str();
         let mut channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
         if !channels.contains_key(namespace) && channels.len() >= self.max_namespaces {
             return Err(HubFull(self.max_namespaces));
@@ -57,7 +58,8 @@ impl Hub {
     }
 
     /// Hands an applied change set to its namespace's watchers, if any.
-    pub fn publish(&self, namespace: &str, event: impl FnOnce() -> HubEvent) {
+    pub fn publish(&self, namespace: &Namespace, event: impl FnOnce() -> HubEvent) {
+        let namespace = namespace.as_str();
         let sender = {
             let mut channels = self.channels.lock().unwrap_or_else(PoisonError::into_inner);
             let Some(sender) = channels.get(namespace) else { return };
@@ -111,14 +113,18 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
+    fn ns(name: &str) -> Namespace {
+        Namespace::parse(name).unwrap()
+    }
+
     #[test]
     fn the_last_subscription_frees_its_namespace() {
         let hub = Hub::new(16, 2);
-        let (a, b) = (hub.subscribe("ns/a").unwrap(), hub.subscribe("ns/a").unwrap());
-        let other = hub.subscribe("ns/b").unwrap();
+        let (a, b) = (hub.subscribe(&ns("ns/a")).unwrap(), hub.subscribe(&ns("ns/a")).unwrap());
+        let other = hub.subscribe(&ns("ns/b")).unwrap();
         assert_eq!(hub.channels(), 2);
-        assert_eq!(hub.subscribe("ns/c").err(), Some(HubFull(2)), "bounded");
-        assert!(hub.subscribe("ns/a").is_ok(), "a watched namespace takes more watchers");
+        assert_eq!(hub.subscribe(&ns("ns/c")).err(), Some(HubFull(2)), "bounded");
+        assert!(hub.subscribe(&ns("ns/a")).is_ok(), "a watched namespace takes more watchers");
         drop(a);
         assert_eq!(hub.channels(), 2, "one watcher of ns/a is left");
         drop(b);

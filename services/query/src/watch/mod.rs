@@ -21,7 +21,7 @@ use tracing::Instrument;
 use veltrix_access::WatcherPermit;
 use veltrix_domain::{Namespace, Revision};
 use veltrix_proto::v1::{ChangeRecord, Progress, Snapshot, WatchRequest, WatchResponse, watch_response::Event};
-use veltrix_redis::ReadModel;
+use veltrix_redis::{Generation, ReadModel};
 use veltrix_server::CancellationToken;
 use veltrix_telemetry::traces_enabled;
 
@@ -45,7 +45,7 @@ pub struct WatchSettings {
 
 /// What a validated Watch call asks for.
 pub struct WatchSpec {
-    pub namespace: String,
+    pub namespace: Namespace,
     pub prefix: String,
     pub start_revision: Option<Revision>,
     pub include_snapshot: bool,
@@ -236,11 +236,8 @@ impl Watcher {
         }
     }
 
-    fn generation(&self) -> Result<u64, Stop> {
-        match self.state.generation() {
-            0 => Err(ReadError::NoGeneration.into()),
-            g => Ok(g),
-        }
+    fn generation(&self) -> Result<Generation, Stop> {
+        self.state.generation().ok_or_else(|| ReadError::NoGeneration.into())
     }
 
     /// Delivers everything the read model holds after `sent`.
@@ -350,17 +347,13 @@ impl QueryService {
         // A start before the retained history fails the call itself, so the
         // client learns at once to take a snapshot instead.
         if let Some(start) = start_revision {
-            let oldest = model.oldest_revision(generation, ns.as_str()).await?;
+            let oldest = model.oldest_revision(generation, &ns).await?;
             if oldest > 0 && start < oldest {
                 return Err(veltrix_redis::Error::Compacted { requested: start, oldest }.into());
             }
         }
-        let spec = WatchSpec {
-            namespace: ns.to_string(),
-            prefix: req.prefix,
-            start_revision,
-            include_snapshot: req.include_snapshot,
-        };
+        let spec =
+            WatchSpec { namespace: ns, prefix: req.prefix, start_revision, include_snapshot: req.include_snapshot };
         start(
             spec,
             model.clone(),
