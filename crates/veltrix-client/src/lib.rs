@@ -23,6 +23,7 @@
 //! # Ok(()) }
 //! ```
 
+mod builder;
 mod client;
 mod error;
 mod live;

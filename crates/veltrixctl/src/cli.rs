@@ -18,7 +18,8 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, Args)]
+/// Flags of every subcommand. `Debug` shows no token.
+#[derive(Args)]
 pub struct Global {
     /// URL of the command service.
     #[arg(long, global = true, env = "VELTRIX_COMMAND_URL", default_value = "http://127.0.0.1:50051")]
@@ -47,6 +48,22 @@ pub struct Global {
     /// PEM key of the client certificate.
     #[arg(long, global = true, env = "VELTRIX_CLIENT_KEY", requires = "client_cert")]
     pub client_key: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for Global {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Global")
+            .field("command_url", &self.command_url)
+            .field("query_url", &self.query_url)
+            .field("output", &self.output)
+            .field("timeout", &self.timeout)
+            .field("actor", &self.actor)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("ca_cert", &self.ca_cert)
+            .field("client_cert", &self.client_cert)
+            .field("client_key", &self.client_key)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -168,6 +168,14 @@ mod tests {
     }
 
     #[test]
+    fn debug_of_the_options_shows_no_token() {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from(["veltrixctl", "--token", "s3cret-token", "get", "ns", "k"]);
+        let shown = format!("{cli:?}");
+        assert!(shown.contains("redacted") && !shown.contains("s3cret"), "{shown}");
+    }
+
+    #[test]
     fn control_characters_are_escaped_for_terminals() {
         assert_eq!(crate::output::printable("plain text"), "plain text");
         assert_eq!(crate::output::printable("a\nb\u{1b}[31mred"), "a\\nb\\u{1b}[31mred");
