@@ -1,0 +1,368 @@
+//! The workloads, as a table: each runs beside its baseline against the
+//! servers of one [`Bench`] and adds its rows (and memory figures) to the
+//! report, in order.
+
+use std::{
+    path::PathBuf,
+    time::{Duration, Instant},
+};
+
+use veltrix_testkit::free_port;
+
+use crate::{
+    Plan,
+    clients::{self, Command, Etcd, Query, channels, serving},
+    load::Figure,
+    procs::{Env, Proc, version},
+    reads, rebuild,
+    report::Row,
+    watches, writes,
+};
+
+/// The workloads in the order they run (and are reported).
+pub const WORKLOADS: [Workload; 9] = [
+    Workload::WriteSpread,
+    Workload::WriteHot,
+    Workload::WriteVsEtcd,
+    Workload::Populate,
+    Workload::Read,
+    Workload::List,
+    Workload::Propagation,
+    Workload::FanOut,
+    Workload::Rebuild,
+];
+
+#[derive(Debug, Clone, Copy)]
+pub enum Workload {
+    WriteSpread,
+    WriteHot,
+    WriteVsEtcd,
+    /// Not measured: fills the data set the reads run on.
+    Populate,
+    Read,
+    List,
+    Propagation,
+    FanOut,
+    Rebuild,
+}
+
+impl Workload {
+    pub fn name(self, plan: &Plan) -> String {
+        match self {
+            Self::WriteSpread => "1. write, spread".into(),
+            Self::WriteHot => "2. write, hot namespace".into(),
+            Self::WriteVsEtcd => "3. write vs etcd".into(),
+            Self::Populate => format!("populating {} namespaces × 100 keys", plan.populate_namespaces),
+            Self::Read => "4. read".into(),
+            Self::List => "5. list".into(),
+            Self::Propagation => "6. propagation".into(),
+            Self::FanOut => format!("7. fan-out to {} watchers", plan.watchers_fanout),
+            Self::Rebuild => format!("8. rebuild of {} events", plan.rebuild_events),
+        }
+    }
+
+    pub async fn run(self, bench: &mut Bench) -> anyhow::Result<()> {
+        match self {
+            Self::WriteSpread => bench.write_spread().await,
+            Self::WriteHot => bench.write_hot().await,
+            Self::WriteVsEtcd => bench.write_vs_etcd().await,
+            Self::Populate => bench.populate().await,
+            Self::Read => bench.read().await,
+            Self::List => bench.list().await,
+            Self::Propagation => bench.propagation().await,
+            Self::FanOut => bench.fan_out().await,
+            Self::Rebuild => bench.rebuild().await,
+        }
+    }
+}
+
+/// The servers and clients every workload uses, and what they report.
+pub struct Bench {
+    env: Env,
+    plan: Plan,
+    d: Duration,
+    nats_server_sync: PathBuf,
+    nats: Proc,
+    redis: Proc,
+    etcd: Proc,
+    command: Proc,
+    query: Proc,
+    metrics_port: u16,
+    cmds: Vec<Command>,
+    queries: Vec<Query>,
+    etcds: Vec<Etcd>,
+    q_ch: Vec<tonic::transport::Channel>,
+    etcd_ch: Vec<tonic::transport::Channel>,
+    /// Workload 1's figure, compared with etcd in workload 3.
+    spread: Option<Figure>,
+    pub rows: Vec<Row>,
+    pub footprint: Vec<(String, u64)>,
+}
+
+impl Bench {
+    /// Starts NATS, Redis, etcd and both services, and connects to them.
+    pub async fn start(env: Env, plan: Plan, nats_server_sync: PathBuf) -> anyhow::Result<Self> {
+        let nats = env.nats("nats", "nats-server", false)?;
+        let redis = env.redis()?;
+        let etcd = env.etcd()?;
+        let command = env.command("veltrix-command", &nats)?;
+        let metrics_port = free_port();
+        let query = env.query("veltrix-query", &nats, &redis, metrics_port)?;
+        serving(&command).await?;
+        serving(&query).await?;
+        let footprint = vec![
+            ("veltrix-command, idle".to_owned(), command.rss_kib()),
+            ("veltrix-query, idle".to_owned(), query.rss_kib()),
+        ];
+        let cmds = channels(&command, 4).await?.into_iter().map(Command::new).collect();
+        let q_ch = channels(&query, 4).await?;
+        let etcd_ch = channels(&etcd, 4).await?;
+        let queries = q_ch.iter().cloned().map(Query::new).collect();
+        let etcds = etcd_ch.iter().cloned().map(Etcd::new).collect();
+        let d = plan.duration;
+        Ok(Self {
+            env,
+            plan,
+            d,
+            nats_server_sync,
+            nats,
+            redis,
+            etcd,
+            command,
+            query,
+            metrics_port,
+            cmds,
+            queries,
+            etcds,
+            q_ch,
+            etcd_ch,
+            spread: None,
+            rows: Vec::new(),
+            footprint,
+        })
+    }
+
+    async fn write_spread(&mut self) -> anyhow::Result<()> {
+        let ours_spread = writes::puts(self.cmds.clone(), 64, writes::NAMESPACES, self.d).await?;
+        let raw_spread = writes::raw_publish(&self.nats.url("nats"), 64, 16, self.d).await?;
+        self.rows.push(Row::throughput(
+            "1. Write, spread (Put, c=64, 1000 ns × 100 keys)",
+            ours_spread.clone(),
+            "JetStream publish, expected seq, c=64",
+            raw_spread,
+            "≥ 0.50, p99 ≤ 2× raw",
+            "",
+        ));
+        self.spread = Some(ours_spread);
+        Ok(())
+    }
+
+    async fn write_hot(&mut self) -> anyhow::Result<()> {
+        let ours_hot = writes::puts(self.cmds.clone(), 16, 1, self.d).await?;
+        let raw_seq = writes::raw_publish(&self.nats.url("nats"), 1, 1, self.d).await?;
+        self.rows.push(Row::throughput(
+            "2. Write, hot namespace (Put, c=16, 1 ns)",
+            ours_hot,
+            "JetStream publish, sequential (c=1)",
+            raw_seq,
+            "≥ 0.70",
+            "one namespace's writes are serialized",
+        ));
+        Ok(())
+    }
+
+    async fn write_vs_etcd(&mut self) -> anyhow::Result<()> {
+        let ours_spread = self.spread.clone().unwrap_or_default();
+        let etcd_put = writes::etcd_puts(self.etcds.clone(), 64, self.d).await?;
+        self.rows.push(Row::throughput(
+            "3a. Write vs etcd, default durability",
+            ours_spread,
+            "etcd put, c=64",
+            etcd_put.clone(),
+            "report",
+            "ours: NATS default (acked from page cache, fsync every 2 min or 60 s); etcd: fsync per batch before ack",
+        ));
+        if self.nats_server_sync.exists() {
+            let program = self.nats_server_sync.display().to_string();
+            let nats_sync = self.env.nats("nats-sync-always", &program, true)?;
+            let command_sync = self.env.command("veltrix-command-sync-always", &nats_sync)?;
+            serving(&command_sync).await?;
+            let sync_cmds: Vec<Command> = channels(&command_sync, 4).await?.into_iter().map(Command::new).collect();
+            let ours_sync = writes::puts(sync_cmds, 64, writes::NAMESPACES, self.d).await?;
+            self.rows.push(Row::throughput(
+                "3b. Write vs etcd, fsync every write",
+                ours_sync,
+                "etcd put, c=64",
+                etcd_put,
+                "report",
+                &format!(
+                    "ours on {} with sync_interval: always (fsync per message, no group commit); etcd: fsync per batch",
+                    version(&program, "--version")
+                ),
+            ));
+        } else {
+            println!("   (no nats-server with sync_interval at {}: 3b skipped)", self.nats_server_sync.display());
+        }
+        Ok(())
+    }
+
+    async fn populate(&mut self) -> anyhow::Result<()> {
+        let mut cmd0 = self.cmds[0].clone();
+        let last = reads::populate(&mut cmd0, self.plan.populate_namespaces).await?;
+        reads::caught_up(&mut self.queries[0].clone(), last).await?;
+        let thousands = self.plan.populate_namespaces / 10;
+        self.footprint.push((format!("veltrix-command, {thousands}k keys written"), self.command.rss_kib()));
+        self.footprint.push((format!("veltrix-query, {thousands}k keys"), self.query.rss_kib()));
+        reads::etcd_populate(&self.etcds, reads::READ_NAMESPACES).await?;
+        Ok(())
+    }
+
+    async fn read(&mut self) -> anyhow::Result<()> {
+        let ours_get = reads::gets(self.queries.clone(), 64, reads::READ_NAMESPACES, self.d).await?;
+        self.footprint.push(("veltrix-query, under workload 4".to_owned(), self.query.rss_kib()));
+        let floor = reads::floor(self.q_ch.clone(), 64, self.d).await?;
+        let redis_get = reads::redis_gets(&self.redis.url("redis"), 64, self.d).await?;
+        let etcd_get = reads::etcd_gets(self.etcds.clone(), 64, reads::READ_NAMESPACES, self.d).await?;
+        self.rows.push(Row::throughput(
+            "4a. Read (Get, c=64)",
+            ours_get.clone(),
+            "gRPC floor: no-op unary RPC, same server",
+            floor,
+            "≥ 0.80, p99 ≤ 2 ms",
+            "",
+        ));
+        self.rows.push(Row::throughput(
+            "4b. Read (Get, c=64)",
+            ours_get.clone(),
+            "raw Redis GET, c=64",
+            redis_get,
+            "report",
+            "",
+        ));
+        self.rows.push(Row::throughput(
+            "4c. Read (Get, c=64)",
+            ours_get,
+            "etcd serializable range, c=64",
+            etcd_get,
+            "≥ 3",
+            "",
+        ));
+        Ok(())
+    }
+
+    async fn list(&mut self) -> anyhow::Result<()> {
+        let ours_list = reads::lists(self.queries.clone(), 16, reads::READ_NAMESPACES, self.d).await?;
+        let etcd_list = reads::etcd_lists(self.etcds.clone(), 16, reads::READ_NAMESPACES, self.d).await?;
+        self.rows.push(Row::throughput(
+            "5. List (page of 100, c=16)",
+            ours_list,
+            "etcd range, prefix, limit 100",
+            etcd_list,
+            "report",
+            "",
+        ));
+        Ok(())
+    }
+
+    async fn propagation(&mut self) -> anyhow::Result<()> {
+        let prop_ch = channels(&self.query, 8).await?;
+        let offered = 1000 * self.d.as_secs() as usize * 1000;
+        // Deliveries of acknowledged writes that arrived within two minutes.
+        let delivered = |f: &Figure| format!("{} of {offered} offered deliveries arrived", f.ops);
+        let (ours_prop, _) = watches::ours(self.cmds[0].clone(), &prop_ch, 1000, 1000, self.d, || {}).await?;
+        let (raw_prop, _) = watches::raw_nats(&self.nats.url("nats"), 1000, 1000, self.d).await?;
+        let etcd_writer = channels(&self.etcd, 1).await?.remove(0);
+        let (etcd_prop, _) = watches::etcd(&self.etcd_ch, etcd_writer, 1000, 1000, self.d).await?;
+        let notes = format!("ours: {}; raw: {}", delivered(&ours_prop), delivered(&raw_prop));
+        self.rows.push(Row::latency(
+            "6a. Propagation (1,000 writes/s, 1,000 watchers): commit → delivery",
+            ours_prop.clone(),
+            "JetStream publish → 1,000 core subscribers",
+            raw_prop,
+            "p99 ≤ 3 ms",
+            &notes,
+        ));
+        let notes = format!("ours: {}; etcd: {}", delivered(&ours_prop), delivered(&etcd_prop));
+        self.rows.push(Row::latency(
+            "6b. Propagation (1,000 writes/s, 1,000 watchers): commit → delivery",
+            ours_prop,
+            "etcd put → 1,000 watchers",
+            etcd_prop,
+            "p99 ≤ 3 ms",
+            &notes,
+        ));
+        drop(prop_ch);
+        Ok(())
+    }
+
+    async fn fan_out(&mut self) -> anyhow::Result<()> {
+        // A fresh replica, so that its memory is not what earlier workloads left.
+        let fan_metrics = free_port();
+        let fan_query = self.env.query("veltrix-query-fanout", &self.nats, &self.redis, fan_metrics)?;
+        serving(&fan_query).await?;
+        let head = clients::metric(self.metrics_port, "veltrix_projection_applied_revision").await?.unwrap_or(0.0);
+        rebuild::projected(fan_metrics, head as u64, Instant::now()).await?;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let before = fan_query.rss_kib();
+        let fan_ch = channels(&fan_query, self.plan.watchers_fanout.div_ceil(500)).await?;
+        let fan_started = Instant::now();
+        let mut open = 0;
+        let (fan, missing) =
+            watches::ours(self.cmds[0].clone(), &fan_ch, self.plan.watchers_fanout, 100, self.d, || {
+                open = fan_query.rss_kib()
+            })
+            .await?;
+        let after = fan_query.rss_kib();
+        anyhow::ensure!(missing == 0, "fan-out: {missing} deliveries missing");
+        let per_kib = |rss: u64| rss.saturating_sub(before) as f64 / self.plan.watchers_fanout as f64;
+        let (idle_per_watcher, per_watcher) = (per_kib(open), per_kib(after));
+        self.rows.push(Row::alone(
+            &format!("7. Fan-out ({} streams, 100 changes/s)", self.plan.watchers_fanout),
+            fan,
+            "every watcher gets every change; ≤ 16 KiB RSS per watcher",
+            &format!(
+                "all deliveries verified; RSS per watcher: {idle_per_watcher:.1} KiB open and idle, {per_watcher:.1} KiB peak under this load; {:.0} s",
+                fan_started.elapsed().as_secs_f64()
+            ),
+        ));
+        self.footprint.push(("veltrix-query (fresh replica), idle, caught up".to_owned(), before));
+        self.footprint
+            .push((format!("veltrix-query (fresh replica), {} watch streams open", self.plan.watchers_fanout), open));
+        self.footprint.push((
+            format!("veltrix-query (fresh replica), {} watch streams after the load", self.plan.watchers_fanout),
+            after,
+        ));
+        drop(fan_ch);
+        drop(fan_query);
+        Ok(())
+    }
+
+    async fn rebuild(&mut self) -> anyhow::Result<()> {
+        let nats_rb = self.env.nats("nats-rebuild", "nats-server", false)?;
+        let command_rb = self.env.command("veltrix-command-rebuild", &nats_rb)?;
+        serving(&command_rb).await?;
+        rebuild::fill(&nats_rb.url("nats"), self.plan.rebuild_events, 10_000).await?;
+        let raw_read = rebuild::raw_read(&nats_rb.url("nats"), self.plan.rebuild_events).await?;
+        let redis_rb = self.env.redis()?;
+        let rb_metrics = free_port();
+        let started = Instant::now();
+        let query_rb = self.env.query("veltrix-query-rebuild", &nats_rb, &redis_rb, rb_metrics)?;
+        let projected = rebuild::projected(rb_metrics, self.plan.rebuild_events, started).await?;
+        self.rows.push(Row::throughput(
+            &format!("8. Rebuild ({} events, 10,000 namespaces) into empty Redis", self.plan.rebuild_events),
+            projected,
+            "reading the stream with a consumer, doing nothing",
+            raw_read,
+            "≥ 0.50",
+            "events per second",
+        ));
+        drop(query_rb);
+        Ok(())
+    }
+}
+
+impl Bench {
+    pub fn plan(&self) -> &Plan {
+        &self.plan
+    }
+}
