@@ -307,6 +307,19 @@ impl TestSystem {
         }
     }
 
+    /// The flags a `veltrix-command` binary needs to run on this system's NATS.
+    pub fn command_binary_args(&self) -> Vec<String> {
+        vec!["--nats-url".into(), self.nats_url()]
+    }
+
+    /// The flags a `veltrix-query` binary needs to run on this system's NATS
+    /// and Redis.
+    pub fn query_binary_args(&self) -> Vec<String> {
+        let mut args = self.command_binary_args();
+        args.extend(["--redis-url".into(), self.redis_url(), "--page-token-key".into(), TEST_PAGE_TOKEN_KEY.into()]);
+        args
+    }
+
     pub fn redis_url(&self) -> String {
         self.redis.as_ref().expect("this system runs no Redis").url()
     }

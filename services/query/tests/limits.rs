@@ -31,27 +31,12 @@ async fn watch_and_leave(q: &Query, names: impl Iterator<Item = String>, batch: 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watches_on_made_up_namespaces_leave_nothing_behind() {
     let servers = TestSystem::builder().servers_only().start().await;
-    let (nats, redis) = (servers.nats_url(), servers.redis_url());
     let (command_bin, query_bin) = (binary("veltrix-command"), binary("veltrix-query"));
     let (cport, qport, metrics) = (free_port(), free_port(), metrics_addr());
-    let _command = spawn_service(
-        &command_bin,
-        &["--nats-url".into(), nats.clone()],
-        &[],
-        cport,
-        "veltrix.config.v1.ConfigCommand",
-    )
-    .await;
-    let args = [
-        "--nats-url".into(),
-        nats.clone(),
-        "--redis-url".into(),
-        redis.clone(),
-        "--page-token-key".into(),
-        "k".repeat(32),
-        "--metrics-listen".into(),
-        metrics.to_string(),
-    ];
+    let command_args = servers.command_binary_args();
+    let _command = spawn_service(&command_bin, &command_args, &[], cport, "veltrix.config.v1.ConfigCommand").await;
+    let mut args = servers.query_binary_args();
+    args.extend(["--metrics-listen".into(), metrics.to_string()]);
     let query = spawn_service(&query_bin, &args, &[], qport, "veltrix.config.v1.ConfigQuery").await;
     let pid = query.id().unwrap();
     let q = Query::new(channel(([127, 0, 0, 1], qport).into()).await);

@@ -138,26 +138,12 @@ async fn one_write_is_one_trace_from_the_call_to_the_watchers() {
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
     );
     let servers = TestSystem::builder().servers_only().start().await;
-    let (nats, redis) = (servers.nats_url(), servers.redis_url());
     let (command_bin, query_bin) = (binary("veltrix-command"), binary("veltrix-query"));
     let (cport, qport) = (free_port(), free_port());
     let otel = [("OTEL_EXPORTER_OTLP_ENDPOINT", otlp.as_str()), ("OTEL_BSP_SCHEDULE_DELAY", "100")];
-    let _command = spawn_service(
-        &command_bin,
-        &["--nats-url".into(), nats.clone()],
-        &otel,
-        cport,
-        "veltrix.config.v1.ConfigCommand",
-    )
-    .await;
-    let query_args = [
-        "--nats-url".into(),
-        nats.clone(),
-        "--redis-url".into(),
-        redis.clone(),
-        "--page-token-key".into(),
-        "k".repeat(32),
-    ];
+    let command_args = servers.command_binary_args();
+    let _command = spawn_service(&command_bin, &command_args, &otel, cport, "veltrix.config.v1.ConfigCommand").await;
+    let query_args = servers.query_binary_args();
     let _query = spawn_service(&query_bin, &query_args, &otel, qport, "veltrix.config.v1.ConfigQuery").await;
     let mut cmd = Command::new(channel(([127, 0, 0, 1], cport).into()).await);
     let mut q = Query::new(channel(([127, 0, 0, 1], qport).into()).await);
