@@ -21,11 +21,27 @@ pub fn grpc_timeout(metadata: &MetadataMap) -> Option<Duration> {
 }
 
 /// How long the server may work on a call: the client's deadline (or
-/// `default`), less a margin so that a dependency that does not answer is
-/// reported as UNAVAILABLE before the client gives up on its own.
-pub fn call_budget(metadata: &MetadataMap, default: Duration) -> Duration {
-    let total = grpc_timeout(metadata).unwrap_or(default);
+/// `default`), at most `max`, less a margin so that a dependency that does
+/// not answer is reported before the client gives up on its own.
+pub fn call_budget(metadata: &MetadataMap, default: Duration, max: Duration) -> Duration {
+    let total = grpc_timeout(metadata).unwrap_or(default).min(max);
     total.saturating_sub((total / 10).min(Duration::from_millis(200)))
+}
+
+/// The time limits of a service's calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallTime {
+    /// For calls that carry no deadline.
+    pub default: Duration,
+    /// The most any call may take.
+    pub max: Duration,
+}
+
+impl CallTime {
+    /// How long the server may work on a call with this metadata.
+    pub fn budget(&self, metadata: &MetadataMap) -> Duration {
+        call_budget(metadata, self.default, self.max)
+    }
 }
 
 #[cfg(test)]
@@ -43,7 +59,9 @@ mod tests {
         assert_eq!(grpc_timeout(&md("2S")), Some(Duration::from_secs(2)));
         assert_eq!(grpc_timeout(&md("150m")), Some(Duration::from_millis(150)));
         assert_eq!(grpc_timeout(&md("x")), None);
-        assert_eq!(call_budget(&MetadataMap::new(), Duration::from_secs(5)), Duration::from_millis(4800));
-        assert_eq!(call_budget(&md("1S"), Duration::from_secs(5)), Duration::from_millis(900));
+        let (default, max) = (Duration::from_secs(5), Duration::from_secs(30));
+        assert_eq!(call_budget(&MetadataMap::new(), default, max), Duration::from_millis(4800));
+        assert_eq!(call_budget(&md("1S"), default, max), Duration::from_millis(900));
+        assert_eq!(call_budget(&md("100H"), default, max), Duration::from_millis(29_800), "at most the server's limit");
     }
 }

@@ -10,6 +10,8 @@ use std::{
 
 use tokio_util::sync::CancellationToken;
 
+use crate::connections::PeerRateLayer;
+
 use tonic::transport::Server;
 use tonic_health::{
     ServingStatus,
@@ -100,6 +102,12 @@ pub struct TransportSettings {
     pub keepalive_timeout: Duration,
     pub max_concurrent_streams: u32,
     pub max_connection_age: Duration,
+    /// How long a connection past its age may keep its streams (a watch
+    /// would keep it forever) before it is closed.
+    pub max_connection_age_grace: Duration,
+    /// Requests per second per remote address, before authentication (0: off).
+    pub peer_rate_limit: f64,
+    pub peer_rate_burst: u32,
 }
 
 impl Default for TransportSettings {
@@ -109,21 +117,29 @@ impl Default for TransportSettings {
             keepalive_timeout: Duration::from_secs(10),
             max_concurrent_streams: 1024,
             max_connection_age: Duration::from_secs(30 * 60),
+            max_connection_age_grace: Duration::from_secs(60),
+            peer_rate_limit: 0.0,
+            peer_rate_burst: 200,
         }
     }
 }
 
-pub fn server_builder(
-    t: TransportSettings,
-) -> Server<tower_layer::Stack<crate::RpcTelemetryLayer, tower_layer::Identity>> {
+/// Telemetry first (it counts every call, refused ones too), then the
+/// per-address rate.
+type Layers = tower_layer::Stack<PeerRateLayer, tower_layer::Stack<crate::RpcTelemetryLayer, tower_layer::Identity>>;
+
+pub fn server_builder(t: TransportSettings) -> Server<Layers> {
     crate::describe_rpc_metrics();
+    crate::connections::describe_connection_metrics();
     Server::builder()
         .tcp_nodelay(true)
         .http2_keepalive_interval(Some(t.keepalive_interval))
         .http2_keepalive_timeout(Some(t.keepalive_timeout))
         .max_concurrent_streams(t.max_concurrent_streams)
         .max_connection_age(t.max_connection_age)
+        .max_connection_age_grace(t.max_connection_age_grace)
         .layer(crate::RpcTelemetryLayer)
+        .layer(PeerRateLayer::new(t.peer_rate_limit, t.peer_rate_burst))
 }
 
 /// A value that is set once the service's dependencies are ready; until
@@ -184,20 +200,6 @@ where
             Ok(())
         }
     }
-}
-
-/// Accepted connections of `listener` with TCP_NODELAY set: tonic sets it
-/// only on listeners it binds itself, and without it a response written in
-/// several segments waits for the peer's delayed ACK (~40 ms).
-pub fn incoming(
-    listener: tokio::net::TcpListener,
-) -> impl tokio_stream::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
-    use tokio_stream::StreamExt;
-    tokio_stream::wrappers::TcpListenerStream::new(listener).map(|conn| {
-        let conn = conn?;
-        conn.set_nodelay(true)?;
-        Ok(conn)
-    })
 }
 
 /// Starts the Prometheus endpoint when `listen` is set; it stops with

@@ -5,6 +5,7 @@
 
 mod args;
 mod cli;
+pub mod connections;
 mod deadline;
 pub mod details;
 mod grpc;
@@ -17,10 +18,9 @@ pub mod tls;
 
 pub use args::{LogFormat, ServeArgs};
 pub use cli::{EX_CONFIG, parse_duration, parse_from, parse_or_exit};
-pub use deadline::{call_budget, grpc_timeout};
+pub use deadline::{CallTime, call_budget, grpc_timeout};
 pub use grpc::{
-    Health, ServingGate, TransportSettings, incoming, reflection_services, run_until_shutdown, server_builder,
-    start_metrics,
+    Health, ServingGate, TransportSettings, reflection_services, run_until_shutdown, server_builder, start_metrics,
 };
 pub use ready::NotReady;
 pub use rpc::{RpcTelemetryLayer, code_name, describe_rpc_metrics, register_rpc_metrics};

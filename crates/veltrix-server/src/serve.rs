@@ -12,8 +12,8 @@ use tonic::{body::Body, server::NamedService};
 use veltrix_access::Auth;
 
 use crate::{
-    BoxError, Health, ReadySender, Running, Scaffold, ServeArgs, incoming, reflection_services, run_until_shutdown,
-    server_builder,
+    BoxError, Health, ReadySender, Running, Scaffold, ServeArgs, connections::incoming, reflection_services,
+    run_until_shutdown, server_builder,
 };
 
 /// A service's server, bound and with its shared parts, before its API is added.
@@ -76,7 +76,10 @@ impl ServiceServer {
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(api)
-            .serve_with_incoming_shutdown(incoming(self.listener), self.health.not_serving_on(self.shutdown.clone()));
+            .serve_with_incoming_shutdown(
+                incoming(self.listener, serve.max_connections),
+                self.health.not_serving_on(self.shutdown.clone()),
+            );
         tracing::info!(addr = %self.addr, service = self.name, "listening");
         let (stop, grace) = (self.shutdown.clone(), serve.shutdown_grace);
         let task = tokio::spawn(async move {

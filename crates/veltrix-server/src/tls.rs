@@ -2,13 +2,13 @@
 //! `--tls-client-ca` makes client certificates mandatory (mTLS). What a
 //! client certificate identifies is `veltrix_access::identity`.
 
-use std::path::PathBuf;
+use std::{path::PathBuf, time::Duration};
 
 use clap::Args;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 /// TLS flags both services share.
-#[derive(Debug, Clone, Default, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct TlsArgs {
     /// PEM certificate chain of the gRPC server (turns TLS on, with --tls-key).
     #[arg(long, env = "VELTRIX_TLS_CERT", requires = "tls_key")]
@@ -20,6 +20,16 @@ pub struct TlsArgs {
     /// clients without a trusted certificate are refused).
     #[arg(long, env = "VELTRIX_TLS_CLIENT_CA", requires = "tls_cert")]
     pub tls_client_ca: Option<PathBuf>,
+    /// How long a client may take to complete the TLS handshake before its
+    /// connection is closed (a connection that never starts holds nothing).
+    #[arg(long, env = "VELTRIX_TLS_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = crate::parse_duration)]
+    pub tls_handshake_timeout: Duration,
+}
+
+impl Default for TlsArgs {
+    fn default() -> Self {
+        Self { tls_cert: None, tls_key: None, tls_client_ca: None, tls_handshake_timeout: Duration::from_secs(10) }
+    }
 }
 
 impl TlsArgs {
@@ -29,7 +39,9 @@ impl TlsArgs {
         let read = |p: &PathBuf| {
             std::fs::read(p).map_err(|e| std::io::Error::new(e.kind(), format!("reading {}: {e}", p.display())))
         };
-        let mut config = ServerTlsConfig::new().identity(Identity::from_pem(read(cert)?, read(key)?));
+        let mut config = ServerTlsConfig::new()
+            .identity(Identity::from_pem(read(cert)?, read(key)?))
+            .timeout(self.tls_handshake_timeout);
         if let Some(ca) = &self.tls_client_ca {
             config = config.client_ca_root(Certificate::from_pem(read(ca)?)).client_auth_optional(false);
         }

@@ -48,6 +48,17 @@ impl Server {
         server
     }
 
+    /// Stops (`SIGSTOP`) or continues (`SIGCONT`) the process: it keeps its
+    /// connections but answers nothing, as a server that hangs.
+    fn signal(&self, signal: &str) {
+        let Some(child) = &self.child else { panic!("{} is not running", self.name) };
+        let status = std::process::Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run kill: {e}"));
+        assert!(status.success(), "kill {signal} {}", self.name);
+    }
+
     fn start(&mut self, env_override: &str, install_hint: &str) {
         assert!(self.child.is_none(), "{} is already running", self.name);
         self.starts += 1;
@@ -208,6 +219,15 @@ impl RedisServer {
     pub fn restart(&mut self) {
         self.0.kill();
         self.0.start(Self::ENV, Self::HINT);
+    }
+
+    /// Makes the server hang: connections stay open, nothing is answered.
+    pub fn pause(&self) {
+        self.0.signal("-STOP");
+    }
+
+    pub fn resume(&self) {
+        self.0.signal("-CONT");
     }
 }
 

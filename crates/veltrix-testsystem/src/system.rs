@@ -324,6 +324,15 @@ impl TestSystem {
         self.redis.as_ref().expect("this system runs no Redis").url()
     }
 
+    /// Makes Redis hang (SIGSTOP) until [`TestSystem::redis_resume`].
+    pub fn redis_pause(&self) {
+        self.redis.as_ref().expect("this system runs no Redis").pause();
+    }
+
+    pub fn redis_resume(&self) {
+        self.redis.as_ref().expect("this system runs no Redis").resume();
+    }
+
     pub fn redis(&mut self) -> &mut RedisServer {
         self.redis.as_mut().expect("this system runs no Redis")
     }

@@ -177,6 +177,7 @@ async fn tokens_and_tls_options_reach_a_secured_service() {
         tls_cert: Some(server.cert.clone()),
         tls_key: Some(server.key.clone()),
         tls_client_ca: Some(ca.ca.clone()),
+        ..Default::default()
     };
     let env = Ctl::new(TestSystem::builder().auth(auth).tls(tls).start().await);
     let tls_args = [

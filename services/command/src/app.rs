@@ -25,7 +25,7 @@ pub async fn start(config: Config) -> Result<Running, BoxError> {
     let service = ConfigCommandServer::new(CommandService::new(
         gate.clone(),
         limits,
-        config.serve.default_deadline,
+        config.serve.call_time(),
         server.auth.clone(),
     ))
     .max_decoding_message_size(limits.max_value_bytes.saturating_add(MESSAGE_OVERHEAD));

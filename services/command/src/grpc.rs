@@ -1,10 +1,7 @@
 //! `ConfigCommand` over gRPC: metadata and message to a validated command,
 //! the handler, and its error to a status.
 
-use std::{
-    sync::Arc,
-    time::{Duration, SystemTime},
-};
+use std::{sync::Arc, time::SystemTime};
 
 use tonic::{Request, Response, Status, metadata::MetadataMap};
 use veltrix_access::{AccessError, Auth, Role};
@@ -16,7 +13,7 @@ use veltrix_proto::{
         config_command_server::ConfigCommand,
     },
 };
-use veltrix_server::{ServingGate, call_budget};
+use veltrix_server::{CallTime, ServingGate};
 use veltrix_telemetry::{TRACEPARENT, TRACESTATE, child_traceparent, span_traceparent};
 
 use crate::{
@@ -30,18 +27,13 @@ pub const ACTOR_HEADER: &str = "x-veltrix-actor";
 pub struct CommandService<S> {
     handler: ServingGate<Arc<CommandHandler<S>>>,
     limits: Limits,
-    default_deadline: Duration,
+    call_time: CallTime,
     auth: Auth,
 }
 
 impl<S> CommandService<S> {
-    pub fn new(
-        handler: ServingGate<Arc<CommandHandler<S>>>,
-        limits: Limits,
-        default_deadline: Duration,
-        auth: Auth,
-    ) -> Self {
-        Self { handler, limits, default_deadline, auth }
+    pub fn new(handler: ServingGate<Arc<CommandHandler<S>>>, limits: Limits, call_time: CallTime, auth: Auth) -> Self {
+        Self { handler, limits, call_time, auth }
     }
 }
 
@@ -49,7 +41,7 @@ impl<S: EventStore> CommandService<S> {
     #[tracing::instrument(level = "debug", skip_all, fields(rpc = rpc))]
     async fn run<R: IntoCommand>(&self, rpc: &'static str, request: Request<R>) -> Result<u64, CommandError> {
         let caller = self.auth.caller(&request)?;
-        let budget = call_budget(request.metadata(), self.default_deadline);
+        let budget = self.call_time.budget(request.metadata());
         let deadline = tokio::time::Instant::now() + budget;
         let ctx = call_context(request.metadata(), caller.identity())?;
         let cmd = request.into_inner().into_command(ctx, &self.limits)?;

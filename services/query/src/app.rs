@@ -50,7 +50,8 @@ pub async fn start(config: Config) -> Result<Started, BoxError> {
         state: state.clone(),
         model: gate.clone(),
         tokens,
-        default_deadline: config.serve.default_deadline,
+        call_time: config.serve.call_time(),
+        max_response_bytes: config.max_response_bytes,
         hub: hub.clone(),
         watch: WatchSettings {
             progress_interval: config.watch.watch_progress_interval,

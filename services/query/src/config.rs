@@ -74,6 +74,11 @@ pub struct Config {
     #[arg(long, env = "VELTRIX_MAX_REQUEST_BYTES", default_value_t = 64 * 1024)]
     pub max_request_bytes: usize,
 
+    /// Largest List or History page, in bytes: a page stops before it and
+    /// its token leads on (a single entry larger than this still comes, alone).
+    #[arg(long, env = "VELTRIX_MAX_RESPONSE_BYTES", default_value_t = 4 * 1024 * 1024)]
+    pub max_response_bytes: usize,
+
     /// How often the service checks that the read model is still there and
     /// which generation is active.
     #[arg(long, env = "VELTRIX_MODEL_CHECK_INTERVAL", default_value = "500ms", value_parser = parse_duration)]
@@ -148,6 +153,7 @@ impl std::fmt::Debug for Config {
             .field("page_token_key", &self.page_token_key.as_ref().map(|_| "<redacted>"))
             .field("page_token_key_file", &self.page_token_key_file)
             .field("max_request_bytes", &self.max_request_bytes)
+            .field("max_response_bytes", &self.max_response_bytes)
             .field("model_check_interval", &self.model_check_interval)
             .field("watch", &self.watch)
             .field("serve", &self.serve)

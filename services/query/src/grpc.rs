@@ -2,7 +2,9 @@
 //! read RPCs ([`crate::read`]) or a watch stream ([`crate::watch`]); every
 //! error becomes a status in one place ([`crate::status`]).
 
-use std::{sync::Arc, time::Duration};
+use std::{future::Future, sync::Arc, time::Duration};
+
+use tokio::time::Instant;
 
 use tonic::{Request, Response, Status};
 use veltrix_access::{Auth, Caller, Role};
@@ -12,7 +14,7 @@ use veltrix_proto::v1::{
     ListRequest, ListResponse, WatchRequest, config_query_server::ConfigQuery,
 };
 use veltrix_redis::ReadModel;
-use veltrix_server::{CancellationToken, ServingGate};
+use veltrix_server::{CallTime, CancellationToken, ServingGate};
 
 use crate::{
     read::token::TokenKey,
@@ -26,7 +28,9 @@ pub struct QueryService {
     pub state: Arc<ReadState>,
     pub model: ServingGate<ReadModel>,
     pub tokens: TokenKey,
-    pub default_deadline: Duration,
+    pub call_time: CallTime,
+    /// The most bytes a List or History page carries.
+    pub max_response_bytes: usize,
     pub hub: Arc<Hub>,
     pub watch: WatchSettings,
     pub shutdown: CancellationToken,
@@ -42,53 +46,67 @@ fn authorize_read<T>(auth: &Auth, request: &Request<T>, namespace: &str) -> Resu
     Ok(caller)
 }
 
+/// Beyond a call's deadline, for answers that report their own deadline
+/// (a read-your-writes wait names how far the model is) to come first.
+const GRACE: Duration = Duration::from_millis(100);
+
+/// `answer`, or DEADLINE_EXCEEDED once the call's time is up: no call holds
+/// the server longer than its limit, whatever it waits on.
+async fn within<T>(deadline: Instant, answer: impl Future<Output = Result<T, ReadError>>) -> Result<T, ReadError> {
+    tokio::time::timeout_at(deadline + GRACE, answer).await.unwrap_or(Err(ReadError::TimedOut))
+}
+
 #[tonic::async_trait]
 impl ConfigQuery for QueryService {
     type WatchStream = WatchStream;
 
     async fn watch(&self, request: Request<WatchRequest>) -> Result<Response<WatchStream>, Status> {
+        let deadline = self.deadline(&request);
         let answer = async {
             let caller = authorize_read(&self.auth, &request, &request.get_ref().namespace)?;
             let permit = caller.watcher()?;
             self.open_watch(request.into_inner(), permit).await
         };
-        answer.await.map(Response::new).map_err(to_status)
+        // Opening is bounded like any call; the stream itself is not.
+        within(deadline, answer).await.map(Response::new).map_err(to_status)
     }
 
     async fn get(&self, request: Request<GetRequest>) -> Result<Response<GetResponse>, Status> {
+        let deadline = self.deadline(&request);
         let answer = async {
             authorize_read(&self.auth, &request, &request.get_ref().namespace)?;
-            let deadline = self.deadline(&request);
             self.get(request.into_inner(), deadline).await
         };
-        answer.await.map(Response::new).map_err(to_status)
+        within(deadline, answer).await.map(Response::new).map_err(to_status)
     }
 
     async fn list(&self, request: Request<ListRequest>) -> Result<Response<ListResponse>, Status> {
+        let deadline = self.deadline(&request);
         let answer = async {
             authorize_read(&self.auth, &request, &request.get_ref().namespace)?;
-            let deadline = self.deadline(&request);
             self.list(request.into_inner(), deadline).await
         };
-        answer.await.map(Response::new).map_err(to_status)
+        within(deadline, answer).await.map(Response::new).map_err(to_status)
     }
 
     async fn history(&self, request: Request<HistoryRequest>) -> Result<Response<HistoryResponse>, Status> {
+        let deadline = self.deadline(&request);
         let answer = async {
             authorize_read(&self.auth, &request, &request.get_ref().namespace)?;
             QueryService::history(self, request.into_inner()).await
         };
-        answer.await.map(Response::new).map_err(to_status)
+        within(deadline, answer).await.map(Response::new).map_err(to_status)
     }
 
     async fn list_namespaces(
         &self,
         request: Request<ListNamespacesRequest>,
     ) -> Result<Response<ListNamespacesResponse>, Status> {
+        let deadline = self.deadline(&request);
         let answer = async {
             let caller = self.auth.caller(&request)?;
             self.namespaces(request.into_inner(), &caller).await
         };
-        answer.await.map(Response::new).map_err(to_status)
+        within(deadline, answer).await.map(Response::new).map_err(to_status)
     }
 }

@@ -25,6 +25,9 @@ pub enum ReadError {
     NotReached { wanted: u64, applied: u64, halted: &'static str },
     #[error("not ready yet: the read model has no generation")]
     NoGeneration,
+    /// The call's time limit (its deadline, at most --max-call-time) passed.
+    #[error("the call did not complete within its time limit; retry, or narrow the request")]
+    TimedOut,
     /// A watch at a revision the read model has not applied yet.
     #[error("revision {0} is not applied yet")]
     NotApplied(Revision),
@@ -47,7 +50,7 @@ pub fn to_status(err: ReadError) -> Status {
         ReadError::Invalid(e) => details::invalid_argument(&e.field, &e.rule),
         ReadError::BadToken(msg) => Status::invalid_argument(msg),
         ReadError::NotFound { .. } => Status::not_found(err.to_string()),
-        ReadError::NotReached { .. } => Status::deadline_exceeded(err.to_string()),
+        ReadError::NotReached { .. } | ReadError::TimedOut => Status::deadline_exceeded(err.to_string()),
         ReadError::NoGeneration | ReadError::ShuttingDown { .. } => Status::unavailable(err.to_string()),
         ReadError::NotApplied(_) => Status::deadline_exceeded(err.to_string()),
         ReadError::Stalled { .. } | ReadError::HubFull(_) => Status::resource_exhausted(err.to_string()),

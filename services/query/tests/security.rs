@@ -279,6 +279,7 @@ async fn mutual_tls_identifies_clients_by_certificate_and_refuses_untrusted_ones
         tls_cert: Some(server.cert.clone()),
         tls_key: Some(server.key.clone()),
         tls_client_ca: Some(ca.ca.clone()),
+        ..Default::default()
     };
     let env = start(&auth, Some(tls)).await;
     let client = |cert: Option<&veltrix_testkit::pki::CertFiles>| {

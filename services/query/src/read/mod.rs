@@ -14,11 +14,13 @@ use veltrix_proto::v1::{
     ListRequest, ListResponse, NamespaceInfo, PageCursor,
 };
 use veltrix_redis::Generation;
-use veltrix_server::call_budget;
 
 use crate::{
     grpc::QueryService,
-    read::{pages::page_as_of, token::Scope},
+    read::{
+        pages::{fit, page_as_of},
+        token::Scope,
+    },
     status::ReadError,
 };
 
@@ -53,7 +55,7 @@ pub(crate) fn positive(field: &str, v: Option<u64>) -> Result<Option<u64>, ReadE
 
 impl QueryService {
     pub(crate) fn deadline<T>(&self, request: &Request<T>) -> Instant {
-        Instant::now() + call_budget(request.metadata(), self.default_deadline)
+        Instant::now() + self.call_time.budget(request.metadata())
     }
 
     /// Waits until every change set up to `revision` is applied.
@@ -126,14 +128,15 @@ impl QueryService {
                 (page, revision)
             }
         };
-        let next_page_token = match page.kvs.last() {
-            Some(last) if page.more => {
+        let (kvs, cut) = fit(page.kvs, self.max_response_bytes);
+        let next_page_token = match kvs.last() {
+            Some(last) if page.more || cut => {
                 let cursor = PageCursor { revision, after: last.key.clone(), ..Default::default() };
                 self.tokens.seal(&scope, &cursor)
             }
             _ => String::new(),
         };
-        Ok(ListResponse { kvs: page.kvs, next_page_token, revision })
+        Ok(ListResponse { kvs, next_page_token, revision })
     }
 
     pub(crate) async fn history(&self, req: HistoryRequest) -> Result<HistoryResponse, ReadError> {
@@ -169,8 +172,9 @@ impl QueryService {
         };
         let key_str = key.as_ref().map(Key::as_str);
         let (records, more) = model.history(generation, &ns, key_str, from, Some(to), limit).await?;
+        let (records, cut) = fit(records, self.max_response_bytes);
         let next_page_token = match records.last() {
-            Some(last) if more => {
+            Some(last) if more || cut => {
                 let next_revision = last.revision.saturating_add(1);
                 self.tokens.seal(&scope, &PageCursor { revision: to, next_revision, ..Default::default() })
             }
