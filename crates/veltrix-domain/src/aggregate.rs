@@ -48,7 +48,7 @@ impl NamespaceState {
     /// (measured between event times, so folding is deterministic).
     pub fn new(idempotency_window: Duration) -> Self {
         Self {
-            revision: 0,
+            revision: Revision::ZERO,
             keys: HashMap::new(),
             requests: HashMap::new(),
             request_order: VecDeque::new(),
@@ -157,7 +157,7 @@ pub fn decide(state: &NamespaceState, cmd: &ChangeSetCommand) -> Result<Decision
     let mut changes = Vec::with_capacity(cmd.changes().len());
     for c in cmd.changes() {
         let meta = state.key(&c.key).copied();
-        let current = meta.map_or(0, |m| m.mod_revision);
+        let current = meta.map_or(Revision::ZERO, |m| m.mod_revision);
         if let Some(expected) = c.expected
             && !expected.holds(current)
         {
@@ -165,8 +165,8 @@ pub fn decide(state: &NamespaceState, cmd: &ChangeSetCommand) -> Result<Decision
         }
         let (create_revision, version) = match (&c.op, meta) {
             (Operation::Set { .. }, Some(m)) => (m.create_revision, m.version + 1),
-            (Operation::Set { .. }, None) => (0, 1),
-            (Operation::Delete, _) => (0, 0),
+            (Operation::Set { .. }, None) => (Revision::ZERO, 1),
+            (Operation::Delete, _) => (Revision::ZERO, 0),
         };
         let op = match &c.op {
             Operation::Set { value, content_type } => {

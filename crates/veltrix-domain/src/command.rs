@@ -37,13 +37,13 @@ pub enum Expectation {
 impl Expectation {
     /// `None` is unconditional; `Some(0)` is absent; `Some(n)` is at `n`.
     pub fn from_wire(expected_revision: Option<u64>) -> Option<Self> {
-        expected_revision.map(|r| if r == 0 { Self::Absent } else { Self::At(r) })
+        expected_revision.map(|r| if r == 0 { Self::Absent } else { Self::At(Revision::new(r)) })
     }
 
     pub fn to_wire(self) -> u64 {
         match self {
             Self::Absent => 0,
-            Self::At(r) => r,
+            Self::At(r) => r.get(),
         }
     }
 

@@ -18,9 +18,9 @@ pub fn event(ns: &str, key: &str, request_id: &str) -> ChangeSetCommitted {
         changes: vec![KeyChange {
             key: Key::parse(key).expect("valid key"),
             op: KeyOp::Set { value: key.as_bytes().to_vec(), content_type: ContentType::parse("").expect("ct") },
-            previous_mod_revision: 0,
+            previous_mod_revision: Revision::ZERO,
             expected: None,
-            create_revision: 0,
+            create_revision: Revision::ZERO,
             version: 1,
         }],
         actor: Actor::anonymous(),
@@ -38,16 +38,19 @@ pub fn event(ns: &str, key: &str, request_id: &str) -> ChangeSetCommitted {
 /// Panics on the first broken rule.
 pub async fn run<S: EventStore>(store: &S) {
     let ns = Namespace::parse("conf/a").expect("ns");
-    assert!(store.read(&ns, 0).await.expect("read empty").is_empty(), "a new namespace has no events");
+    assert!(store.read(&ns, Revision::ZERO).await.expect("read empty").is_empty(), "a new namespace has no events");
 
     let e1 = event("conf/a", "k1", "");
-    let Ok(Appended::Committed(r1)) = store.append(0, &e1).await else { panic!("first append commits") };
-    let read = store.read(&ns, 0).await.expect("read");
+    let Ok(Appended::Committed(r1)) = store.append(Revision::ZERO, &e1).await else { panic!("first append commits") };
+    let read = store.read(&ns, Revision::ZERO).await.expect("read");
     assert_eq!(read.len(), 1);
     assert_eq!((read[0].revision, &read[0].event), (r1, &e1), "the event reads back as written");
 
-    let stale = store.append(0, &event("conf/a", "k2", "")).await;
-    assert!(matches!(stale, Err(StoreError::WrongLastRevision { expected: 0 })), "stale expectation: {stale:?}");
+    let stale = store.append(Revision::ZERO, &event("conf/a", "k2", "")).await;
+    assert!(
+        matches!(stale, Err(StoreError::WrongLastRevision { expected: Revision::ZERO })),
+        "stale expectation: {stale:?}"
+    );
 
     let e2 = event("conf/a", "k2", "req-1");
     let Ok(Appended::Committed(r2)) = store.append(r1, &e2).await else { panic!("append at the right revision") };
@@ -60,7 +63,7 @@ pub async fn run<S: EventStore>(store: &S) {
 
     // Another namespace, including a "child" one, has its own order in
     // the same global sequence.
-    let Ok(Appended::Committed(r3)) = store.append(0, &event("conf/a/b", "k", "")).await else {
+    let Ok(Appended::Committed(r3)) = store.append(Revision::ZERO, &event("conf/a/b", "k", "")).await else {
         panic!("a child namespace starts empty")
     };
     assert!(r3 > r2, "revisions are global");
@@ -81,7 +84,7 @@ pub async fn run<S: EventStore>(store: &S) {
         revisions.push(r);
         last = r;
     }
-    let all: Vec<_> = store.read(&ns, 0).await.expect("read all").iter().map(|e| e.revision).collect();
+    let all: Vec<_> = store.read(&ns, Revision::ZERO).await.expect("read all").iter().map(|e| e.revision).collect();
     assert_eq!(all, revisions);
     let tail: Vec<_> = store.read(&ns, revisions[10]).await.expect("read tail").iter().map(|e| e.revision).collect();
     assert_eq!(tail, revisions[11..]);
@@ -107,9 +110,9 @@ async fn append<S: EventStore>(store: &S, expected: Revision, ns: &str, key: &st
 /// a checkpoint, batches, and an undecodable event or a gap reported, never
 /// skipped. Uses the namespaces `feed/a` and `feed/b`, which must be empty.
 pub async fn run_feed<S: EventStore, E: EventFeed, F: Faults>(store: &S, feed: &E, faults: &F) {
-    let start = feed.open(0).await.expect("open").head();
-    let a1 = append(store, 0, "feed/a", "k1").await;
-    let b1 = append(store, 0, "feed/b", "k1").await;
+    let start = feed.open(Revision::ZERO).await.expect("open").head();
+    let a1 = append(store, Revision::ZERO, "feed/a", "k1").await;
+    let b1 = append(store, Revision::ZERO, "feed/b", "k1").await;
     let a2 = append(store, a1, "feed/a", "k2").await;
     assert_eq!([a1, b1, a2], [start + 1, start + 2, start + 3], "revisions follow each other");
 

@@ -31,5 +31,85 @@ pub use validation::ValidationError;
 
 /// A revision: the stream sequence of a committed change set. Global and
 /// monotonic across every namespace; 0 means "nothing" (no such key, empty
-/// namespace).
-pub type Revision = u64;
+/// namespace). Its own type, so that it is never taken for another number
+/// (a generation, a count, a version).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Revision(u64);
+
+impl Revision {
+    /// "Nothing": before the first change set.
+    pub const ZERO: Self = Self(0);
+
+    pub const fn new(n: u64) -> Self {
+        Self(n)
+    }
+
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+
+    /// The revision after this one (saturating: the stream never gets there).
+    pub const fn next(self) -> Self {
+        Self(self.0.saturating_add(1))
+    }
+
+    pub const fn is_zero(self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl From<u64> for Revision {
+    fn from(n: u64) -> Self {
+        Self(n)
+    }
+}
+
+impl From<Revision> for u64 {
+    fn from(r: Revision) -> Self {
+        r.0
+    }
+}
+
+/// Revisions `n` apart; saturating, so no stored number can overflow it.
+impl std::ops::Add<u64> for Revision {
+    type Output = Self;
+
+    fn add(self, n: u64) -> Self {
+        Self(self.0.saturating_add(n))
+    }
+}
+
+impl std::ops::AddAssign<u64> for Revision {
+    fn add_assign(&mut self, n: u64) {
+        self.0 = self.0.saturating_add(n);
+    }
+}
+
+/// Saturating at zero.
+impl std::ops::Sub<u64> for Revision {
+    type Output = Self;
+
+    fn sub(self, n: u64) -> Self {
+        Self(self.0.saturating_sub(n))
+    }
+}
+
+/// Compared with plain numbers (`revision == 0`, `revision > floor`) where
+/// the number is a revision read from the wire or a test.
+impl PartialEq<u64> for Revision {
+    fn eq(&self, other: &u64) -> bool {
+        self.0 == *other
+    }
+}
+
+impl PartialOrd<u64> for Revision {
+    fn partial_cmp(&self, other: &u64) -> Option<std::cmp::Ordering> {
+        Some(self.0.cmp(other))
+    }
+}
+
+impl std::fmt::Display for Revision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}

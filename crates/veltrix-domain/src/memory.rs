@@ -122,7 +122,7 @@ impl EventStore for MemoryEventStore {
         {
             return Ok(Appended::Duplicate(*rev));
         }
-        let last = inner.last_by_namespace.get(&ns).copied().unwrap_or(0);
+        let last = inner.last_by_namespace.get(&ns).copied().unwrap_or_default();
         if last != expected_last {
             return Err(StoreError::WrongLastRevision { expected: expected_last });
         }

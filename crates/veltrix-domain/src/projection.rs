@@ -69,7 +69,7 @@ impl Projection {
 
     /// Latest revision of a namespace (0: none).
     pub fn revision(&self, namespace: &Namespace) -> Revision {
-        self.revisions.get(namespace).copied().unwrap_or(0)
+        self.revisions.get(namespace).copied().unwrap_or_default()
     }
 
     pub fn namespaces(&self) -> impl Iterator<Item = &Namespace> {

@@ -61,7 +61,9 @@ impl EventFeed for JetStreamFeed {
             _ => unavailable("looking up the event stream")(e),
         })?;
         let head = stream.info().await.map_err(unavailable("reading the event stream's state"))?.state.last_sequence;
-        let start_sequence = after.checked_add(1).ok_or_else(|| FeedError::Unavailable("position overflow".into()))?;
+        let head = Revision::new(head);
+        let start_sequence =
+            after.get().checked_add(1).ok_or_else(|| FeedError::Unavailable("position overflow".into()))?;
         let consumer = stream
             .create_consumer(pull::Config {
                 filter_subject: self.settings.stream_subject(),
@@ -106,11 +108,11 @@ impl FeedReader for JetStreamReader {
                 Some(Ok(m)) => m,
             };
             let info = msg.info().map_err(unavailable("reading event metadata"))?;
-            let (revision, pending) = (info.stream_sequence, info.pending);
+            let (revision, pending) = (Revision::new(info.stream_sequence), info.pending);
             if revision <= self.position {
                 continue; // a redelivery
             }
-            let expected = self.position.saturating_add(1);
+            let expected = self.position.next();
             if revision != expected {
                 // The stream allows no deletes, so a jump is a lost delivery
                 // or a message outside the namespaces' subjects.

@@ -64,7 +64,7 @@ impl JetStreamEventStore {
 
     async fn last_revision(&self, subject: &str) -> Result<Option<Revision>, StoreError> {
         match self.stream.get_last_raw_message_by_subject(subject).await {
-            Ok(m) => Ok(Some(m.sequence)),
+            Ok(m) => Ok(Some(Revision::new(m.sequence))),
             Err(e) if e.kind() == LastRawMessageErrorKind::NoMessageFound => Ok(None),
             Err(e) => Err(StoreError::unavailable("reading a namespace's last event", e)),
         }
@@ -83,7 +83,7 @@ impl JetStreamEventStore {
             .stream
             .create_consumer(pull::Config {
                 filter_subject: subject.to_owned(),
-                deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: from },
+                deliver_policy: DeliverPolicy::ByStartSequence { start_sequence: from.get() },
                 ack_policy: AckPolicy::None,
                 inactive_threshold: Duration::from_secs(30),
                 memory_storage: true,
@@ -108,6 +108,7 @@ impl JetStreamEventStore {
                         .info()
                         .map_err(|e| StoreError::unavailable("reading an event's metadata", e))?
                         .stream_sequence;
+                    let seq = Revision::new(seq);
                     out.push(decode_message(seq, msg.headers.as_ref(), &msg.payload)?);
                     got += 1;
                     if seq >= last {
@@ -163,13 +164,14 @@ impl EventStore for JetStreamEventStore {
             let msg = self
                 .stream
                 .raw_message_builder()
-                .sequence(next)
+                .sequence(next.get())
                 .next_by_subject(subject.clone())
                 .send()
                 .await
                 .map_err(|e| StoreError::unavailable("reading a namespace's events", e))?;
-            out.push(decode_message(msg.sequence, Some(&msg.headers), &msg.payload)?);
-            next = msg.sequence + 1;
+            let revision = Revision::new(msg.sequence);
+            out.push(decode_message(revision, Some(&msg.headers), &msg.payload)?);
+            next = revision.next();
         }
         Ok(out)
     }
@@ -212,7 +214,7 @@ impl JetStreamEventStore {
         let mut publish = PublishMessage::build()
             .headers(headers)
             .payload(encode_event(event).into())
-            .expected_last_subject_sequence(expected_last);
+            .expected_last_subject_sequence(expected_last.get());
         if !event.request_id.is_empty() {
             publish = publish.message_id(format!("{}:{}", event.namespace, event.request_id));
         }
@@ -224,6 +226,7 @@ impl JetStreamEventStore {
             .await
             .map_err(|e| publish_error(e, expected_last))?;
         tracing::Span::current().record("messaging.message.id", ack.sequence);
-        Ok(if ack.duplicate { Appended::Duplicate(ack.sequence) } else { Appended::Committed(ack.sequence) })
+        let revision = Revision::new(ack.sequence);
+        Ok(if ack.duplicate { Appended::Duplicate(revision) } else { Appended::Committed(revision) })
     }
 }

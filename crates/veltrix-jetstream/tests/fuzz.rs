@@ -19,7 +19,7 @@ proptest! {
             h.insert(EVENT_TYPE_HEADER, t.as_str());
             h
         });
-        let decoded = decode_message(revision, headers.as_ref(), &payload);
+        let decoded = decode_message(veltrix_domain::Revision::new(revision), headers.as_ref(), &payload);
         let clean = matches!(decoded, Ok(_) | Err(StoreError::Undecodable { .. }));
         prop_assert!(clean, "{decoded:?}");
     }

@@ -114,7 +114,7 @@ proptest! {
             && std::time::SystemTime::UNIX_EPOCH.checked_add(std::time::Duration::new(seconds.unsigned_abs(), nanos.unsigned_abs())).is_some();
         prop_assert_eq!(decoded.is_ok(), in_range, "{:?}", decoded.err());
         if let Ok(event) = decoded {
-            let _ = veltrix_proto::convert::read::change_record(1, &event);
+            let _ = veltrix_proto::convert::read::change_record(veltrix_domain::Revision::new(1), &event);
         }
     }
 }

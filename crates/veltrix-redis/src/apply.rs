@@ -166,7 +166,7 @@ impl ReadModel {
             .key(ns.all())
             .key(ns.log())
             .key(ns.meta())
-            .arg(revision)
+            .arg(revision.get())
             .arg(change_record(revision, event).encode_to_vec())
             .arg(options.history_keep)
             .arg(event.changes.len());
@@ -192,7 +192,7 @@ impl ReadModel {
             .key(self.keys.active())
             .key(self.keys.applied(generation))
             .arg(generation.get())
-            .arg(revision)
+            .arg(revision.get())
             .invoke_async(&mut self.conn())
             .await?;
         Ok(done == 1)
@@ -201,8 +201,11 @@ impl ReadModel {
     /// Raises the watermark of a generation that is not active yet (a
     /// rebuild in progress).
     pub async fn raise_applied_inactive(&self, generation: Generation, revision: Revision) -> Result<(), Error> {
-        let _: () =
-            redis::cmd("SET").arg(self.keys.applied(generation)).arg(revision).query_async(&mut self.conn()).await?;
+        let _: () = redis::cmd("SET")
+            .arg(self.keys.applied(generation))
+            .arg(revision.get())
+            .query_async(&mut self.conn())
+            .await?;
         Ok(())
     }
 }

@@ -96,7 +96,7 @@ impl ReadModel {
             .get(self.keys.applied(generation))
             .query_async(&mut self.conn())
             .await?;
-        Ok(GenerationState { complete: complete.is_some(), applied: applied.unwrap_or(0) })
+        Ok(GenerationState { complete: complete.is_some(), applied: applied.map_or(Revision::ZERO, Revision::new) })
     }
 
     /// Marks the active generation complete; `false` when `generation` is

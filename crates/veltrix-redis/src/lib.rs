@@ -36,7 +36,7 @@ pub enum Error {
     #[error("the read model is incomplete (being rebuilt)")]
     Incomplete,
     #[error("revision {requested} is older than the retained history; the oldest available revision is {oldest}")]
-    Compacted { requested: u64, oldest: u64 },
+    Compacted { requested: veltrix_domain::Revision, oldest: veltrix_domain::Revision },
 }
 
 /// Counted where every Redis error passes: the ones after which the

@@ -71,7 +71,7 @@ fn decode<M: Message + Default>(bytes: &[u8]) -> Result<M, Error> {
 }
 
 fn parse_revision(s: &str) -> Result<Revision, Error> {
-    s.parse().map_err(|_| Error::Corrupt(format!("revision {s:?}")))
+    s.parse().map(Revision::new).map_err(|_| Error::Corrupt(format!("revision {s:?}")))
 }
 
 impl ReadModel {
@@ -120,7 +120,7 @@ impl ReadModel {
     async fn floor(&self, ns: &NsKeys) -> Result<Revision, Error> {
         let floor: Option<String> =
             redis::cmd("HGET").arg(ns.meta()).arg("floor").query_async(&mut self.conn()).await?;
-        floor.map_or(Ok(0), |f| parse_revision(&f))
+        floor.map_or(Ok(Revision::ZERO), |f| parse_revision(&f))
     }
 
     async fn check_floor(&self, ns: &NsKeys, at: Revision) -> Result<(), Error> {
@@ -156,7 +156,7 @@ impl ReadModel {
         let ns = self.keys.namespace(generation, namespace);
         self.check_floor(&ns, at).await?;
         let mut p = redis::pipe();
-        p.cmd("ZREVRANGEBYSCORE").arg(ns.history(key)).arg(at).arg("-inf").arg("LIMIT").arg(0).arg(1);
+        p.cmd("ZREVRANGEBYSCORE").arg(ns.history(key)).arg(at.get()).arg("-inf").arg("LIMIT").arg(0).arg(1);
         let values = self.check_complete(generation, &mut p).await?;
         let (entries,): (Vec<Vec<u8>>,) = FromRedisValue::from_redis_value(values)?;
         match entries.first() {
@@ -218,21 +218,21 @@ impl ReadModel {
                 .await?;
             let mut p = redis::pipe();
             for key in &candidates {
-                p.cmd("ZREVRANGEBYSCORE").arg(ns.history(key)).arg(at).arg("-inf").arg("LIMIT").arg(0).arg(1);
+                p.cmd("ZREVRANGEBYSCORE").arg(ns.history(key)).arg(at.get()).arg("-inf").arg("LIMIT").arg(0).arg(1);
             }
             let values = self.check_complete(generation, &mut p).await?;
             let entries: Vec<Vec<Vec<u8>>> = FromRedisValue::from_redis_value(values)?;
             for entry in entries.iter().filter_map(|e| e.first()) {
                 if let Some(kv) = decode::<KeyHistoryEntry>(entry)?.kv {
                     if kvs.len() == limit {
-                        return Ok(ListPage { kvs, more: true, namespace_revision: 0 });
+                        return Ok(ListPage { kvs, more: true, namespace_revision: Revision::ZERO });
                     }
                     kvs.push(kv);
                 }
             }
             match candidates.last() {
                 Some(last) if candidates.len() == batch => start = format!("({last}"),
-                _ => return Ok(ListPage { kvs, more: false, namespace_revision: 0 }),
+                _ => return Ok(ListPage { kvs, more: false, namespace_revision: Revision::ZERO }),
             }
         }
     }
@@ -253,7 +253,7 @@ impl ReadModel {
         let zset = key.map_or_else(|| ns.log(), |k| ns.history(k));
         let mut p = redis::pipe();
         let max = to.map_or_else(|| "+inf".to_owned(), |t| t.to_string());
-        p.cmd("ZRANGEBYSCORE").arg(zset).arg(from).arg(max).arg("LIMIT").arg(0).arg(limit + 1);
+        p.cmd("ZRANGEBYSCORE").arg(zset).arg(from.get()).arg(max).arg("LIMIT").arg(0).arg(limit + 1);
         let values = self.check_complete(generation, &mut p).await?;
         let (members,): (Vec<Vec<u8>>,) = FromRedisValue::from_redis_value(values)?;
         let more = members.len() > limit;
@@ -315,7 +315,11 @@ impl ReadModel {
             };
             let revision: Option<String> = FromRedisValue::from_redis_value(revision.clone())?;
             let key_count: u64 = FromRedisValue::from_redis_value(key_count.clone())?;
-            rows.push(NamespaceRow { name, revision: revision.map_or(Ok(0), |r| parse_revision(&r))?, key_count });
+            rows.push(NamespaceRow {
+                name,
+                revision: revision.map_or(Ok(Revision::ZERO), |r| parse_revision(&r))?,
+                key_count,
+            });
         }
         Ok(rows)
     }

@@ -11,7 +11,7 @@ use std::{
 use proptest::prelude::*;
 use veltrix_domain::{
     Actor, ChangeSetCommand, ChangeSetCommitted, CommandMeta, Decision, Key, KeyCommand, Limits, Namespace,
-    NamespaceState, Operation, Reason, RequestId, TraceContext, decide, projection::Projection,
+    NamespaceState, Operation, Reason, RequestId, Revision, TraceContext, decide, projection::Projection,
 };
 use veltrix_redis::{ApplyOptions, Generation, ReadModel};
 
@@ -30,7 +30,7 @@ enum Op {
 
 /// Committed events for random commands over two namespaces, decided by the
 /// real aggregate (rejected commands are dropped, like the service does).
-fn committed(cmds: &[(u8, Vec<(u8, Op)>)]) -> Vec<(u64, ChangeSetCommitted)> {
+fn committed(cmds: &[(u8, Vec<(u8, Op)>)]) -> Vec<(Revision, ChangeSetCommitted)> {
     let namespaces = [Namespace::parse("app/a").unwrap(), Namespace::parse("app/b").unwrap()];
     let mut states: Vec<NamespaceState> = (0..2).map(|_| NamespaceState::new(Duration::from_secs(3600))).collect();
     let mut out = Vec::new();
@@ -60,7 +60,7 @@ fn committed(cmds: &[(u8, Vec<(u8, Op)>)]) -> Vec<(u64, ChangeSetCommitted)> {
         };
         let cmd = ChangeSetCommand::new(namespaces[n].clone(), changes, meta, &Limits::default()).unwrap();
         if let Ok(Decision::Append(event)) = decide(&states[n], &cmd) {
-            let revision = out.len() as u64 + 1;
+            let revision = Revision::new(out.len() as u64 + 1);
             states[n].evolve(revision, &event);
             out.push((revision, event));
         }
@@ -75,7 +75,7 @@ fn commands() -> impl Strategy<Value = Vec<(u8, Vec<(u8, Op)>)>> {
 
 static GENERATION: AtomicU64 = AtomicU64::new(1);
 
-async fn check(model: &ReadModel, events: &[(u64, ChangeSetCommitted)], order: &[usize]) {
+async fn check(model: &ReadModel, events: &[(Revision, ChangeSetCommitted)], order: &[usize]) {
     let generation = Generation::from_u64(GENERATION.fetch_add(1, Ordering::Relaxed));
     model.mark_complete_inactive(generation).await.unwrap();
     for &i in order {
@@ -96,13 +96,14 @@ async fn check(model: &ReadModel, events: &[(u64, ChangeSetCommitted)], order: &
             assert_eq!(kv.value, want.value, "{ns}/{key}");
             assert_eq!(
                 (kv.create_revision, kv.mod_revision, kv.version, kv.updated_by.as_str()),
-                (want.create_revision, want.mod_revision, want.version, want.updated_by.as_str()),
+                (want.create_revision.get(), want.mod_revision.get(), want.version, want.updated_by.as_str()),
                 "{ns}/{key}"
             );
         }
         assert_eq!(page.namespace_revision, reference.revision(&namespace));
-        let (history, _) = model.history(generation, &namespace, None, 0, None, 1000).await.unwrap();
-        let expected: Vec<u64> = events.iter().filter(|(_, e)| e.namespace == namespace).map(|(r, _)| *r).collect();
+        let (history, _) = model.history(generation, &namespace, None, Revision::ZERO, None, 1000).await.unwrap();
+        let expected: Vec<u64> =
+            events.iter().filter(|(_, e)| e.namespace == namespace).map(|(r, _)| r.get()).collect();
         assert_eq!(
             history.iter().map(|r| r.revision).collect::<Vec<_>>(),
             expected,
@@ -117,9 +118,9 @@ async fn check(model: &ReadModel, events: &[(u64, ChangeSetCommitted)], order: &
         }
         for ns in ["app/a", "app/b"] {
             let namespace = Namespace::parse(ns).unwrap();
-            let page = model.list_at(generation, &namespace, "", None, 1000, at).await.unwrap();
+            let page = model.list_at(generation, &namespace, "", None, 1000, Revision::new(at)).await.unwrap();
             let want: Vec<(String, u64)> =
-                past.keys(&namespace).iter().map(|(k, v)| (k.to_string(), v.mod_revision)).collect();
+                past.keys(&namespace).iter().map(|(k, v)| (k.to_string(), v.mod_revision.get())).collect();
             let got: Vec<(String, u64)> = page.kvs.iter().map(|kv| (kv.key.clone(), kv.mod_revision)).collect();
             assert_eq!(got, want, "{ns} at {at}");
         }
@@ -169,16 +170,19 @@ async fn history_is_compacted_to_the_configured_length() {
         model.apply(G1, *revision, event, ApplyOptions { history_keep: 4 }).await.unwrap();
     }
     assert_eq!(model.oldest_revision(G1, &app_a()).await.unwrap(), 7);
-    let (records, _) = model.history(G1, &app_a(), None, 7, None, 100).await.unwrap();
+    let (records, _) = model.history(G1, &app_a(), None, Revision::new(7), None, 100).await.unwrap();
     assert_eq!(records.iter().map(|r| r.revision).collect::<Vec<_>>(), vec![7, 8, 9, 10]);
     assert!(matches!(
-        model.history(G1, &app_a(), None, 6, None, 100).await,
-        Err(veltrix_redis::Error::Compacted { oldest: 7, .. })
+        model.history(G1, &app_a(), None, Revision::new(6), None, 100).await,
+        Err(veltrix_redis::Error::Compacted { oldest, .. }) if oldest == 7
     ));
-    assert!(matches!(model.get_at(G1, &app_a(), "k/0", 5,).await, Err(veltrix_redis::Error::Compacted { .. })));
+    assert!(matches!(
+        model.get_at(G1, &app_a(), "k/0", Revision::new(5)).await,
+        Err(veltrix_redis::Error::Compacted { .. })
+    ));
     // At the floor every key still answers: k/0 was last set at 10, k/1 at 8, k/2 at 9; at 7 k/0 is from 7.
     let at7: Vec<_> = model
-        .list_at(G1, &app_a(), "", None, 100, 7)
+        .list_at(G1, &app_a(), "", None, 100, Revision::new(7))
         .await
         .unwrap()
         .kvs

@@ -49,8 +49,8 @@ impl<S: EventStore> CommandService<S> {
         caller.require(Role::Write, cmd.namespace().as_str())?;
         let handler = self.handler.get()?;
         let revision = handler.execute(&cmd, deadline).await?;
-        tracing::debug!(namespace = %cmd.namespace(), revision, changes = cmd.changes().len(), "committed");
-        Ok(revision)
+        tracing::debug!(namespace = %cmd.namespace(), %revision, changes = cmd.changes().len(), "committed");
+        Ok(revision.get())
     }
 }
 

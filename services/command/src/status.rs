@@ -13,7 +13,7 @@ pub fn to_status(err: CommandError) -> Status {
         CommandError::Invalid(e) => details::invalid_argument(&e.field, &e.rule),
         CommandError::Rejected(r) => match &r {
             Rejection::Conflict { key, current, .. } => {
-                details::revision_conflict(r.to_string(), key.as_str(), *current)
+                details::revision_conflict(r.to_string(), key.as_str(), current.get())
             }
             Rejection::NotFound { .. } => Status::not_found(r.to_string()),
             Rejection::RequestIdReused { .. } => Status::already_exists(r.to_string()),

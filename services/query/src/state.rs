@@ -117,7 +117,7 @@ impl ReadState {
     pub fn new() -> Arc<Self> {
         Arc::new(Self {
             generation: AtomicU64::new(0),
-            watermark: watch::Sender::new(0),
+            watermark: watch::Sender::new(Revision::ZERO),
             halted: AtomicBool::new(false),
             complete: watch::Sender::new(false),
             stats: ProjectionStats::default(),
@@ -142,7 +142,7 @@ impl ReadState {
     /// watermark reads the generation it belongs to.
     pub fn set(&self, generation: Generation, watermark: Revision) {
         self.generation.store(generation.get(), Ordering::Release);
-        metrics::gauge!(metric::APPLIED_REVISION).set(watermark as f64);
+        metrics::gauge!(metric::APPLIED_REVISION).set(watermark.get() as f64);
         self.watermark.send_if_modified(|w| {
             let changed = *w != watermark;
             *w = watermark;

@@ -20,9 +20,9 @@ pub enum ReadError {
     #[error(transparent)]
     Model(#[from] veltrix_redis::Error),
     #[error("key '{key}' does not exist in namespace '{namespace}' at revision {revision}")]
-    NotFound { namespace: String, key: String, revision: u64 },
+    NotFound { namespace: String, key: String, revision: Revision },
     #[error("revision {wanted} not reached within the deadline: the read model has applied up to {applied}{halted}")]
-    NotReached { wanted: u64, applied: u64, halted: &'static str },
+    NotReached { wanted: Revision, applied: Revision, halted: &'static str },
     #[error("not ready yet: the read model has no generation")]
     NoGeneration,
     /// The call's time limit (its deadline, at most --max-call-time) passed.
@@ -54,7 +54,7 @@ pub fn to_status(err: ReadError) -> Status {
         ReadError::NoGeneration | ReadError::ShuttingDown { .. } => Status::unavailable(err.to_string()),
         ReadError::NotApplied(_) => Status::deadline_exceeded(err.to_string()),
         ReadError::Stalled { .. } | ReadError::HubFull(_) => Status::resource_exhausted(err.to_string()),
-        ReadError::Model(e @ M::Compacted { oldest, .. }) => details::revision_compacted(e.to_string(), oldest),
+        ReadError::Model(e @ M::Compacted { oldest, .. }) => details::revision_compacted(e.to_string(), oldest.get()),
         ReadError::Model(M::Incomplete) => {
             Status::unavailable("the read model is being rebuilt from the event stream; retry shortly")
         }

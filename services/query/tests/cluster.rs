@@ -18,7 +18,7 @@ use std::{
 };
 
 use tonic::Code;
-use veltrix_domain::{EventStore, KeyOp, Namespace};
+use veltrix_domain::{EventStore, KeyOp, Namespace, Revision};
 use veltrix_jetstream::{JetStreamEventStore, connect};
 use veltrix_testsystem::*;
 
@@ -130,7 +130,7 @@ async fn killing_the_stream_leader_loses_no_acknowledged_write() {
         // read that answers UNAVAILABLE is retried, as any client would.
         let namespace = Namespace::parse(&ns).unwrap();
         let events = eventually(Duration::from_secs(30), "reading the stream back", || async {
-            store.read(&namespace, 0).await.map_err(|e| println!("read {ns}: {e}")).ok()
+            store.read(&namespace, Revision::ZERO).await.map_err(|e| println!("read {ns}: {e}")).ok()
         })
         .await;
         let mut seen_requests = std::collections::HashSet::new();
@@ -145,8 +145,8 @@ async fn killing_the_stream_leader_loses_no_acknowledged_write() {
                     last.insert((ns.clone(), c.key.to_string()), String::from_utf8(value.clone()).unwrap());
                 }
             }
-            head = head.max(e.revision);
-            by_revision.insert(e.revision, e.event);
+            head = head.max(e.revision.get());
+            by_revision.insert(e.revision.get(), e.event);
         }
     }
     for a in &acks {

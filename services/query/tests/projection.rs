@@ -86,7 +86,7 @@ impl Running {
 
 async fn put(store: &MemoryEventStore, ns: &str, key: &str) -> Revision {
     let namespace = veltrix_domain::Namespace::parse(ns).unwrap();
-    let last = store.read(&namespace, 0).await.unwrap().last().map_or(0, |e| e.revision);
+    let last = store.read(&namespace, Revision::ZERO).await.unwrap().last().map_or(Revision::ZERO, |e| e.revision);
     match store.append(last, &event(ns, key, "")).await.unwrap() {
         veltrix_domain::Appended::Committed(r) | veltrix_domain::Appended::Duplicate(r) => r,
     }

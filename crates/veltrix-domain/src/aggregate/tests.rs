@@ -37,14 +37,14 @@ fn put(key: &str, value: &str, expected: Option<u64>, request_id: &str) -> Chang
 /// Decides and, when accepted, commits at `next` like a store would.
 fn run(state: &mut NamespaceState, next: &mut u64, cmd: &ChangeSetCommand) -> Result<u64, Rejection> {
     match decide(state, cmd)? {
-        Decision::AlreadyApplied(r) => Ok(r),
+        Decision::AlreadyApplied(r) => Ok(r.get()),
         Decision::Append(event) => {
             *next += 1;
-            state.evolve(*next, &event);
+            state.evolve(Revision::new(*next), &event);
             // The event carries what a projection needs without earlier state.
             for c in event.changes.iter().filter(|c| matches!(c.op, KeyOp::Set { .. })) {
                 let meta = state.key(&c.key).copied().unwrap();
-                let create = if c.create_revision == 0 { *next } else { c.create_revision };
+                let create = if c.create_revision == 0 { Revision::new(*next) } else { c.create_revision };
                 assert_eq!((meta.create_revision, meta.version), (create, c.version));
             }
             Ok(*next)
@@ -57,11 +57,11 @@ fn compare_and_set() {
     let (mut s, mut n) = (NamespaceState::new(DAY), 0);
     assert_eq!(run(&mut s, &mut n, &put("a", "1", Some(0), "")), Ok(1));
     let err = run(&mut s, &mut n, &put("a", "2", Some(0), "")).unwrap_err();
-    assert!(matches!(err, Rejection::Conflict { current: 1, .. }), "{err}");
+    assert!(matches!(err, Rejection::Conflict { current, .. } if current == 1), "{err}");
     assert!(err.to_string().contains("'a'") && err.to_string().contains("mod_revision is 1"));
     assert_eq!(run(&mut s, &mut n, &put("a", "2", Some(1), "")), Ok(2));
     assert_eq!(
-        s.key(&Key::parse("a").unwrap()).map(|m| (m.create_revision, m.mod_revision, m.version)),
+        s.key(&Key::parse("a").unwrap()).map(|m| (m.create_revision.get(), m.mod_revision.get(), m.version)),
         Some((1, 2, 2))
     );
 }
@@ -74,7 +74,10 @@ fn retry_with_stale_expectation_returns_original_revision() {
     assert_eq!(run(&mut s, &mut n, &cmd), Ok(1));
     assert_eq!(n, 1, "nothing appended");
     let reused = run(&mut s, &mut n, &put("a", "other", Some(0), "req-1")).unwrap_err();
-    assert_eq!(reused, Rejection::RequestIdReused { request_id: RequestId::parse("req-1").unwrap(), revision: 1 });
+    assert_eq!(
+        reused,
+        Rejection::RequestIdReused { request_id: RequestId::parse("req-1").unwrap(), revision: Revision::new(1) }
+    );
 }
 
 #[test]
@@ -86,11 +89,11 @@ fn request_ids_expire_after_the_window_of_event_time() {
         d => panic!("{d:?}"),
     };
     first.time = t0;
-    s.evolve(1, &first);
+    s.evolve(Revision::new(1), &first);
     let mut later = first.clone();
     later.request_id = RequestId::default();
     later.time = t0 + Duration::from_secs(61);
-    s.evolve(2, &later);
+    s.evolve(Revision::new(2), &later);
     assert!(matches!(decide(&s, &put("a", "1", None, "old")), Ok(Decision::Append(_))));
 }
 
@@ -109,9 +112,9 @@ fn delete_missing_key_is_not_found_and_evolve_ignores_replays() {
     };
     assert!(matches!(run(&mut s, &mut n, &del("a")), Err(Rejection::NotFound { .. })));
     let Decision::Append(e) = decide(&s, &put("a", "1", None, "")).unwrap() else { panic!() };
-    s.evolve(5, &e);
-    s.evolve(5, &e);
-    s.evolve(3, &e);
+    s.evolve(Revision::new(5), &e);
+    s.evolve(Revision::new(5), &e);
+    s.evolve(Revision::new(3), &e);
     n = 5;
     assert_eq!(s.key(&Key::parse("a").unwrap()).map(|m| m.version), Some(1));
     assert_eq!(run(&mut s, &mut n, &del("a")).map(|_| s.is_empty()), Ok(true));
@@ -245,7 +248,8 @@ proptest! {
         prop_assert_eq!(state.len(), reference.keys.len());
         for (k, (create, m, version)) in &reference.keys {
             let meta = state.key(&Key::parse(&format!("k{k}")).unwrap()).copied();
-            prop_assert_eq!(meta, Some(KeyMeta { create_revision: *create, mod_revision: *m, version: *version }));
+            let (create_revision, mod_revision) = (Revision::new(*create), Revision::new(*m));
+            prop_assert_eq!(meta, Some(KeyMeta { create_revision, mod_revision, version: *version }));
         }
     }
 }

@@ -4,7 +4,7 @@ use std::time::{Duration, SystemTime};
 
 use prost::Message;
 use veltrix_domain::{
-    Actor, ChangeSetCommitted, ContentType, Expectation, Key, KeyChange, KeyOp, Namespace, Reason, RequestId,
+    Actor, ChangeSetCommitted, ContentType, Expectation, Key, KeyChange, KeyOp, Namespace, Reason, RequestId, Revision,
     TraceContext, ValidationError,
 };
 
@@ -54,9 +54,9 @@ fn encode_change(c: &KeyChange) -> v1::EventKeyChange {
     v1::EventKeyChange {
         key: c.key.to_string(),
         op: Some(op),
-        previous_mod_revision: c.previous_mod_revision,
+        previous_mod_revision: c.previous_mod_revision.get(),
         expected_revision: c.expected.map(Expectation::to_wire),
-        create_revision: c.create_revision,
+        create_revision: c.create_revision.get(),
         version: c.version,
     }
 }
@@ -85,9 +85,9 @@ pub fn decode_event(event_type: Option<&str>, payload: &[u8]) -> Result<ChangeSe
             Ok(KeyChange {
                 key: Key::parse(&c.key)?,
                 op,
-                previous_mod_revision: c.previous_mod_revision,
+                previous_mod_revision: Revision::new(c.previous_mod_revision),
                 expected: Expectation::from_wire(c.expected_revision),
-                create_revision: c.create_revision,
+                create_revision: Revision::new(c.create_revision),
                 version: c.version,
             })
         })
@@ -134,9 +134,9 @@ mod tests {
                         Some(value) => KeyOp::Set { value, content_type: ContentType::parse("").unwrap() },
                         None => KeyOp::Delete,
                     },
-                    previous_mod_revision: u64::from(k),
+                    previous_mod_revision: Revision::new(u64::from(k)),
                     expected: Expectation::from_wire(expected),
-                    create_revision: u64::from(k) / 2,
+                    create_revision: Revision::new(u64::from(k) / 2),
                     version: u64::from(k) % 5,
                 })
                 .collect(),

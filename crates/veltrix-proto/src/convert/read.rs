@@ -25,7 +25,7 @@ fn wire_change(c: &KeyChange) -> WireKeyChange {
         op: op as i32,
         value: value.into(),
         content_type,
-        previous_mod_revision: c.previous_mod_revision,
+        previous_mod_revision: c.previous_mod_revision.get(),
     }
 }
 
@@ -41,8 +41,8 @@ pub fn key_value_after(revision: Revision, event: &ChangeSetCommitted, c: &KeyCh
         key: c.key.to_string(),
         value: value.clone().into(),
         content_type: content_type.to_string(),
-        create_revision: if c.create_revision == 0 { revision } else { c.create_revision },
-        mod_revision: revision,
+        create_revision: if c.create_revision == 0 { revision } else { c.create_revision }.get(),
+        mod_revision: revision.get(),
         version: c.version.max(1),
         updated_at: Some(timestamp(event.time)),
         updated_by: event.actor.to_string(),
@@ -53,12 +53,12 @@ pub fn key_value_after(revision: Revision, event: &ChangeSetCommitted, c: &KeyCh
 /// the state after it.
 pub fn key_history_entry(revision: Revision, event: &ChangeSetCommitted, c: &KeyChange) -> KeyHistoryEntry {
     let record = ChangeRecord { changes: vec![wire_change(c)], ..change_record_meta(revision, event) };
-    KeyHistoryEntry { revision, record: Some(record), kv: key_value_after(revision, event, c) }
+    KeyHistoryEntry { revision: revision.get(), record: Some(record), kv: key_value_after(revision, event, c) }
 }
 
 fn change_record_meta(revision: Revision, event: &ChangeSetCommitted) -> ChangeRecord {
     ChangeRecord {
-        revision,
+        revision: revision.get(),
         namespace: event.namespace.to_string(),
         time: Some(timestamp(event.time)),
         actor: event.actor.to_string(),

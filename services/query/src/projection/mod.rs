@@ -86,7 +86,7 @@ impl<F: EventFeed> Projector<F> {
                     self.state.set_halted(true);
                     self.health.set_service(PROJECTION_HEALTH, false).await;
                     tracing::error!(
-                        revision,
+                        %revision,
                         error = %message,
                         "projection halted: an event cannot be decoded (a newer schema or a corrupt payload); \
                          reads answer as of the revision before it; upgrade the query service"
@@ -142,7 +142,7 @@ impl<F: EventFeed> Projector<F> {
         if switch_at.is_none() || applied >= switch_at.unwrap_or_default() {
             self.state.set(generation, applied);
         }
-        tracing::info!(%generation, applied, complete, "projecting");
+        tracing::info!(%generation, %applied, complete, "projecting");
 
         let mut reader = self.feed.open(applied).await?;
         let outcome = self.project(generation, applied, complete, switch_at, &mut reader, shutdown).await;
@@ -236,7 +236,7 @@ impl<F: EventFeed> Projector<F> {
                 return Ok(false);
             }
             run.complete = true;
-            tracing::info!(generation = %run.generation, applied = run.applied, "read model complete");
+            tracing::info!(generation = %run.generation, applied = %run.applied, "read model complete");
         }
         Ok(true)
     }
@@ -319,7 +319,7 @@ fn apply_span(next: &FeedItem) -> tracing::Span {
         "projection.apply",
         otel.kind = "consumer",
         namespace = event.namespace.as_str(),
-        revision,
+        revision = revision.get(),
     );
     veltrix_telemetry::set_parent(&span, Some(&event.trace.traceparent), Some(&event.trace.tracestate));
     span

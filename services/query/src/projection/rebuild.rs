@@ -22,14 +22,14 @@ pub async fn rebuild(config: &Config, drop_old_after: Duration) -> Result<Genera
     let generation = Generation::new();
     tracing::info!(%generation, ?old, "rebuilding the read model");
 
-    let mut reader = feed.open(0).await?;
-    let mut applied: Revision = 0;
+    let mut reader = feed.open(Revision::ZERO).await?;
+    let mut applied = Revision::ZERO;
     loop {
         // At least as far as the stream was when we began and as the old
         // generation is now, so that switching never goes back in time.
         let old_applied = match old {
             Some(g) => model.generation_state(g).await?.applied,
-            None => 0,
+            None => Revision::ZERO,
         };
         if applied >= reader.head().max(old_applied) {
             break;
@@ -46,7 +46,7 @@ pub async fn rebuild(config: &Config, drop_old_after: Duration) -> Result<Genera
     model.raise_applied_inactive(generation, applied).await?;
     model.mark_complete_inactive(generation).await?;
     model.activate(generation).await?;
-    tracing::info!(%generation, applied, "switched reads to the new generation");
+    tracing::info!(%generation, %applied, "switched reads to the new generation");
 
     if let Some(old) = old.filter(|g| *g != generation) {
         tokio::time::sleep(drop_old_after).await;

@@ -46,11 +46,17 @@ pub(crate) fn key_prefix(p: &str) -> Result<(), ReadError> {
     }
 }
 
-pub(crate) fn positive(field: &str, v: Option<u64>) -> Result<Option<u64>, ReadError> {
+/// A revision the request may leave unset, but not set to 0.
+pub(crate) fn positive(field: &str, v: Option<u64>) -> Result<Option<Revision>, ReadError> {
     match v {
         Some(0) => Err(ValidationError::new(field, "must be at least 1 when set").into()),
-        other => Ok(other),
+        other => Ok(other.map(Revision::new)),
     }
+}
+
+/// A revision where 0 means "unset".
+fn optional(v: u64) -> Option<Revision> {
+    (v != 0).then_some(Revision::new(v))
 }
 
 impl QueryService {
@@ -91,7 +97,7 @@ impl QueryService {
             }
         };
         match kv {
-            Some(kv) => Ok(GetResponse { kv: Some(kv), revision }),
+            Some(kv) => Ok(GetResponse { kv: Some(kv), revision: revision.get() }),
             None => Err(ReadError::NotFound { namespace: ns.to_string(), key: key.to_string(), revision }),
         }
     }
@@ -113,10 +119,11 @@ impl QueryService {
             (Some(c), _) => {
                 let (generation, _) = self.generation()?;
                 let after = Some(c.after.as_str());
-                (page_as_of(model, generation, &ns, &req.prefix, after, limit, c.revision).await?, c.revision)
+                let revision = Revision::new(c.revision);
+                (page_as_of(model, generation, &ns, &req.prefix, after, limit, revision).await?, revision)
             }
             (None, Some(at)) => {
-                self.reach(Some(at.max(min.unwrap_or(0))), deadline).await?;
+                self.reach(Some(at.max(min.unwrap_or_default())), deadline).await?;
                 let (generation, _) = self.generation()?;
                 (model.list_at(generation, &ns, &req.prefix, None, limit, at).await?, at)
             }
@@ -131,12 +138,12 @@ impl QueryService {
         let (kvs, cut) = fit(page.kvs, self.max_response_bytes);
         let next_page_token = match kvs.last() {
             Some(last) if page.more || cut => {
-                let cursor = PageCursor { revision, after: last.key.clone(), ..Default::default() };
+                let cursor = PageCursor { revision: revision.get(), after: last.key.clone(), ..Default::default() };
                 self.tokens.seal(&scope, &cursor)
             }
             _ => String::new(),
         };
-        Ok(ListResponse { kvs, next_page_token, revision })
+        Ok(ListResponse { kvs, next_page_token, revision: revision.get() })
     }
 
     pub(crate) async fn history(&self, req: HistoryRequest) -> Result<HistoryResponse, ReadError> {
@@ -152,22 +159,20 @@ impl QueryService {
         let scope = Scope::History {
             namespace: &ns,
             key: &req.key,
-            from: req.from_revision,
-            to: req.to_revision,
+            from: Revision::new(req.from_revision),
+            to: Revision::new(req.to_revision),
             page_size: req.page_size,
         };
         let model = self.model.get().map_err(|_| ReadError::NoGeneration)?;
         let (generation, watermark) = self.generation()?;
         let (from, to) = match req.page_token.as_str() {
             "" => {
-                let oldest = model.oldest_revision(generation, &ns).await?.max(1);
-                let from = if req.from_revision == 0 { oldest } else { req.from_revision };
-                let to = if req.to_revision == 0 { watermark } else { req.to_revision };
-                (from, to)
+                let oldest = model.oldest_revision(generation, &ns).await?.max(Revision::new(1));
+                (optional(req.from_revision).unwrap_or(oldest), optional(req.to_revision).unwrap_or(watermark))
             }
             t => {
                 let c = self.tokens.open(t, &scope).map_err(ReadError::BadToken)?;
-                (c.next_revision, c.revision)
+                (Revision::new(c.next_revision), Revision::new(c.revision))
             }
         };
         let key_str = key.as_ref().map(Key::as_str);
@@ -176,7 +181,7 @@ impl QueryService {
         let next_page_token = match records.last() {
             Some(last) if more || cut => {
                 let next_revision = last.revision.saturating_add(1);
-                self.tokens.seal(&scope, &PageCursor { revision: to, next_revision, ..Default::default() })
+                self.tokens.seal(&scope, &PageCursor { revision: to.get(), next_revision, ..Default::default() })
             }
             _ => String::new(),
         };
@@ -235,7 +240,7 @@ impl QueryService {
             .into_iter()
             // Listed before its first change set is applied: not there yet.
             .filter(|r| r.revision > 0)
-            .map(|r| NamespaceInfo { name: r.name, revision: r.revision, key_count: r.key_count })
+            .map(|r| NamespaceInfo { name: r.name, revision: r.revision.get(), key_count: r.key_count })
             .collect();
         Ok(ListNamespacesResponse { namespaces, next_page_token })
     }

@@ -48,15 +48,15 @@ impl Scope<'_> {
                 field(b"list");
                 field(namespace.as_str().as_bytes());
                 field(prefix.as_bytes());
-                field(&at_revision.map_or([0xff; 8], u64::to_be_bytes));
+                field(&at_revision.map_or([0xff; 8], |r| r.get().to_be_bytes()));
                 field(&page_size.to_be_bytes());
             }
             Self::History { namespace, key, from, to, page_size } => {
                 field(b"history");
                 field(namespace.as_str().as_bytes());
                 field(key.as_bytes());
-                field(&from.to_be_bytes());
-                field(&to.to_be_bytes());
+                field(&from.get().to_be_bytes());
+                field(&to.get().to_be_bytes());
                 field(&page_size.to_be_bytes());
             }
             Self::Namespaces { prefix, page_size, caller } => {
@@ -183,8 +183,12 @@ mod tests {
     fn a_token_is_bound_to_every_parameter_of_its_request() {
         let key = TokenKey::new(b"0123456789abcdef0123456789abcdef").unwrap();
         let (a, b) = (ns("a"), ns("b"));
-        let list =
-            |namespace, prefix, at_revision, page_size| Scope::List { namespace, prefix, at_revision, page_size };
+        let list = |namespace, prefix, at: Option<u64>, page_size| Scope::List {
+            namespace,
+            prefix,
+            at_revision: at.map(Revision::new),
+            page_size,
+        };
         let issued = list(&a, "p/", Some(5), 10);
         let token = key.seal(&issued, &cursor());
         for other in [list(&b, "p/", Some(5), 10), list(&a, "q/", Some(5), 10), list(&a, "p/", None, 10)] {
@@ -192,7 +196,13 @@ mod tests {
         }
         assert!(key.open(&token, &list(&a, "p/", Some(6), 10)).is_err(), "at_revision");
         assert!(key.open(&token, &list(&a, "p/", Some(5), 11)).is_err(), "page_size");
-        let history = |key, from, to| Scope::History { namespace: &a, key, from, to, page_size: 10 };
+        let history = |key, from, to| Scope::History {
+            namespace: &a,
+            key,
+            from: Revision::new(from),
+            to: Revision::new(to),
+            page_size: 10,
+        };
         let token = key.seal(&history("k", 1, 9), &cursor());
         for other in [history("j", 1, 9), history("k", 2, 9), history("k", 1, 8)] {
             assert!(key.open(&token, &other).is_err(), "{other:?}");

@@ -109,7 +109,7 @@ pub fn start(
     let live = hub.subscribe(&spec.namespace)?;
     let (tx, rx) = mpsc::channel(settings.queue.max(1));
     let (end_tx, end_rx) = oneshot::channel();
-    let watcher = Watcher { spec, model, state, hub, settings, shutdown, tx, sent: 0, _permit: permit };
+    let watcher = Watcher { spec, model, state, hub, settings, shutdown, tx, sent: Revision::ZERO, _permit: permit };
     tokio::spawn(watcher.run(live, end_tx));
     Ok(WatchStream { rx, end: Some(end_rx) })
 }
@@ -166,8 +166,8 @@ impl Watcher {
 
     async fn serve_inner(&mut self, live: &mut Subscription) -> Result<std::convert::Infallible, Stop> {
         self.sent = match (self.spec.include_snapshot, self.spec.start_revision) {
-            (true, start) => self.snapshot(start.map(|s| s.saturating_sub(1))).await?,
-            (false, Some(start)) => start.max(1) - 1,
+            (true, start) => self.snapshot(start.map(|s| s - 1)).await?,
+            (false, Some(start)) => start.max(Revision::new(1)) - 1,
             (false, None) => self.state.watermark(),
         };
         self.replay().await?;
@@ -226,7 +226,7 @@ impl Watcher {
             let after = page.kvs.last().map(|kv| kv.key.clone());
             let more = page.more;
             self.send(WatchResponse {
-                event: Some(Event::Snapshot(Snapshot { kvs: page.kvs, revision, last: !more })),
+                event: Some(Event::Snapshot(Snapshot { kvs: page.kvs, revision: revision.get(), last: !more })),
             })
             .await?;
             if !more {
@@ -258,7 +258,7 @@ impl Watcher {
     /// Sends the matching part of a change set not sent yet; `true` if a
     /// message went out.
     async fn deliver(&mut self, record: &ChangeRecord, committed_at: Option<SystemTime>) -> Result<bool, Stop> {
-        if record.revision <= self.sent {
+        if self.sent >= record.revision {
             return Ok(false);
         }
         let prefix = self.spec.prefix.as_str();
@@ -267,12 +267,12 @@ impl Watcher {
         } else {
             let changes: Vec<_> = record.changes.iter().filter(|c| c.key.starts_with(prefix)).cloned().collect();
             if changes.is_empty() {
-                self.sent = record.revision;
+                self.sent = Revision::new(record.revision);
                 return Ok(false);
             }
             ChangeRecord { changes, ..record.clone() }
         };
-        let revision = record.revision;
+        let revision = Revision::new(record.revision);
         // With traces on: a span per delivery, a child of the change's call
         // when live, linked to it when replayed (a different cause: the
         // watcher's catching up).
@@ -306,7 +306,7 @@ impl Watcher {
             }
         }
         self.sent = self.sent.max(watermark);
-        self.send(WatchResponse { event: Some(Event::Progress(Progress { revision: self.sent })) }).await
+        self.send(WatchResponse { event: Some(Event::Progress(Progress { revision: self.sent.get() })) }).await
     }
 
     /// Queues a message; a client that accepts none for the stall timeout
