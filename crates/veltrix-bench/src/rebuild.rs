@@ -46,6 +46,7 @@ pub async fn fill(url: &str, count: u64, namespaces: u64) -> anyhow::Result<()> 
             request_digest: vec![0; 32],
             time: SystemTime::now(),
             trace: TraceContext::default(),
+            origin: veltrix_domain::Origin::Write,
         };
         let mut headers = HeaderMap::new();
         headers.insert("Veltrix-Event", EVENT_TYPE);

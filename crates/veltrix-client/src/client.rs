@@ -64,7 +64,7 @@ pub struct Client {
     pub(crate) settings: Arc<Settings>,
 }
 
-fn new_request_id() -> String {
+pub(crate) fn new_request_id() -> String {
     format!("{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
 }
 
@@ -91,7 +91,7 @@ impl Client {
         }
     }
 
-    fn request<T>(&self, message: T) -> Request<T> {
+    pub(crate) fn request<T>(&self, message: T) -> Request<T> {
         let mut request = Request::new(message);
         request.set_timeout(self.settings.timeout);
         self.add_metadata(request.metadata_mut());
@@ -100,7 +100,7 @@ impl Client {
 
     /// Runs `call` until it succeeds, fails with a non-retryable error, or
     /// the retries are spent.
-    async fn retry<T, F, Fut>(&self, mut call: F) -> Result<T>
+    pub(crate) async fn retry<T, F, Fut>(&self, mut call: F) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, Status>>,

@@ -24,12 +24,14 @@
 //! ```
 
 mod builder;
+mod changes;
 mod client;
 mod error;
 mod live;
 mod types;
 mod watch;
 
+pub use changes::{Computed, Diff, DiffKind, RollbackOptions};
 pub use client::{Client, ClientBuilder, HistoryOptions, Listing, ReadOptions, WriteOptions};
 pub use error::{Error, REVISION_COMPACTED, REVISION_CONFLICT, Result};
 pub use live::{LiveConfig, LiveOptions, Snapshot, Source};

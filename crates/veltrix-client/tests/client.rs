@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use veltrix_client::{
-    Change, Client, Error, HistoryOptions, LiveConfig, LiveOptions, ReadOptions, Source, WatchEvent, WatchStart,
-    WriteOptions,
+    Change, Client, DiffKind, Error, HistoryOptions, LiveConfig, LiveOptions, ReadOptions, RollbackOptions, Source,
+    WatchEvent, WatchStart, WriteOptions,
 };
 use veltrix_testsystem::{TestSystem, eventually};
 
@@ -222,4 +222,24 @@ async fn live_config_stays_current_and_starts_from_its_cache_when_servers_are_do
     eventually(Duration::from_secs(20), "the copy catches up", || async { (cold.revision() >= r3).then_some(()) })
         .await;
     assert_eq!(cold.get("flag").unwrap().value.as_ref(), b"auto");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_restores_a_revision_and_a_dry_run_only_says_what_it_would_do() {
+    let sys = TestSystem::start().await;
+    let c = client(&sys);
+    let ns = "client/rollback";
+    let r1 = c.put(ns, "flag", "off").await.unwrap();
+    c.put(ns, "flag", "on").await.unwrap();
+    c.put(ns, "extra", "x").await.unwrap();
+
+    let dry = RollbackOptions { dry_run: true, ..Default::default() };
+    let planned = c.rollback(ns, r1, &dry).await.unwrap();
+    let kinds: Vec<_> = planned.changes.iter().map(|d| (d.key.as_str(), d.kind)).collect();
+    assert_eq!(kinds, [("extra", DiffKind::Removed), ("flag", DiffKind::Changed)]);
+    let done = c.rollback(ns, r1, &RollbackOptions::default()).await.unwrap();
+    assert!(done.revision > planned.revision, "the dry run appended nothing; the rollback did");
+    let read = ReadOptions { min_revision: Some(done.revision), ..Default::default() };
+    assert_eq!(c.get_with(ns, "flag", read).await.unwrap().value.as_ref(), b"off");
+    assert!(matches!(c.get_with(ns, "extra", read).await, Err(Error::NotFound { .. })));
 }

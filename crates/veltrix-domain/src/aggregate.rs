@@ -121,7 +121,7 @@ impl NamespaceState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     /// Append this event; its revision becomes the change set's revision.
-    Append(ChangeSetCommitted),
+    Append(Box<ChangeSetCommitted>),
     /// The same request was committed before at this revision: answer it
     /// again and append nothing.
     AlreadyApplied(Revision),
@@ -139,6 +139,10 @@ pub enum Rejection {
     NotFound { namespace: Namespace, key: Key },
     #[error("request_id '{request_id}' was already used for a different request (committed at revision {revision})")]
     RequestIdReused { request_id: RequestId, revision: Revision },
+    /// A change set derived from the namespace at `expected` (a rollback)
+    /// while it is at `current`.
+    #[error("the namespace is at revision {current}, not {expected}")]
+    NamespaceMoved { expected: Revision, current: Revision },
 }
 
 /// Decides a command against the state: the event to append, the earlier
@@ -153,6 +157,11 @@ pub fn decide(state: &NamespaceState, cmd: &ChangeSetCommand) -> Result<Decision
         } else {
             Err(Rejection::RequestIdReused { request_id: meta.request_id.clone(), revision: record.revision })
         };
+    }
+    if let Some(computed_at) = cmd.computed_at()
+        && computed_at != state.revision()
+    {
+        return Err(Rejection::NamespaceMoved { expected: computed_at, current: state.revision() });
     }
     let mut changes = Vec::with_capacity(cmd.changes().len());
     for c in cmd.changes() {
@@ -186,7 +195,7 @@ pub fn decide(state: &NamespaceState, cmd: &ChangeSetCommand) -> Result<Decision
             version,
         });
     }
-    Ok(Decision::Append(ChangeSetCommitted {
+    Ok(Decision::Append(Box::new(ChangeSetCommitted {
         namespace: cmd.namespace().clone(),
         changes,
         actor: meta.actor.clone(),
@@ -195,7 +204,8 @@ pub fn decide(state: &NamespaceState, cmd: &ChangeSetCommand) -> Result<Decision
         request_digest: cmd.digest().to_vec(),
         time: meta.time,
         trace: meta.trace.clone(),
-    }))
+        origin: cmd.origin().clone(),
+    })))
 }
 
 #[cfg(test)]

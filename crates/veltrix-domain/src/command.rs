@@ -5,7 +5,7 @@ use std::{collections::HashSet, time::SystemTime};
 use crate::{
     Revision,
     digest::request_digest,
-    event::TraceContext,
+    event::{Origin, TraceContext},
     names::{Actor, ContentType, Key, Namespace, Reason, RequestId},
     validation::ValidationError,
 };
@@ -103,6 +103,17 @@ pub struct CommandMeta {
     pub time: SystemTime,
 }
 
+/// What a change set derived from other state must find: its origin, the
+/// namespace revision it was computed at (else it is refused: recompute),
+/// and the request it answers (its digest, so that a retry is recognised
+/// even when the computed changes differ).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Derived {
+    pub origin: Origin,
+    pub computed_at: Revision,
+    pub request: Vec<u8>,
+}
+
 /// A validated change set for one namespace: 1..=max_changes changes, each
 /// to a different key. Put and Delete are change sets of one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,6 +122,8 @@ pub struct ChangeSetCommand {
     changes: Vec<KeyCommand>,
     meta: CommandMeta,
     digest: [u8; 32],
+    origin: Origin,
+    computed_at: Option<Revision>,
 }
 
 impl ChangeSetCommand {
@@ -139,7 +152,32 @@ impl ChangeSetCommand {
             }
         }
         let digest = request_digest(&namespace, &changes, &meta.reason);
-        Ok(Self { namespace, changes, meta, digest })
+        Ok(Self { namespace, changes, meta, digest, origin: Origin::Write, computed_at: None })
+    }
+
+    /// A change set derived from the namespace's state (a rollback): its
+    /// digest is the request's, not the changes'.
+    pub fn derived(
+        namespace: Namespace,
+        changes: Vec<KeyCommand>,
+        meta: CommandMeta,
+        derived: Derived,
+        limits: &Limits,
+    ) -> Result<Self, ValidationError> {
+        let mut cmd = Self::new(namespace, changes, meta, limits)?;
+        cmd.digest = crate::digest::derived_digest(&cmd.namespace, &derived.request, &cmd.meta.reason);
+        cmd.origin = derived.origin;
+        cmd.computed_at = Some(derived.computed_at);
+        Ok(cmd)
+    }
+
+    pub fn origin(&self) -> &Origin {
+        &self.origin
+    }
+
+    /// The namespace revision a derived change set was computed at.
+    pub fn computed_at(&self) -> Option<Revision> {
+        self.computed_at
     }
 
     pub fn namespace(&self) -> &Namespace {

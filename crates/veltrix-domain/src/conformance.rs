@@ -32,6 +32,7 @@ pub fn event(ns: &str, key: &str, request_id: &str) -> ChangeSetCommitted {
             traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into(),
             tracestate: String::new(),
         },
+        origin: crate::Origin::Write,
     }
 }
 

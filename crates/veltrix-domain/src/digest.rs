@@ -40,6 +40,17 @@ pub fn request_digest(namespace: &Namespace, changes: &[KeyCommand], reason: &Re
     h.finalize().into()
 }
 
+/// SHA-256 over a derived request (a rollback): what it asks for, in the
+/// caller's canonical encoding, not the changes computed from it.
+pub fn derived_digest(namespace: &Namespace, request: &[u8], reason: &Reason) -> [u8; 32] {
+    let mut h = Sha256::new();
+    field(&mut h, b"veltrix.derived.v1");
+    field(&mut h, namespace.as_str().as_bytes());
+    field(&mut h, reason.as_str().as_bytes());
+    field(&mut h, request);
+    h.finalize().into()
+}
+
 fn field(h: &mut Sha256, bytes: &[u8]) {
     h.update((bytes.len() as u64).to_be_bytes());
     h.update(bytes);

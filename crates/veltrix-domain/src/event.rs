@@ -17,6 +17,28 @@ pub struct TraceContext {
     pub tracestate: String,
 }
 
+/// Why a change set was made: a write, or an operation that derived it
+/// from other state (the audit trail says "rolled back to 41").
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Origin {
+    /// Put, Delete or Apply (and every event written before origins existed).
+    #[default]
+    Write,
+    /// Every key under `prefix` made as it was right after `to_revision`.
+    Rollback { to_revision: Revision },
+    /// A kind this version does not know (written by a newer one), kept as
+    /// it was stored.
+    Other(Box<UnknownOrigin>),
+}
+
+/// An origin of a kind this version does not know, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnknownOrigin {
+    pub kind: i32,
+    pub source_namespace: String,
+    pub source_revision: Revision,
+}
+
 /// A change set that has been committed to a namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChangeSetCommitted {
@@ -28,6 +50,7 @@ pub struct ChangeSetCommitted {
     pub request_digest: Vec<u8>,
     pub time: SystemTime,
     pub trace: TraceContext,
+    pub origin: Origin,
 }
 
 /// What happened to one key.

@@ -18,12 +18,13 @@ pub mod feed;
 pub mod memory;
 pub mod names;
 pub mod projection;
+pub mod rollback;
 pub mod store;
 pub mod validation;
 
 pub use aggregate::{Decision, KeyMeta, NamespaceState, Rejection, decide};
-pub use command::{ChangeSetCommand, CommandMeta, Expectation, KeyCommand, Limits, Operation};
-pub use event::{ChangeSetCommitted, KeyChange, KeyOp, TraceContext};
+pub use command::{ChangeSetCommand, CommandMeta, Derived, Expectation, KeyCommand, Limits, Operation};
+pub use event::{ChangeSetCommitted, KeyChange, KeyOp, Origin, TraceContext};
 pub use feed::{EventFeed, FeedError, FeedItem, FeedReader, next_batch};
 pub use names::{Actor, ContentType, Key, Namespace, Reason, RequestId};
 pub use store::{Appended, EventStore, StoreError, StoredEvent};

@@ -2,7 +2,8 @@
 
 mod command;
 mod event;
+pub mod origin;
 pub mod read;
 
-pub use command::{CallContext, IntoCommand};
+pub use command::{CallContext, IntoCommand, rollback};
 pub use event::{EVENT_TYPE, EventDecodeError, decode_event, encode_event};

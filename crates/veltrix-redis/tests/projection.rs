@@ -62,7 +62,7 @@ fn committed(cmds: &[(u8, Vec<(u8, Op)>)]) -> Vec<(Revision, ChangeSetCommitted)
         if let Ok(Decision::Append(event)) = decide(&states[n], &cmd) {
             let revision = Revision::new(out.len() as u64 + 1);
             states[n].evolve(revision, &event);
-            out.push((revision, event));
+            out.push((revision, *event));
         }
     }
     out

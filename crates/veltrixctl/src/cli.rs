@@ -165,6 +165,25 @@ pub enum Command {
         #[arg(long)]
         request_id: Option<String>,
     },
+    /// Make every key (under --prefix) as it was right after revision --to, in one change set.
+    Rollback {
+        namespace: String,
+        /// The revision whose state comes back.
+        #[arg(long)]
+        to: u64,
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// Print what would change; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// The namespace's current revision must be this.
+        #[arg(long)]
+        expect_revision: Option<u64>,
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long)]
+        request_id: Option<String>,
+    },
     /// Print the keys (under PREFIX) as a map of key -> value that `apply` reads back (YAML; `-o json`).
     Export(ReadKeys),
     /// The change history of a namespace (or of one key).

@@ -6,6 +6,7 @@ mod cli;
 mod export;
 mod output;
 mod read;
+mod rollback;
 mod watch;
 mod write;
 
@@ -102,6 +103,10 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::List(keys) => read::list(c, out, &keys).await,
         Command::Export(keys) => read::export(c, out, &keys).await,
+        Command::Rollback { namespace, to, prefix, dry_run, expect_revision, reason, request_id } => {
+            let args = rollback::Args { to, prefix, expect_revision, dry_run, reason, request_id };
+            rollback::run(c, out, &namespace, args).await
+        }
         Command::Apply { namespace, file, dry_run, delete_missing, prefix, reason, request_id } => {
             let file = apply::read(&file, delete_missing)?;
             let options = apply::Options { dry_run, delete_missing, prefix, reason, request_id };

@@ -321,3 +321,26 @@ async fn export_and_apply_round_trip_a_namespace() {
 fn json(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_shows_its_diff_in_a_dry_run_and_restores_a_revision() {
+    let env = Ctl::new(TestSystem::start().await);
+    let ns = "ctl/rollback";
+    let r1 = wrote(&env, &["put", ns, "limit", "10"]).await;
+    wrote(&env, &["put", ns, "limit", "20"]).await;
+    let r3 = wrote(&env, &["put", ns, "fresh", "x"]).await;
+    let to = r1.to_string();
+
+    let plan = env.ok(&["rollback", ns, "--to", &to, "--dry-run"]).await;
+    assert!(plan.contains("~ limit: 20 -> 10") && plan.contains("- fresh"), "{plan}");
+    assert!(plan.contains("nothing written"), "{plan}");
+    // Refused when the namespace is not where the caller says: exit 4.
+    env.fails(&["rollback", ns, "--to", &to, "--expect-revision", &r1.to_string()], 4).await;
+    let done = json(&env.ok(&["rollback", ns, "--to", &to, "--expect-revision", &r3.to_string(), "-o", "json"]).await);
+    let revision = done["revision"].as_u64().unwrap();
+    assert!(revision > r3);
+    assert_eq!(done["changes"].as_array().unwrap().len(), 2);
+    let got = json(&env.ok(&["get", ns, "limit", "--min-revision", &revision.to_string(), "-o", "json"]).await);
+    assert_eq!(got["value"], "10");
+    env.fails(&["rollback", ns, "--to", "0"], 5).await;
+}

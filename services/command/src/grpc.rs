@@ -7,10 +7,10 @@ use tonic::{Request, Response, Status, metadata::MetadataMap};
 use veltrix_access::{AccessError, Auth, Role};
 use veltrix_domain::{Actor, EventStore, Limits, TraceContext, ValidationError};
 use veltrix_proto::{
-    convert::{CallContext, IntoCommand},
+    convert::{self, CallContext, IntoCommand, read},
     v1::{
-        ApplyRequest, ApplyResponse, DeleteRequest, DeleteResponse, PutRequest, PutResponse,
-        config_command_server::ConfigCommand,
+        ApplyRequest, ApplyResponse, ChangeSetResponse, DeleteRequest, DeleteResponse, PutRequest, PutResponse,
+        RollbackRequest, config_command_server::ConfigCommand,
     },
 };
 use veltrix_server::{CallTime, ServingGate};
@@ -51,6 +51,21 @@ impl<S: EventStore> CommandService<S> {
         let revision = handler.execute(&cmd, deadline).await?;
         tracing::debug!(namespace = %cmd.namespace(), %revision, changes = cmd.changes().len(), "committed");
         Ok(revision.get())
+    }
+
+    /// Rollback: the write role on the namespace (it only puts back values
+    /// the namespace held).
+    #[tracing::instrument(level = "debug", skip_all, fields(rpc = "Rollback"))]
+    async fn run_rollback(&self, request: Request<RollbackRequest>) -> Result<ChangeSetResponse, CommandError> {
+        let caller = self.auth.caller(&request)?;
+        let deadline = tokio::time::Instant::now() + self.call_time.budget(request.metadata());
+        let ctx = call_context(request.metadata(), caller.identity())?;
+        let rollback = convert::rollback(request.into_inner(), ctx)?;
+        caller.require(Role::Write, rollback.namespace.as_str())?;
+        let handler = self.handler.get()?;
+        let (revision, changes) = handler.rollback(&rollback, &self.limits, deadline).await?;
+        tracing::debug!(namespace = %rollback.namespace, %revision, changes = changes.len(), "rolled back");
+        Ok(ChangeSetResponse { revision: revision.get(), changes: changes.iter().map(read::diff_entry).collect() })
     }
 }
 
@@ -100,5 +115,9 @@ impl<S: EventStore> ConfigCommand for CommandService<S> {
     async fn apply(&self, request: Request<ApplyRequest>) -> Result<Response<ApplyResponse>, Status> {
         let revision = self.run("Apply", request).await.map_err(to_status)?;
         Ok(Response::new(ApplyResponse { revision }))
+    }
+
+    async fn rollback(&self, request: Request<RollbackRequest>) -> Result<Response<ChangeSetResponse>, Status> {
+        self.run_rollback(request).await.map(Response::new).map_err(to_status)
     }
 }

@@ -49,6 +49,9 @@ pub enum CommandError {
     Timeout,
     #[error("too many concurrent writers on namespace '{0}'; retry")]
     Contention(Namespace),
+    /// A computed change set (a rollback) larger than one change set may be.
+    #[error("the change set would hold {changes} changes, more than the {max} allowed; narrow it with a prefix")]
+    TooLarge { changes: usize, max: usize },
 }
 
 pub struct CommandHandler<S> {
@@ -217,7 +220,7 @@ mod tests {
 
     fn event_of(c: &ChangeSetCommand) -> veltrix_domain::ChangeSetCommitted {
         match decide(&NamespaceState::new(Duration::from_secs(60)), c) {
-            Ok(Decision::Append(e)) => e,
+            Ok(Decision::Append(e)) => *e,
             other => panic!("{other:?}"),
         }
     }

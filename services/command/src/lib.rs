@@ -8,6 +8,7 @@ pub mod config;
 pub mod grpc;
 pub mod handler;
 pub mod metric;
+pub mod rollback;
 pub mod status;
 
 pub use app::start;

@@ -17,7 +17,9 @@ pub fn to_status(err: CommandError) -> Status {
             }
             Rejection::NotFound { .. } => Status::not_found(r.to_string()),
             Rejection::RequestIdReused { .. } => Status::already_exists(r.to_string()),
+            Rejection::NamespaceMoved { .. } => Status::aborted(r.to_string()),
         },
+        CommandError::TooLarge { .. } => Status::failed_precondition(err.to_string()),
         CommandError::Timeout => Status::unavailable(err.to_string()),
         CommandError::Contention(_) => Status::aborted(err.to_string()),
         CommandError::Store(e) => store_status(e),

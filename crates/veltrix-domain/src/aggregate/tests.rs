@@ -241,6 +241,7 @@ proptest! {
                 Err(Rejection::Conflict { .. }) => Outcome::Conflict,
                 Err(Rejection::NotFound { .. }) => Outcome::NotFound,
                 Err(Rejection::RequestIdReused { .. }) => Outcome::Reused,
+                Err(e @ Rejection::NamespaceMoved { .. }) => panic!("a write is never derived: {e}"),
             };
             prop_assert_eq!(got, expected);
         }

@@ -5,10 +5,10 @@ use std::time::SystemTime;
 
 use veltrix_domain::{
     Actor, ChangeSetCommand, CommandMeta, Expectation, Key, KeyCommand, Limits, Namespace, Operation, Reason,
-    RequestId, TraceContext, ValidationError,
+    RequestId, Revision, TraceContext, ValidationError, rollback::Rollback,
 };
 
-use crate::v1::{ApplyRequest, DeleteRequest, PutRequest, change};
+use crate::v1::{ApplyRequest, DeleteRequest, PutRequest, RollbackRequest, change};
 
 /// What a call carries besides its message: who, when, in which trace.
 #[derive(Debug, Clone)]
@@ -88,4 +88,23 @@ impl IntoCommand for ApplyRequest {
         let meta = meta(ctx, &self.request_id, &self.reason)?;
         ChangeSetCommand::new(namespace, changes, meta, limits)
     }
+}
+
+/// A validated Rollback: `to_revision` at least 1, `prefix` as a key prefix.
+pub fn rollback(req: RollbackRequest, ctx: CallContext) -> Result<Rollback, ValidationError> {
+    let namespace = Namespace::parse(&req.namespace)?;
+    if req.to_revision == 0 {
+        return Err(ValidationError::new("to_revision", "must be at least 1"));
+    }
+    if req.prefix.len() > Key::MAX_LEN || !req.prefix.bytes().all(|c| (0x21..=0x7e).contains(&c)) {
+        return Err(ValidationError::new("prefix", "must be at most 256 bytes of printable ASCII without spaces"));
+    }
+    Ok(Rollback {
+        namespace,
+        to_revision: Revision::new(req.to_revision),
+        prefix: req.prefix,
+        expected: req.expected_revision.map(Revision::new),
+        dry_run: req.dry_run,
+        meta: meta(ctx, &req.request_id, &req.reason)?,
+    })
 }

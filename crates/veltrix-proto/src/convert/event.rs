@@ -39,6 +39,7 @@ pub fn encode_event(event: &ChangeSetCommitted) -> Vec<u8> {
         time: Some(super::read::timestamp(event.time)),
         traceparent: event.trace.traceparent.clone(),
         tracestate: event.trace.tracestate.clone(),
+        origin: Some(super::origin::origin_to_wire(&event.origin, &event.namespace)),
     };
     wire.encode_to_vec()
 }
@@ -105,6 +106,7 @@ pub fn decode_event(event_type: Option<&str>, payload: &[u8]) -> Result<ChangeSe
         request_digest: wire.request_digest,
         time,
         trace: TraceContext { traceparent: wire.traceparent, tracestate: wire.tracestate },
+        origin: super::origin::origin_from_wire(wire.origin),
     })
 }
 
@@ -146,6 +148,10 @@ mod tests {
             request_digest: vec![7; 32],
             time: SystemTime::UNIX_EPOCH + Duration::new(u64::from(secs), nanos % 1_000_000_000),
             trace: TraceContext { traceparent: "00-aa-bb-01".into(), tracestate: String::new() },
+            origin: match secs % 2 {
+                0 => veltrix_domain::Origin::Write,
+                _ => veltrix_domain::Origin::Rollback { to_revision: Revision::new(u64::from(secs)) },
+            },
         }
     }
 

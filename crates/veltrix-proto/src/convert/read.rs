@@ -66,5 +66,36 @@ fn change_record_meta(revision: Revision, event: &ChangeSetCommitted) -> ChangeR
         request_id: event.request_id.to_string(),
         changes: Vec::new(),
         traceparent: event.trace.traceparent.clone(),
+        origin: Some(super::origin::origin_to_wire(&event.origin, &event.namespace)),
+    }
+}
+
+/// A key as reads show it, from the reference fold.
+pub fn projected_key_value(key: &veltrix_domain::Key, k: &veltrix_domain::projection::ProjectedKey) -> KeyValue {
+    KeyValue {
+        key: key.to_string(),
+        value: k.value.clone().into(),
+        content_type: k.content_type.clone(),
+        create_revision: k.create_revision.get(),
+        mod_revision: k.mod_revision.get(),
+        version: k.version,
+        updated_at: Some(timestamp(k.updated_at)),
+        updated_by: k.updated_by.clone(),
+    }
+}
+
+/// One key's difference on the wire.
+pub fn diff_entry(e: &veltrix_domain::rollback::DiffEntry) -> crate::v1::DiffEntry {
+    use veltrix_domain::rollback::DiffKind;
+    let kind = match e.kind {
+        DiffKind::Added => crate::v1::diff_entry::Kind::Added,
+        DiffKind::Removed => crate::v1::diff_entry::Kind::Removed,
+        DiffKind::Changed => crate::v1::diff_entry::Kind::Changed,
+    };
+    crate::v1::DiffEntry {
+        key: e.key.to_string(),
+        kind: kind as i32,
+        before: e.before.as_ref().map(|k| projected_key_value(&e.key, k)),
+        after: e.after.as_ref().map(|k| projected_key_value(&e.key, k)),
     }
 }

@@ -1,0 +1,93 @@
+//! Calls whose change set the service computes (Rollback), and the
+//! differences they answer with.
+
+use serde::Serialize;
+use veltrix_proto::v1::{self, RollbackRequest, diff_entry};
+
+use crate::{Client, Entry, Result, Revision, client::new_request_id};
+
+/// How one key differs between two states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiffKind {
+    /// Only in the later state.
+    Added,
+    /// Only in the earlier state.
+    Removed,
+    /// In both, with another value or content type.
+    Changed,
+}
+
+/// One key that differs: as it was before, and as it is after.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Diff {
+    pub key: String,
+    pub kind: DiffKind,
+    pub before: Option<Entry>,
+    pub after: Option<Entry>,
+}
+
+impl From<v1::DiffEntry> for Diff {
+    fn from(e: v1::DiffEntry) -> Self {
+        let kind = match e.kind() {
+            diff_entry::Kind::Added => DiffKind::Added,
+            diff_entry::Kind::Removed => DiffKind::Removed,
+            diff_entry::Kind::Changed | diff_entry::Kind::Unspecified => DiffKind::Changed,
+        };
+        Self { key: e.key, kind, before: e.before.map(Entry::from), after: e.after.map(Entry::from) }
+    }
+}
+
+/// What a computed change set did (or, with `dry_run`, would do).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Computed {
+    /// The new revision; the current one when nothing was appended.
+    pub revision: Revision,
+    pub changes: Vec<Diff>,
+}
+
+/// Options of a rollback.
+#[derive(Debug, Clone, Default)]
+pub struct RollbackOptions {
+    /// Only keys under this prefix (empty: the whole namespace).
+    pub prefix: String,
+    /// The namespace's current revision must be this (else a conflict).
+    pub expected_revision: Option<Revision>,
+    /// Compute the changes, append nothing.
+    pub dry_run: bool,
+    /// Idempotency key; one is generated when empty, so that retries are safe.
+    pub request_id: Option<String>,
+    pub reason: String,
+}
+
+impl Client {
+    /// Makes every key under the prefix as it was right after `to_revision`,
+    /// in one change set.
+    pub async fn rollback(
+        &self,
+        namespace: &str,
+        to_revision: Revision,
+        options: &RollbackOptions,
+    ) -> Result<Computed> {
+        let message = RollbackRequest {
+            namespace: namespace.into(),
+            to_revision,
+            prefix: options.prefix.clone(),
+            expected_revision: options.expected_revision,
+            request_id: options.request_id.clone().unwrap_or_else(new_request_id),
+            reason: options.reason.clone(),
+            dry_run: options.dry_run,
+        };
+        self.retry(|| {
+            let (mut c, r) = (self.command.clone(), self.request(message.clone()));
+            async move {
+                let answer = c.rollback(r).await?.into_inner();
+                Ok(Computed {
+                    revision: answer.revision,
+                    changes: answer.changes.into_iter().map(Diff::from).collect(),
+                })
+            }
+        })
+        .await
+    }
+}

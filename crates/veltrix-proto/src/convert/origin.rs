@@ -1,0 +1,55 @@
+//! Origins between the domain and the wire (events, History, Watch).
+
+use veltrix_domain::{Namespace, Origin, Revision, event::UnknownOrigin};
+
+use crate::v1;
+
+/// The wire origin of a change set of `namespace`.
+pub fn origin_to_wire(origin: &Origin, namespace: &Namespace) -> v1::Origin {
+    match origin {
+        Origin::Write => v1::Origin { kind: v1::origin::Kind::Write as i32, ..Default::default() },
+        Origin::Rollback { to_revision } => v1::Origin {
+            kind: v1::origin::Kind::Rollback as i32,
+            source_namespace: namespace.to_string(),
+            source_revision: to_revision.get(),
+        },
+        Origin::Other(unknown) => v1::Origin {
+            kind: unknown.kind,
+            source_namespace: unknown.source_namespace.clone(),
+            source_revision: unknown.source_revision.get(),
+        },
+    }
+}
+
+/// The domain origin of a stored one; none (events from before origins) is
+/// a write, and a kind this version does not know is kept as it is.
+pub fn origin_from_wire(origin: Option<v1::Origin>) -> Origin {
+    let Some(o) = origin else { return Origin::Write };
+    match v1::origin::Kind::try_from(o.kind) {
+        Ok(v1::origin::Kind::Unspecified | v1::origin::Kind::Write) => Origin::Write,
+        Ok(v1::origin::Kind::Rollback) => Origin::Rollback { to_revision: Revision::new(o.source_revision) },
+        _ => Origin::Other(Box::new(UnknownOrigin {
+            kind: o.kind,
+            source_namespace: o.source_namespace,
+            source_revision: Revision::new(o.source_revision),
+        })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn origins_round_trip_and_unknown_kinds_are_kept() {
+        let ns = Namespace::parse("app").unwrap();
+        for origin in [Origin::Write, Origin::Rollback { to_revision: Revision::new(41) }] {
+            assert_eq!(origin_from_wire(Some(origin_to_wire(&origin, &ns))), origin);
+        }
+        assert_eq!(origin_from_wire(None), Origin::Write, "events from before origins");
+        let future = v1::Origin { kind: 99, source_namespace: "x".into(), source_revision: 3 };
+        let kept = origin_from_wire(Some(future.clone()));
+        assert_eq!(origin_to_wire(&kept, &ns), future);
+    }
+}
