@@ -1,8 +1,8 @@
-//! Calls whose change set the service computes (Rollback), and the
-//! differences they answer with.
+//! Calls whose change set the service computes (Rollback, Promote), and
+//! the differences they answer with.
 
 use serde::Serialize;
-use veltrix_proto::v1::{self, RollbackRequest, diff_entry};
+use veltrix_proto::v1::{self, ChangeSetResponse, PromoteRequest, RollbackRequest, diff_entry};
 
 use crate::{Client, Entry, Result, Revision, client::new_request_id};
 
@@ -60,7 +60,48 @@ pub struct RollbackOptions {
     pub reason: String,
 }
 
+/// Options of a promotion.
+#[derive(Debug, Clone, Default)]
+pub struct PromoteOptions {
+    /// The source as of this revision (absent: its latest).
+    pub source_revision: Option<Revision>,
+    /// Only keys under this prefix (empty: every key).
+    pub prefix: String,
+    /// Also delete the target's keys under the prefix that the source lacks.
+    pub delete_missing: bool,
+    /// The target's current revision must be this (else a conflict).
+    pub expected_revision: Option<Revision>,
+    pub dry_run: bool,
+    pub request_id: Option<String>,
+    pub reason: String,
+}
+
+fn computed(answer: ChangeSetResponse) -> Computed {
+    Computed { revision: answer.revision, changes: answer.changes.into_iter().map(Diff::from).collect() }
+}
+
 impl Client {
+    /// Makes the target's keys under the prefix equal to the source's, in
+    /// one change set of the target.
+    pub async fn promote(&self, source: &str, target: &str, options: &PromoteOptions) -> Result<Computed> {
+        let message = PromoteRequest {
+            source_namespace: source.into(),
+            source_revision: options.source_revision,
+            target_namespace: target.into(),
+            prefix: options.prefix.clone(),
+            delete_missing: options.delete_missing,
+            expected_revision: options.expected_revision,
+            request_id: options.request_id.clone().unwrap_or_else(new_request_id),
+            reason: options.reason.clone(),
+            dry_run: options.dry_run,
+        };
+        self.retry(|| {
+            let (mut c, r) = (self.command.clone(), self.request(message.clone()));
+            async move { Ok(computed(c.promote(r).await?.into_inner())) }
+        })
+        .await
+    }
+
     /// Makes every key under the prefix as it was right after `to_revision`,
     /// in one change set.
     pub async fn rollback(

@@ -26,6 +26,9 @@ pub enum Origin {
     Write,
     /// Every key under `prefix` made as it was right after `to_revision`.
     Rollback { to_revision: Revision },
+    /// Keys under a prefix made equal to another namespace's as of
+    /// `source_revision` (boxed: events stay small).
+    Promotion { source_namespace: Box<Namespace>, source_revision: Revision },
     /// A kind this version does not know (written by a newer one), kept as
     /// it was stored.
     Other(Box<UnknownOrigin>),

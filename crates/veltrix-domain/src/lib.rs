@@ -17,8 +17,8 @@ pub mod feed;
 #[cfg(any(test, feature = "test-util"))]
 pub mod memory;
 pub mod names;
+pub mod plan;
 pub mod projection;
-pub mod rollback;
 pub mod store;
 pub mod validation;
 

@@ -25,7 +25,7 @@ pub struct MemoryEventStore {
 
 #[derive(Debug, Clone)]
 enum Entry {
-    Event(StoredEvent),
+    Event(Box<StoredEvent>),
     Undecodable { revision: Revision, message: String },
 }
 
@@ -75,7 +75,7 @@ impl MemoryEventStore {
             .log
             .iter()
             .filter_map(|e| match e {
-                Entry::Event(e) => Some(e.clone()),
+                Entry::Event(e) => Some((**e).clone()),
                 Entry::Undecodable { .. } => None,
             })
             .collect()
@@ -103,7 +103,7 @@ impl EventStore for MemoryEventStore {
         let mut out = Vec::new();
         for entry in inner.log.iter().filter(|e| e.revision() > after) {
             match entry {
-                Entry::Event(e) if &e.event.namespace == namespace => out.push(e.clone()),
+                Entry::Event(e) if &e.event.namespace == namespace => out.push((**e).clone()),
                 Entry::Event(_) => {}
                 // Its namespace cannot be known; a namespace read sees it as
                 // the JetStream store would only if it were on its subject.
@@ -127,7 +127,7 @@ impl EventStore for MemoryEventStore {
             return Err(StoreError::WrongLastRevision { expected: expected_last });
         }
         let revision = inner.last_revision + 1;
-        inner.push(Entry::Event(StoredEvent { revision, event: event.clone() }));
+        inner.push(Entry::Event(Box::new(StoredEvent { revision, event: event.clone() })));
         inner.last_by_namespace.insert(ns, revision);
         if !event.request_id.is_empty() {
             inner.dedupe.insert(dedupe_key, revision);
@@ -175,7 +175,7 @@ impl FeedReader for MemoryReader {
                 Entry::Undecodable { revision, message } => Err(FeedError::Undecodable { revision, message }),
                 Entry::Event(stored) => {
                     self.position = stored.revision;
-                    Ok(FeedItem { stored, pending })
+                    Ok(FeedItem { stored: *stored, pending })
                 }
             })
         })

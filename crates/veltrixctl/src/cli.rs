@@ -184,6 +184,29 @@ pub enum Command {
         #[arg(long)]
         request_id: Option<String>,
     },
+    /// Make TARGET's keys (under --prefix) equal to SOURCE's, in one change set of TARGET.
+    Promote {
+        source: String,
+        target: String,
+        /// The source as of this revision (default: its latest).
+        #[arg(long)]
+        from_revision: Option<u64>,
+        #[arg(long, default_value = "")]
+        prefix: String,
+        /// Also delete TARGET's keys (under --prefix) that SOURCE lacks.
+        #[arg(long)]
+        delete_missing: bool,
+        /// Print what would change; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// TARGET's current revision must be this.
+        #[arg(long)]
+        expect_revision: Option<u64>,
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long)]
+        request_id: Option<String>,
+    },
     /// Print the keys (under PREFIX) as a map of key -> value that `apply` reads back (YAML; `-o json`).
     Export(ReadKeys),
     /// The change history of a namespace (or of one key).

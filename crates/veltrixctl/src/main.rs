@@ -3,10 +3,10 @@
 
 mod apply;
 mod cli;
+mod derived;
 mod export;
 mod output;
 mod read;
-mod rollback;
 mod watch;
 mod write;
 
@@ -104,8 +104,30 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::List(keys) => read::list(c, out, &keys).await,
         Command::Export(keys) => read::export(c, out, &keys).await,
         Command::Rollback { namespace, to, prefix, dry_run, expect_revision, reason, request_id } => {
-            let args = rollback::Args { to, prefix, expect_revision, dry_run, reason, request_id };
-            rollback::run(c, out, &namespace, args).await
+            let args = derived::RollbackArgs { to, prefix, expect_revision, dry_run, reason, request_id };
+            derived::rollback(c, out, &namespace, args).await
+        }
+        Command::Promote {
+            source,
+            target,
+            from_revision,
+            prefix,
+            delete_missing,
+            dry_run,
+            expect_revision,
+            reason,
+            request_id,
+        } => {
+            let args = derived::PromoteArgs {
+                from_revision,
+                prefix,
+                delete_missing,
+                expect_revision,
+                dry_run,
+                reason,
+                request_id,
+            };
+            derived::promote(c, out, &source, &target, args).await
         }
         Command::Apply { namespace, file, dry_run, delete_missing, prefix, reason, request_id } => {
             let file = apply::read(&file, delete_missing)?;

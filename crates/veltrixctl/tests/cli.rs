@@ -344,3 +344,22 @@ async fn rollback_shows_its_diff_in_a_dry_run_and_restores_a_revision() {
     assert_eq!(got["value"], "10");
     env.fails(&["rollback", ns, "--to", "0"], 5).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn promote_copies_staging_into_prod_after_a_dry_run() {
+    let env = Ctl::new(TestSystem::start().await);
+    wrote(&env, &["put", "ctl/staging", "db/url", "staging-db"]).await;
+    wrote(&env, &["put", "ctl/prod", "db/url", "prod-db"]).await;
+    let r = wrote(&env, &["put", "ctl/prod", "db/old", "1"]).await;
+
+    let plan =
+        env.ok(&["promote", "ctl/staging", "ctl/prod", "--prefix", "db/", "--delete-missing", "--dry-run"]).await;
+    assert!(plan.contains("~ db/url: prod-db -> staging-db") && plan.contains("- db/old"), "{plan}");
+    let stale = ["promote", "ctl/staging", "ctl/prod", "--expect-revision", "1"];
+    env.fails(&stale, 4).await;
+    let done = json(&env.ok(&["promote", "ctl/staging", "ctl/prod", "--prefix", "db/", "-o", "json"]).await);
+    let revision = done["revision"].as_u64().unwrap();
+    assert!(revision > r);
+    let listed = listed(&env, "ctl/prod", revision).await;
+    assert_eq!(listed.len(), 2, "without --delete-missing db/old stays: {listed:?}");
+}

@@ -9,8 +9,8 @@ use veltrix_domain::{Actor, EventStore, Limits, TraceContext, ValidationError};
 use veltrix_proto::{
     convert::{self, CallContext, IntoCommand, read},
     v1::{
-        ApplyRequest, ApplyResponse, ChangeSetResponse, DeleteRequest, DeleteResponse, PutRequest, PutResponse,
-        RollbackRequest, config_command_server::ConfigCommand,
+        ApplyRequest, ApplyResponse, ChangeSetResponse, DeleteRequest, DeleteResponse, PromoteRequest, PutRequest,
+        PutResponse, RollbackRequest, config_command_server::ConfigCommand,
     },
 };
 use veltrix_server::{CallTime, ServingGate};
@@ -67,6 +67,21 @@ impl<S: EventStore> CommandService<S> {
         tracing::debug!(namespace = %rollback.namespace, %revision, changes = changes.len(), "rolled back");
         Ok(ChangeSetResponse { revision: revision.get(), changes: changes.iter().map(read::diff_entry).collect() })
     }
+
+    /// Promote: read on the source and write on the target.
+    #[tracing::instrument(level = "debug", skip_all, fields(rpc = "Promote"))]
+    async fn run_promote(&self, request: Request<PromoteRequest>) -> Result<ChangeSetResponse, CommandError> {
+        let caller = self.auth.caller(&request)?;
+        let deadline = tokio::time::Instant::now() + self.call_time.budget(request.metadata());
+        let ctx = call_context(request.metadata(), caller.identity())?;
+        let promote = convert::promote(request.into_inner(), ctx)?;
+        caller.require(Role::Read, promote.source.as_str())?;
+        caller.require(Role::Write, promote.target.as_str())?;
+        let handler = self.handler.get()?;
+        let (revision, changes) = handler.promote(&promote, &self.limits, deadline).await?;
+        tracing::debug!(source = %promote.source, target = %promote.target, %revision, changes = changes.len(), "promoted");
+        Ok(ChangeSetResponse { revision: revision.get(), changes: changes.iter().map(read::diff_entry).collect() })
+    }
 }
 
 /// The call's actor, trace and time. With authentication on, the actor is
@@ -119,5 +134,9 @@ impl<S: EventStore> ConfigCommand for CommandService<S> {
 
     async fn rollback(&self, request: Request<RollbackRequest>) -> Result<Response<ChangeSetResponse>, Status> {
         self.run_rollback(request).await.map(Response::new).map_err(to_status)
+    }
+
+    async fn promote(&self, request: Request<PromoteRequest>) -> Result<Response<ChangeSetResponse>, Status> {
+        self.run_promote(request).await.map(Response::new).map_err(to_status)
     }
 }

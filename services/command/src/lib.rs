@@ -5,10 +5,10 @@
 
 pub mod app;
 pub mod config;
+pub mod derived;
 pub mod grpc;
 pub mod handler;
 pub mod metric;
-pub mod rollback;
 pub mod status;
 
 pub use app::start;

@@ -5,10 +5,11 @@ use std::time::SystemTime;
 
 use veltrix_domain::{
     Actor, ChangeSetCommand, CommandMeta, Expectation, Key, KeyCommand, Limits, Namespace, Operation, Reason,
-    RequestId, Revision, TraceContext, ValidationError, rollback::Rollback,
+    RequestId, Revision, TraceContext, ValidationError,
+    plan::{Promote, Rollback},
 };
 
-use crate::v1::{ApplyRequest, DeleteRequest, PutRequest, RollbackRequest, change};
+use crate::v1::{ApplyRequest, DeleteRequest, PromoteRequest, PutRequest, RollbackRequest, change};
 
 /// What a call carries besides its message: who, when, in which trace.
 #[derive(Debug, Clone)]
@@ -96,13 +97,44 @@ pub fn rollback(req: RollbackRequest, ctx: CallContext) -> Result<Rollback, Vali
     if req.to_revision == 0 {
         return Err(ValidationError::new("to_revision", "must be at least 1"));
     }
-    if req.prefix.len() > Key::MAX_LEN || !req.prefix.bytes().all(|c| (0x21..=0x7e).contains(&c)) {
-        return Err(ValidationError::new("prefix", "must be at most 256 bytes of printable ASCII without spaces"));
-    }
+    key_prefix(&req.prefix)?;
     Ok(Rollback {
         namespace,
         to_revision: Revision::new(req.to_revision),
         prefix: req.prefix,
+        expected: req.expected_revision.map(Revision::new),
+        dry_run: req.dry_run,
+        meta: meta(ctx, &req.request_id, &req.reason)?,
+    })
+}
+
+fn key_prefix(prefix: &str) -> Result<(), ValidationError> {
+    if prefix.len() > Key::MAX_LEN || !prefix.bytes().all(|c| (0x21..=0x7e).contains(&c)) {
+        return Err(ValidationError::new("prefix", "must be at most 256 bytes of printable ASCII without spaces"));
+    }
+    Ok(())
+}
+
+/// A validated Promote: two namespaces (field names `source_namespace`,
+/// `target_namespace`), `source_revision` at least 1 when set.
+pub fn promote(req: PromoteRequest, ctx: CallContext) -> Result<Promote, ValidationError> {
+    let named =
+        |field: &'static str, text: &str| Namespace::parse(text).map_err(|e| ValidationError::new(field, e.rule));
+    let source = named("source_namespace", &req.source_namespace)?;
+    let target = named("target_namespace", &req.target_namespace)?;
+    if source == target {
+        return Err(ValidationError::new("target_namespace", "must not be the source namespace"));
+    }
+    if req.source_revision == Some(0) {
+        return Err(ValidationError::new("source_revision", "must be at least 1 when set"));
+    }
+    key_prefix(&req.prefix)?;
+    Ok(Promote {
+        source,
+        source_revision: req.source_revision.map(Revision::new),
+        target,
+        prefix: req.prefix,
+        delete_missing: req.delete_missing,
         expected: req.expected_revision.map(Revision::new),
         dry_run: req.dry_run,
         meta: meta(ctx, &req.request_id, &req.reason)?,

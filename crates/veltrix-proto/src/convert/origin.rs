@@ -13,6 +13,11 @@ pub fn origin_to_wire(origin: &Origin, namespace: &Namespace) -> v1::Origin {
             source_namespace: namespace.to_string(),
             source_revision: to_revision.get(),
         },
+        Origin::Promotion { source_namespace, source_revision } => v1::Origin {
+            kind: v1::origin::Kind::Promotion as i32,
+            source_namespace: source_namespace.to_string(),
+            source_revision: source_revision.get(),
+        },
         Origin::Other(unknown) => v1::Origin {
             kind: unknown.kind,
             source_namespace: unknown.source_namespace.clone(),
@@ -28,12 +33,23 @@ pub fn origin_from_wire(origin: Option<v1::Origin>) -> Origin {
     match v1::origin::Kind::try_from(o.kind) {
         Ok(v1::origin::Kind::Unspecified | v1::origin::Kind::Write) => Origin::Write,
         Ok(v1::origin::Kind::Rollback) => Origin::Rollback { to_revision: Revision::new(o.source_revision) },
-        _ => Origin::Other(Box::new(UnknownOrigin {
-            kind: o.kind,
-            source_namespace: o.source_namespace,
-            source_revision: Revision::new(o.source_revision),
-        })),
+        Ok(v1::origin::Kind::Promotion) => match Namespace::parse(&o.source_namespace) {
+            Ok(source) => Origin::Promotion {
+                source_namespace: Box::new(source),
+                source_revision: Revision::new(o.source_revision),
+            },
+            Err(_) => unknown(o),
+        },
+        _ => unknown(o),
     }
+}
+
+fn unknown(o: v1::Origin) -> Origin {
+    Origin::Other(Box::new(UnknownOrigin {
+        kind: o.kind,
+        source_namespace: o.source_namespace,
+        source_revision: Revision::new(o.source_revision),
+    }))
 }
 
 #[cfg(test)]
@@ -44,7 +60,12 @@ mod tests {
     #[test]
     fn origins_round_trip_and_unknown_kinds_are_kept() {
         let ns = Namespace::parse("app").unwrap();
-        for origin in [Origin::Write, Origin::Rollback { to_revision: Revision::new(41) }] {
+        let staging = Box::new(Namespace::parse("payments/staging").unwrap());
+        for origin in [
+            Origin::Write,
+            Origin::Rollback { to_revision: Revision::new(41) },
+            Origin::Promotion { source_namespace: staging, source_revision: Revision::new(88) },
+        ] {
             assert_eq!(origin_from_wire(Some(origin_to_wire(&origin, &ns))), origin);
         }
         assert_eq!(origin_from_wire(None), Origin::Write, "events from before origins");

@@ -85,8 +85,8 @@ pub fn projected_key_value(key: &veltrix_domain::Key, k: &veltrix_domain::projec
 }
 
 /// One key's difference on the wire.
-pub fn diff_entry(e: &veltrix_domain::rollback::DiffEntry) -> crate::v1::DiffEntry {
-    use veltrix_domain::rollback::DiffKind;
+pub fn diff_entry(e: &veltrix_domain::plan::DiffEntry) -> crate::v1::DiffEntry {
+    use veltrix_domain::plan::DiffKind;
     let kind = match e.kind {
         DiffKind::Added => crate::v1::diff_entry::Kind::Added,
         DiffKind::Removed => crate::v1::diff_entry::Kind::Removed,

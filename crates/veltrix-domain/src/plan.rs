@@ -1,7 +1,8 @@
-//! Differences between two states of a namespace, and the rollback built on
-//! them: the changes that make every key under a prefix exactly as it was
-//! right after an earlier revision. Computed from the namespace's events,
-//! so it reaches as far back as the event stream does.
+//! Differences between two states, and the change sets built on them: a
+//! rollback (every key under a prefix exactly as it was right after an
+//! earlier revision) and a promotion (a namespace's keys under a prefix made
+//! equal to another's). Computed from the namespaces' events, so they reach
+//! as far back as the event stream does.
 
 use crate::{
     Key, KeyCommand, Limits, Namespace, Operation, Revision,
@@ -92,9 +93,66 @@ impl Rollback {
     }
 }
 
-/// What a rollback would change, computed at the namespace's revision `at`.
+/// A validated Promote request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RollbackPlan {
+pub struct Promote {
+    pub source: Namespace,
+    /// Absent: the source's latest revision.
+    pub source_revision: Option<Revision>,
+    pub target: Namespace,
+    pub prefix: String,
+    /// Also delete the target's keys under the prefix that the source lacks.
+    pub delete_missing: bool,
+    /// The target's revision the caller expects (else ABORTED).
+    pub expected: Option<Revision>,
+    pub dry_run: bool,
+    pub meta: crate::CommandMeta,
+}
+
+impl Promote {
+    /// What the request asks for, canonically (see [`Rollback::request`]).
+    pub fn request(&self, source_revision: Revision) -> Vec<u8> {
+        let mut out = b"promote".to_vec();
+        for part in [self.source.as_str().as_bytes(), self.prefix.as_bytes()] {
+            out.extend_from_slice(&(part.len() as u64).to_be_bytes());
+            out.extend_from_slice(part);
+        }
+        out.extend_from_slice(&source_revision.get().to_be_bytes());
+        out.push(u8::from(self.delete_missing));
+        out
+    }
+}
+
+/// The promotion of `source`'s keys under `prefix` (as of `source_revision`,
+/// else its latest) into `target`; answers the plan and the source revision
+/// it was computed from.
+pub fn plan_promote(
+    promote: &Promote,
+    source_events: &[StoredEvent],
+    target_events: &[StoredEvent],
+) -> (Plan, Revision) {
+    let mut source = Projection::new();
+    for stored in source_events.iter().filter(|s| s.event.namespace == promote.source) {
+        if promote.source_revision.is_none_or(|at| stored.revision <= at) {
+            source.apply(stored.revision, &stored.event);
+        }
+    }
+    let mut target = Projection::new();
+    for stored in target_events.iter().filter(|s| s.event.namespace == promote.target) {
+        target.apply(stored.revision, &stored.event);
+    }
+    let mut changes = diff(&target.keys(&promote.target), &source.keys(&promote.source), &promote.prefix);
+    if !promote.delete_missing {
+        changes.retain(|c| c.kind != DiffKind::Removed);
+    }
+    let from = promote.source_revision.unwrap_or_else(|| source.revision(&promote.source));
+    (Plan { at: target.revision(&promote.target), changes }, from)
+}
+
+/// What a computed change set would change, computed at the namespace's
+/// revision `at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
     pub at: Revision,
     /// From the current state (`before`) to the state at the target (`after`).
     pub changes: Vec<DiffEntry>,
@@ -102,12 +160,7 @@ pub struct RollbackPlan {
 
 /// The rollback of `namespace`'s keys under `prefix` to right after
 /// `to_revision`, from the namespace's events in revision order.
-pub fn plan_rollback(
-    namespace: &Namespace,
-    events: &[StoredEvent],
-    to_revision: Revision,
-    prefix: &str,
-) -> RollbackPlan {
+pub fn plan_rollback(namespace: &Namespace, events: &[StoredEvent], to_revision: Revision, prefix: &str) -> Plan {
     let (mut now, mut then) = (Projection::new(), Projection::new());
     for stored in events.iter().filter(|s| &s.event.namespace == namespace) {
         now.apply(stored.revision, &stored.event);
@@ -116,10 +169,10 @@ pub fn plan_rollback(
         }
     }
     let changes = diff(&now.keys(namespace), &then.keys(namespace), prefix);
-    RollbackPlan { at: now.revision(namespace), changes }
+    Plan { at: now.revision(namespace), changes }
 }
 
-impl RollbackPlan {
+impl Plan {
     /// The key commands that carry the plan out.
     pub fn commands(&self, limits: &Limits) -> Result<Vec<KeyCommand>, ValidationError> {
         self.changes
@@ -177,6 +230,38 @@ mod tests {
 
     fn stored(events: Vec<ChangeSetCommitted>) -> Vec<StoredEvent> {
         events.into_iter().zip(1..).map(|(event, r)| StoredEvent { revision: Revision::new(r), event }).collect()
+    }
+
+    #[test]
+    fn a_promotion_copies_the_source_under_its_prefix_and_deletes_only_when_asked() {
+        let mut staging = event(&[("db/url", Some("staging")), ("db/pool", Some("9")), ("ui", Some("x"))]);
+        staging.namespace = Namespace::parse("staging").unwrap();
+        let prod = event(&[("db/url", Some("prod")), ("db/old", Some("1"))]);
+        let (source, target) = (stored(vec![staging]), stored(vec![prod]));
+        let meta = crate::CommandMeta {
+            actor: Actor::anonymous(),
+            reason: Reason::default(),
+            request_id: RequestId::default(),
+            trace: TraceContext::default(),
+            time: SystemTime::UNIX_EPOCH,
+        };
+        let mut promote = Promote {
+            source: Namespace::parse("staging").unwrap(),
+            source_revision: None,
+            target: Namespace::parse("app").unwrap(),
+            prefix: "db/".into(),
+            delete_missing: false,
+            expected: None,
+            dry_run: false,
+            meta,
+        };
+        let (plan, from) = plan_promote(&promote, &source, &target);
+        assert_eq!(from, 1);
+        let kinds: Vec<_> = plan.changes.iter().map(|c| (c.key.as_str(), c.kind)).collect();
+        assert_eq!(kinds, [("db/pool", DiffKind::Added), ("db/url", DiffKind::Changed)]);
+        promote.delete_missing = true;
+        let (plan, _) = plan_promote(&promote, &source, &target);
+        assert!(plan.changes.iter().any(|c| c.key.as_str() == "db/old" && c.kind == DiffKind::Removed));
     }
 
     #[test]

@@ -1,0 +1,92 @@
+//! `rollback` (every key under a prefix back as it was right after a
+//! revision) and `promote` (a namespace's keys made equal to another's),
+//! each one change set; `--dry-run` prints what would change.
+
+use veltrix_client::{Client, Computed, Diff, DiffKind, PromoteOptions, RollbackOptions};
+
+use crate::{Failure, cli::Output, output};
+
+pub struct RollbackArgs {
+    pub to: u64,
+    pub prefix: String,
+    pub expect_revision: Option<u64>,
+    pub dry_run: bool,
+    pub reason: Option<String>,
+    pub request_id: Option<String>,
+}
+
+pub async fn rollback(client: &Client, out: Output, namespace: &str, args: RollbackArgs) -> Result<(), Failure> {
+    let options = RollbackOptions {
+        prefix: args.prefix,
+        expected_revision: args.expect_revision,
+        dry_run: args.dry_run,
+        request_id: args.request_id,
+        reason: args.reason.unwrap_or_default(),
+    };
+    let computed = client.rollback(namespace, args.to, &options).await?;
+    output::show(out, &computed, |c| print_rollback(c, args.to, args.dry_run))
+}
+
+pub struct PromoteArgs {
+    pub from_revision: Option<u64>,
+    pub prefix: String,
+    pub delete_missing: bool,
+    pub expect_revision: Option<u64>,
+    pub dry_run: bool,
+    pub reason: Option<String>,
+    pub request_id: Option<String>,
+}
+
+pub async fn promote(
+    client: &Client,
+    out: Output,
+    source: &str,
+    target: &str,
+    args: PromoteArgs,
+) -> Result<(), Failure> {
+    let options = PromoteOptions {
+        source_revision: args.from_revision,
+        prefix: args.prefix,
+        delete_missing: args.delete_missing,
+        expected_revision: args.expect_revision,
+        dry_run: args.dry_run,
+        request_id: args.request_id,
+        reason: args.reason.unwrap_or_default(),
+    };
+    let computed = client.promote(source, target, &options).await?;
+    output::show(out, &computed, |c| {
+        diff_lines(&c.changes);
+        match (args.dry_run, c.changes.len()) {
+            (_, 0) => println!("nothing to promote: {target} already matches {source} (revision {})", c.revision),
+            (true, n) => println!("dry run: {n} change(s) would promote {source} into {target}; nothing written"),
+            (false, n) => println!("promoted {n} key(s) from {source} into {target}: revision {}", c.revision),
+        }
+    })
+}
+
+fn text(d: &Option<veltrix_client::Entry>) -> String {
+    d.as_ref().map_or_else(String::new, |e| output::printable(&String::from_utf8_lossy(&e.value)))
+}
+
+/// `+ key = value` (comes back), `- key` (goes), `~ key: old -> new`.
+pub fn diff_lines(changes: &[Diff]) {
+    for d in changes {
+        let key = output::printable(&d.key);
+        match d.kind {
+            DiffKind::Added => println!("+ {key} = {}", text(&d.after)),
+            DiffKind::Removed => println!("- {key}"),
+            DiffKind::Changed => println!("~ {key}: {} -> {}", text(&d.before), text(&d.after)),
+        }
+    }
+}
+
+fn print_rollback(c: &Computed, to: u64, dry_run: bool) {
+    diff_lines(&c.changes);
+    match (dry_run, c.changes.len()) {
+        (_, 0) => {
+            println!("nothing to roll back: the keys are as they were at revision {to} (revision {})", c.revision)
+        }
+        (true, n) => println!("dry run: {n} change(s) would roll back to revision {to}; nothing written"),
+        (false, n) => println!("rolled back {n} key(s) to revision {to}: revision {}", c.revision),
+    }
+}
