@@ -12,6 +12,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = ["command.proto", "event.proto", "origin.proto", "query.proto", "readmodel.proto"]
         .map(|f| root.join("veltrix/config/v1").join(f));
     let out = PathBuf::from(env::var("OUT_DIR")?);
+    // The protos live outside this package: cargo watches only the package
+    // itself unless told.
+    println!("cargo:rerun-if-changed=build.rs");
+    for f in &files {
+        println!("cargo:rerun-if-changed={}", f.display());
+    }
 
     tonic_prost_build::configure()
         .file_descriptor_set_path(out.join("veltrix_descriptor.bin"))

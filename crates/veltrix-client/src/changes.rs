@@ -2,7 +2,7 @@
 //! the differences they answer with.
 
 use serde::Serialize;
-use veltrix_proto::v1::{self, ChangeSetResponse, PromoteRequest, RollbackRequest, diff_entry};
+use veltrix_proto::v1::{self, ChangeSetResponse, DiffRequest, PromoteRequest, RollbackRequest, diff_entry};
 
 use crate::{Client, Entry, Result, Revision, client::new_request_id};
 
@@ -80,7 +80,56 @@ fn computed(answer: ChangeSetResponse) -> Computed {
     Computed { revision: answer.revision, changes: answer.changes.into_iter().map(Diff::from).collect() }
 }
 
+/// The two states a diff compares: a namespace at a revision (absent: the
+/// latest applied).
+#[derive(Debug, Clone, Default)]
+pub struct DiffOptions {
+    pub from_revision: Option<Revision>,
+    /// Empty: the same namespace.
+    pub to_namespace: String,
+    pub to_revision: Option<Revision>,
+    pub prefix: String,
+}
+
+/// Every key that differs, and the revisions both sides were read at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Differences {
+    pub from_revision: Revision,
+    pub to_revision: Revision,
+    pub entries: Vec<Diff>,
+}
+
 impl Client {
+    /// The keys (under the prefix) that differ from one state to the other,
+    /// in key order, all pages.
+    pub async fn diff(&self, from_namespace: &str, options: &DiffOptions) -> Result<Differences> {
+        let mut out = Differences { from_revision: 0, to_revision: 0, entries: Vec::new() };
+        let mut page_token = String::new();
+        loop {
+            let message = DiffRequest {
+                from_namespace: from_namespace.into(),
+                from_revision: options.from_revision,
+                to_namespace: options.to_namespace.clone(),
+                to_revision: options.to_revision,
+                prefix: options.prefix.clone(),
+                page_size: 1000,
+                page_token: page_token.clone(),
+            };
+            let page = self
+                .retry(|| {
+                    let (mut q, r) = (self.query.clone(), self.request(message.clone()));
+                    async move { Ok(q.diff(r).await?.into_inner()) }
+                })
+                .await?;
+            (out.from_revision, out.to_revision) = (page.from_revision, page.to_revision);
+            out.entries.extend(page.entries.into_iter().map(Diff::from));
+            if page.next_page_token.is_empty() {
+                return Ok(out);
+            }
+            page_token = page.next_page_token;
+        }
+    }
+
     /// Makes the target's keys under the prefix equal to the source's, in
     /// one change set of the target.
     pub async fn promote(&self, source: &str, target: &str, options: &PromoteOptions) -> Result<Computed> {

@@ -31,7 +31,7 @@ mod live;
 mod types;
 mod watch;
 
-pub use changes::{Computed, Diff, DiffKind, PromoteOptions, RollbackOptions};
+pub use changes::{Computed, Diff, DiffKind, DiffOptions, Differences, PromoteOptions, RollbackOptions};
 pub use client::{Client, ClientBuilder, HistoryOptions, Listing, ReadOptions, WriteOptions};
 pub use error::{Error, REVISION_COMPACTED, REVISION_CONFLICT, Result};
 pub use live::{LiveConfig, LiveOptions, Snapshot, Source};

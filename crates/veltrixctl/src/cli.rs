@@ -207,6 +207,13 @@ pub enum Command {
         #[arg(long)]
         request_id: Option<String>,
     },
+    /// The keys that differ between NS[@REV] and NS2[@REV2] (default: NS now): + added, - removed, ~ changed.
+    Diff {
+        from: String,
+        to: Option<String>,
+        #[arg(long, default_value = "")]
+        prefix: String,
+    },
     /// Print the keys (under PREFIX) as a map of key -> value that `apply` reads back (YAML; `-o json`).
     Export(ReadKeys),
     /// The change history of a namespace (or of one key).

@@ -2,7 +2,7 @@
 //! revision) and `promote` (a namespace's keys made equal to another's),
 //! each one change set; `--dry-run` prints what would change.
 
-use veltrix_client::{Client, Computed, Diff, DiffKind, PromoteOptions, RollbackOptions};
+use veltrix_client::{Client, Computed, Diff, DiffKind, DiffOptions, PromoteOptions, RollbackOptions};
 
 use crate::{Failure, cli::Output, output};
 
@@ -89,4 +89,32 @@ fn print_rollback(c: &Computed, to: u64, dry_run: bool) {
         (true, n) => println!("dry run: {n} change(s) would roll back to revision {to}; nothing written"),
         (false, n) => println!("rolled back {n} key(s) to revision {to}: revision {}", c.revision),
     }
+}
+
+/// `NS` or `NS@REV`.
+fn side(text: &str) -> Result<(String, Option<u64>), Failure> {
+    match text.split_once('@') {
+        None => Ok((text.to_owned(), None)),
+        Some((ns, rev)) => {
+            let rev =
+                rev.parse().map_err(|_| crate::usage(format!("'{text}': the revision after @ must be a number")))?;
+            Ok((ns.to_owned(), Some(rev)))
+        }
+    }
+}
+
+/// `diff NS[@REV] [NS2[@REV2]]`: `+` only in the second, `-` only in the
+/// first, `~` changed.
+pub async fn diff(client: &Client, out: Output, from: &str, to: Option<&str>, prefix: String) -> Result<(), Failure> {
+    let (from_ns, from_revision) = side(from)?;
+    let (to_namespace, to_revision) = match to {
+        Some(to) => side(to)?,
+        None => (String::new(), None),
+    };
+    let options = DiffOptions { from_revision, to_namespace, to_revision, prefix };
+    let differences = client.diff(&from_ns, &options).await?;
+    output::show(out, &differences, |d| {
+        diff_lines(&d.entries);
+        println!("{} difference(s) (revision {} -> {})", d.entries.len(), d.from_revision, d.to_revision);
+    })
 }

@@ -107,6 +107,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let args = derived::RollbackArgs { to, prefix, expect_revision, dry_run, reason, request_id };
             derived::rollback(c, out, &namespace, args).await
         }
+        Command::Diff { from, to, prefix } => derived::diff(c, out, &from, to.as_deref(), prefix).await,
         Command::Promote {
             source,
             target,

@@ -363,3 +363,18 @@ async fn promote_copies_staging_into_prod_after_a_dry_run() {
     let listed = listed(&env, "ctl/prod", revision).await;
     assert_eq!(listed.len(), 2, "without --delete-missing db/old stays: {listed:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diff_lists_what_changed_between_revisions_and_namespaces() {
+    let env = Ctl::new(TestSystem::start().await);
+    let r1 = wrote(&env, &["put", "ctl/d", "a", "1"]).await;
+    wrote(&env, &["put", "ctl/d", "a", "2"]).await;
+    let r3 = wrote(&env, &["put", "ctl/d", "b", "x"]).await;
+    env.ok(&["get", "ctl/d", "b", "--min-revision", &r3.to_string()]).await;
+    let text = env.ok(&["diff", &format!("ctl/d@{r1}"), "ctl/d"]).await;
+    assert!(text.contains("~ a: 1 -> 2") && text.contains("+ b = x"), "{text}");
+    let v = json(&env.ok(&["diff", &format!("ctl/d@{r1}"), "-o", "json"]).await);
+    assert_eq!(v["entries"].as_array().unwrap().len(), 2);
+    assert_eq!(v["from_revision"].as_u64(), Some(r1));
+    env.fails(&["diff", "ctl/d@x"], 2).await;
+}

@@ -10,8 +10,8 @@ use tonic::{Request, Response, Status};
 use veltrix_access::{Auth, Caller, Role};
 use veltrix_domain::Namespace;
 use veltrix_proto::v1::{
-    GetRequest, GetResponse, HistoryRequest, HistoryResponse, ListNamespacesRequest, ListNamespacesResponse,
-    ListRequest, ListResponse, WatchRequest, config_query_server::ConfigQuery,
+    DiffRequest, DiffResponse, GetRequest, GetResponse, HistoryRequest, HistoryResponse, ListNamespacesRequest,
+    ListNamespacesResponse, ListRequest, ListResponse, WatchRequest, config_query_server::ConfigQuery,
 };
 use veltrix_redis::ReadModel;
 use veltrix_server::{CallTime, CancellationToken, ServingGate};
@@ -94,6 +94,18 @@ impl ConfigQuery for QueryService {
         let answer = async {
             authorize_read(&self.auth, &request, &request.get_ref().namespace)?;
             QueryService::history(self, request.into_inner()).await
+        };
+        within(deadline, answer).await.map(Response::new).map_err(to_status)
+    }
+
+    async fn diff(&self, request: Request<DiffRequest>) -> Result<Response<DiffResponse>, Status> {
+        let deadline = self.deadline(&request);
+        let answer = async {
+            let message = request.get_ref();
+            let to = if message.to_namespace.is_empty() { &message.from_namespace } else { &message.to_namespace };
+            authorize_read(&self.auth, &request, &message.from_namespace)?;
+            authorize_read(&self.auth, &request, to)?;
+            QueryService::diff(self, request.into_inner(), deadline).await
         };
         within(deadline, answer).await.map(Response::new).map_err(to_status)
     }

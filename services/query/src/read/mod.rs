@@ -2,6 +2,7 @@
 //! for `min_revision`, and the read model's answer, as of a revision when
 //! asked; with what they share (pages as of a revision, signed page tokens).
 
+mod diff;
 pub mod pages;
 pub mod token;
 
@@ -30,7 +31,7 @@ const NAMESPACE_SCAN: usize = 10_000;
 const DEFAULT_PAGE: u32 = 100;
 const MAX_PAGE: u32 = 1000;
 
-fn page_size(v: u32) -> Result<usize, ReadError> {
+pub(crate) fn page_size(v: u32) -> Result<usize, ReadError> {
     match v {
         0 => Ok(DEFAULT_PAGE as usize),
         n if n <= MAX_PAGE => Ok(n as usize),

@@ -30,9 +30,32 @@ const BAD: &str = "page_token: must be a token returned by this service for the 
 /// The request a token continues: what must be equal on every page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope<'a> {
-    List { namespace: &'a Namespace, prefix: &'a str, at_revision: Option<Revision>, page_size: u32 },
-    History { namespace: &'a Namespace, key: &'a str, from: Revision, to: Revision, page_size: u32 },
-    Namespaces { prefix: &'a str, page_size: u32, caller: Option<&'a str> },
+    List {
+        namespace: &'a Namespace,
+        prefix: &'a str,
+        at_revision: Option<Revision>,
+        page_size: u32,
+    },
+    History {
+        namespace: &'a Namespace,
+        key: &'a str,
+        from: Revision,
+        to: Revision,
+        page_size: u32,
+    },
+    Namespaces {
+        prefix: &'a str,
+        page_size: u32,
+        caller: Option<&'a str>,
+    },
+    Diff {
+        from: &'a Namespace,
+        from_revision: Option<Revision>,
+        to: &'a Namespace,
+        to_revision: Option<Revision>,
+        prefix: &'a str,
+        page_size: u32,
+    },
 }
 
 impl Scope<'_> {
@@ -57,6 +80,15 @@ impl Scope<'_> {
                 field(key.as_bytes());
                 field(&from.get().to_be_bytes());
                 field(&to.get().to_be_bytes());
+                field(&page_size.to_be_bytes());
+            }
+            Self::Diff { from, from_revision, to, to_revision, prefix, page_size } => {
+                field(b"diff");
+                field(from.as_str().as_bytes());
+                field(&from_revision.map_or([0xff; 8], |r| r.get().to_be_bytes()));
+                field(to.as_str().as_bytes());
+                field(&to_revision.map_or([0xff; 8], |r| r.get().to_be_bytes()));
+                field(prefix.as_bytes());
                 field(&page_size.to_be_bytes());
             }
             Self::Namespaces { prefix, page_size, caller } => {
