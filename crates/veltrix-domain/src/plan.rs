@@ -30,6 +30,39 @@ pub struct DiffEntry {
     pub after: Option<ProjectedKey>,
 }
 
+/// An entry of two key-ordered sequences walked together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Paired<T> {
+    /// Only in the first.
+    Left(T),
+    /// Only in the second.
+    Right(T),
+    Both(T, T),
+}
+
+/// Walks two sequences ordered by `key` together, key by key.
+pub fn pair_by_key<T>(left: Vec<T>, right: Vec<T>, key: impl Fn(&T) -> &str) -> Vec<Paired<T>> {
+    let (mut old, mut new) = (left.into_iter().peekable(), right.into_iter().peekable());
+    let mut out = Vec::new();
+    loop {
+        let order = match (old.peek(), new.peek()) {
+            (None, None) => return out,
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (Some(a), Some(b)) => key(a).cmp(key(b)),
+        };
+        let next = match order {
+            std::cmp::Ordering::Less => old.next().map(Paired::Left),
+            std::cmp::Ordering::Greater => new.next().map(Paired::Right),
+            std::cmp::Ordering::Equal => old.next().zip(new.next()).map(|(a, b)| Paired::Both(a, b)),
+        };
+        match next {
+            Some(pair) => out.push(pair),
+            None => return out,
+        }
+    }
+}
+
 /// The keys under `prefix` that differ from `before` to `after` (both in
 /// key order), in key order.
 pub fn diff(before: &[(&Key, &ProjectedKey)], after: &[(&Key, &ProjectedKey)], prefix: &str) -> Vec<DiffEntry> {
@@ -40,32 +73,17 @@ pub fn diff(before: &[(&Key, &ProjectedKey)], after: &[(&Key, &ProjectedKey)], p
             .map(|(k, v)| ((*k).clone(), (*v).clone()))
             .collect()
     };
-    let (mut old, mut new) = (under(before).into_iter().peekable(), under(after).into_iter().peekable());
-    let mut out = Vec::new();
-    loop {
-        let order = match (old.peek(), new.peek()) {
-            (None, None) => return out,
-            (Some(_), None) => std::cmp::Ordering::Less,
-            (None, Some(_)) => std::cmp::Ordering::Greater,
-            (Some((a, _)), Some((b, _))) => a.cmp(b),
-        };
-        match order {
-            std::cmp::Ordering::Less => {
-                let Some((key, was)) = old.next() else { return out };
-                out.push(DiffEntry { key, kind: DiffKind::Removed, before: Some(was), after: None });
+    pair_by_key(under(before), under(after), |(k, _)| k.as_str())
+        .into_iter()
+        .filter_map(|pair| match pair {
+            Paired::Left((key, was)) => {
+                Some(DiffEntry { key, kind: DiffKind::Removed, before: Some(was), after: None })
             }
-            std::cmp::Ordering::Greater => {
-                let Some((key, is)) = new.next() else { return out };
-                out.push(DiffEntry { key, kind: DiffKind::Added, before: None, after: Some(is) });
-            }
-            std::cmp::Ordering::Equal => {
-                let (Some((key, was)), Some((_, is))) = (old.next(), new.next()) else { return out };
-                if was.value != is.value || was.content_type != is.content_type {
-                    out.push(DiffEntry { key, kind: DiffKind::Changed, before: Some(was), after: Some(is) });
-                }
-            }
-        }
-    }
+            Paired::Right((key, is)) => Some(DiffEntry { key, kind: DiffKind::Added, before: None, after: Some(is) }),
+            Paired::Both((key, was), (_, is)) => (was.value != is.value || was.content_type != is.content_type)
+                .then_some(DiffEntry { key, kind: DiffKind::Changed, before: Some(was), after: Some(is) }),
+        })
+        .collect()
 }
 
 /// A validated Rollback request.

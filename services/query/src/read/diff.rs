@@ -5,7 +5,10 @@
 //! same comparison.
 
 use tokio::time::Instant;
-use veltrix_domain::{Namespace, Revision};
+use veltrix_domain::{
+    Namespace, Revision,
+    plan::{Paired, pair_by_key},
+};
 use veltrix_proto::v1::{DiffEntry, DiffRequest, DiffResponse, KeyValue, PageCursor, diff_entry::Kind};
 use veltrix_redis::{Generation, ReadModel};
 
@@ -139,31 +142,14 @@ impl Round<'_> {
 
 /// The differences of two listings in key order.
 fn merge(before: Vec<KeyValue>, after: Vec<KeyValue>) -> Vec<DiffEntry> {
-    let (mut old, mut new) = (before.into_iter().peekable(), after.into_iter().peekable());
-    let mut out = Vec::new();
-    loop {
-        let order = match (old.peek(), new.peek()) {
-            (None, None) => return out,
-            (Some(_), None) => std::cmp::Ordering::Less,
-            (None, Some(_)) => std::cmp::Ordering::Greater,
-            (Some(a), Some(b)) => a.key.cmp(&b.key),
-        };
-        let entry = |key: String, kind: Kind, before, after| DiffEntry { key, kind: kind as i32, before, after };
-        match order {
-            std::cmp::Ordering::Less => {
-                let Some(was) = old.next() else { return out };
-                out.push(entry(was.key.clone(), Kind::Removed, Some(was), None));
-            }
-            std::cmp::Ordering::Greater => {
-                let Some(is) = new.next() else { return out };
-                out.push(entry(is.key.clone(), Kind::Added, None, Some(is)));
-            }
-            std::cmp::Ordering::Equal => {
-                let (Some(was), Some(is)) = (old.next(), new.next()) else { return out };
-                if was.value != is.value || was.content_type != is.content_type {
-                    out.push(entry(was.key.clone(), Kind::Changed, Some(was), Some(is)));
-                }
-            }
-        }
-    }
+    let entry = |key: String, kind: Kind, before, after| DiffEntry { key, kind: kind as i32, before, after };
+    pair_by_key(before, after, |kv| kv.key.as_str())
+        .into_iter()
+        .filter_map(|pair| match pair {
+            Paired::Left(was) => Some(entry(was.key.clone(), Kind::Removed, Some(was), None)),
+            Paired::Right(is) => Some(entry(is.key.clone(), Kind::Added, None, Some(is))),
+            Paired::Both(was, is) => (was.value != is.value || was.content_type != is.content_type)
+                .then(|| entry(was.key.clone(), Kind::Changed, Some(was), Some(is))),
+        })
+        .collect()
 }
