@@ -170,13 +170,7 @@ impl Client {
         };
         self.retry(|| {
             let (mut c, r) = (self.command.clone(), self.request(message.clone()));
-            async move {
-                let answer = c.rollback(r).await?.into_inner();
-                Ok(Computed {
-                    revision: answer.revision,
-                    changes: answer.changes.into_iter().map(Diff::from).collect(),
-                })
-            }
+            async move { Ok(computed(c.rollback(r).await?.into_inner())) }
         })
         .await
     }

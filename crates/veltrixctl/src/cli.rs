@@ -86,6 +86,21 @@ pub struct WriteArgs {
     pub request_id: Option<String>,
 }
 
+/// Flags of the calls whose change set the service computes (rollback, promote).
+#[derive(Debug, Args)]
+pub struct ComputedArgs {
+    /// Print what would change; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The (target) namespace's current revision must be this.
+    #[arg(long)]
+    pub expect_revision: Option<u64>,
+    #[arg(long)]
+    pub reason: Option<String>,
+    #[arg(long)]
+    pub request_id: Option<String>,
+}
+
 /// The keys of a namespace under a prefix, now or as of a revision.
 #[derive(Debug, Args)]
 pub struct ReadKeys {
@@ -173,16 +188,8 @@ pub enum Command {
         to: u64,
         #[arg(long, default_value = "")]
         prefix: String,
-        /// Print what would change; change nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// The namespace's current revision must be this.
-        #[arg(long)]
-        expect_revision: Option<u64>,
-        #[arg(long)]
-        reason: Option<String>,
-        #[arg(long)]
-        request_id: Option<String>,
+        #[command(flatten)]
+        computed: ComputedArgs,
     },
     /// Make TARGET's keys (under --prefix) equal to SOURCE's, in one change set of TARGET.
     Promote {
@@ -196,16 +203,8 @@ pub enum Command {
         /// Also delete TARGET's keys (under --prefix) that SOURCE lacks.
         #[arg(long)]
         delete_missing: bool,
-        /// Print what would change; change nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// TARGET's current revision must be this.
-        #[arg(long)]
-        expect_revision: Option<u64>,
-        #[arg(long)]
-        reason: Option<String>,
-        #[arg(long)]
-        request_id: Option<String>,
+        #[command(flatten)]
+        computed: ComputedArgs,
     },
     /// The keys that differ between NS[@REV] and NS2[@REV2] (default: NS now): + added, - removed, ~ changed.
     Diff {

@@ -4,37 +4,35 @@
 
 use veltrix_client::{Client, Computed, Diff, DiffKind, DiffOptions, PromoteOptions, RollbackOptions};
 
-use crate::{Failure, cli::Output, output};
+use crate::{
+    Failure,
+    cli::{ComputedArgs, Output},
+    output,
+};
 
-pub struct RollbackArgs {
-    pub to: u64,
-    pub prefix: String,
-    pub expect_revision: Option<u64>,
-    pub dry_run: bool,
-    pub reason: Option<String>,
-    pub request_id: Option<String>,
-}
-
-pub async fn rollback(client: &Client, out: Output, namespace: &str, args: RollbackArgs) -> Result<(), Failure> {
+pub async fn rollback(
+    client: &Client,
+    out: Output,
+    namespace: &str,
+    to: u64,
+    prefix: String,
+    computed: ComputedArgs,
+) -> Result<(), Failure> {
     let options = RollbackOptions {
-        prefix: args.prefix,
-        expected_revision: args.expect_revision,
-        dry_run: args.dry_run,
-        request_id: args.request_id,
-        reason: args.reason.unwrap_or_default(),
+        prefix,
+        expected_revision: computed.expect_revision,
+        dry_run: computed.dry_run,
+        request_id: computed.request_id,
+        reason: computed.reason.unwrap_or_default(),
     };
-    let computed = client.rollback(namespace, args.to, &options).await?;
-    output::show(out, &computed, |c| print_rollback(c, args.to, args.dry_run))
+    let answer = client.rollback(namespace, to, &options).await?;
+    output::show(out, &answer, |c| print_rollback(c, to, computed.dry_run))
 }
 
 pub struct PromoteArgs {
     pub from_revision: Option<u64>,
     pub prefix: String,
     pub delete_missing: bool,
-    pub expect_revision: Option<u64>,
-    pub dry_run: bool,
-    pub reason: Option<String>,
-    pub request_id: Option<String>,
 }
 
 pub async fn promote(
@@ -43,20 +41,21 @@ pub async fn promote(
     source: &str,
     target: &str,
     args: PromoteArgs,
+    computed: ComputedArgs,
 ) -> Result<(), Failure> {
     let options = PromoteOptions {
         source_revision: args.from_revision,
         prefix: args.prefix,
         delete_missing: args.delete_missing,
-        expected_revision: args.expect_revision,
-        dry_run: args.dry_run,
-        request_id: args.request_id,
-        reason: args.reason.unwrap_or_default(),
+        expected_revision: computed.expect_revision,
+        dry_run: computed.dry_run,
+        request_id: computed.request_id,
+        reason: computed.reason.unwrap_or_default(),
     };
-    let computed = client.promote(source, target, &options).await?;
-    output::show(out, &computed, |c| {
+    let answer = client.promote(source, target, &options).await?;
+    output::show(out, &answer, |c| {
         diff_lines(&c.changes);
-        match (args.dry_run, c.changes.len()) {
+        match (computed.dry_run, c.changes.len()) {
             (_, 0) => println!("nothing to promote: {target} already matches {source} (revision {})", c.revision),
             (true, n) => println!("dry run: {n} change(s) would promote {source} into {target}; nothing written"),
             (false, n) => println!("promoted {n} key(s) from {source} into {target}: revision {}", c.revision),

@@ -103,32 +103,13 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::List(keys) => read::list(c, out, &keys).await,
         Command::Export(keys) => read::export(c, out, &keys).await,
-        Command::Rollback { namespace, to, prefix, dry_run, expect_revision, reason, request_id } => {
-            let args = derived::RollbackArgs { to, prefix, expect_revision, dry_run, reason, request_id };
-            derived::rollback(c, out, &namespace, args).await
+        Command::Rollback { namespace, to, prefix, computed } => {
+            derived::rollback(c, out, &namespace, to, prefix, computed).await
         }
         Command::Diff { from, to, prefix } => derived::diff(c, out, &from, to.as_deref(), prefix).await,
-        Command::Promote {
-            source,
-            target,
-            from_revision,
-            prefix,
-            delete_missing,
-            dry_run,
-            expect_revision,
-            reason,
-            request_id,
-        } => {
-            let args = derived::PromoteArgs {
-                from_revision,
-                prefix,
-                delete_missing,
-                expect_revision,
-                dry_run,
-                reason,
-                request_id,
-            };
-            derived::promote(c, out, &source, &target, args).await
+        Command::Promote { source, target, from_revision, prefix, delete_missing, computed } => {
+            let args = derived::PromoteArgs { from_revision, prefix, delete_missing };
+            derived::promote(c, out, &source, &target, args, computed).await
         }
         Command::Apply { namespace, file, dry_run, delete_missing, prefix, reason, request_id } => {
             let file = apply::read(&file, delete_missing)?;
