@@ -7,6 +7,8 @@
   (path given as the first argument; a wheel or a .json file);
 - Kubernetes manifests name an apiVersion, a kind and a metadata.name, and
   every Deployment probes gRPC health for readiness;
+- every alert in prometheus/alerts.yml has a `runbook` annotation that
+  names an existing heading of deploy/README.md;
 - the Grafana dashboard's queries are non-empty PromQL naming veltrix_
   metrics (that the services export them is checked by a Rust test:
   services/query/tests/deploy.rs).
@@ -33,6 +35,29 @@ def load_schema(arg):
     if path.suffix == ".whl":
         return json.loads(zipfile.ZipFile(path).read("compose/config/compose_spec.json"))
     return json.loads(path.read_text())
+
+
+def anchor(heading):
+    """GitHub's anchor of a Markdown heading: lower case, spaces to '-',
+    punctuation other than '-' and '_' dropped."""
+    text = heading.strip().lower().replace(" ", "-")
+    return "".join(c for c in text if c.isalnum() or c in "-_")
+
+
+def check_runbooks(rules):
+    alerts_file = DEPLOY / "prometheus/alerts.yml"
+    readme = DEPLOY / "README.md"
+    anchors = {
+        anchor(line.lstrip("#")) for line in readme.read_text().splitlines() if line.startswith("#")
+    }
+    alerts = [r for g in rules.get("groups", []) for r in g.get("rules", []) if "alert" in r]
+    if not alerts:
+        fail(alerts_file, "no alerts found")
+    for rule in alerts:
+        link = rule.get("annotations", {}).get("runbook", "")
+        page, _, fragment = link.partition("#")
+        if page != "deploy/README.md" or fragment not in anchors:
+            fail(alerts_file, f"alert {rule['alert']}: runbook '{link}' names no heading of deploy/README.md")
 
 
 def main():
@@ -68,6 +93,8 @@ def main():
                     if "grpc" not in c.get("readinessProbe", {}):
                         fail(path, f"container {c['name']} has no gRPC readiness probe")
 
+    check_runbooks(docs.get(DEPLOY / "prometheus/alerts.yml", [{}])[0])
+
     dashboard = json.loads((DEPLOY / "grafana/dashboards/veltrix.json").read_text())
     for panel in dashboard["panels"]:
         for target in panel.get("targets", []):
@@ -78,7 +105,7 @@ def main():
         print(e, file=sys.stderr)
     if errors:
         sys.exit(1)
-    print(f"deploy/: {len(docs)} YAML files, compose schema, manifests and dashboard checked")
+    print(f"deploy/: {len(docs)} YAML files, compose schema, manifests, runbook links and dashboard checked")
 
 
 main()

@@ -28,15 +28,17 @@ async fn query_before_command_waits_quietly() {
         .unwrap();
     // Long enough for several retries of the missing stream.
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let env = [("VELTRIX_AUTH_OFF", "true")];
-    let _command = spawn_service(
-        &command_bin,
-        &["--nats-url".into(), nats.clone()],
-        &env,
-        free_port(),
-        "veltrix.config.v1.ConfigCommand",
-    )
-    .await;
+    // The command service's start-up is quiet too (it creates the stream).
+    let mut command = tokio::process::Command::new(&command_bin)
+        .args(["--listen", &format!("127.0.0.1:{}", free_port()), "--nats-url", &nats])
+        .env("VELTRIX_AUTH_OFF", "true")
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
     // The query service becomes ready once the stream exists.
     veltrix_testkit::eventually(Duration::from_secs(30), "the query service answers", || async {
         let channel = tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{qport}")).ok()?;
@@ -45,10 +47,15 @@ async fn query_before_command_waits_quietly() {
     })
     .await;
     query.start_kill().unwrap();
-    let mut log = String::new();
+    command.start_kill().unwrap();
+    let (mut log, mut command_log) = (String::new(), String::new());
     query.stderr.take().unwrap().read_to_string(&mut log).await.unwrap();
-    let warnings: Vec<&str> = log.lines().filter(|l| l.contains(" WARN ") || l.contains(" ERROR ")).collect();
-    assert!(warnings.is_empty(), "start-up warnings: {warnings:#?}");
+    command.stderr.take().unwrap().read_to_string(&mut command_log).await.unwrap();
+    for (service, log) in [("query", &log), ("command", &command_log)] {
+        let warnings: Vec<&str> = log.lines().filter(|l| l.contains(" WARN ") || l.contains(" ERROR ")).collect();
+        assert!(warnings.is_empty(), "{service} start-up warnings: {warnings:#?}");
+    }
+    assert!(command_log.contains("command service ready"), "{command_log}");
     let said = log.lines().filter(|l| l.contains("waiting for the event stream")).count();
     assert_eq!(said, 1, "the wait is said once:\n{log}");
     assert!(log.contains("query service ready"), "{log}");
