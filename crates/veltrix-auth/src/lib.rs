@@ -29,11 +29,11 @@ use sha2::{Digest, Sha256};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
-    /// Get, List, History, Watch, ListNamespaces (filtered).
+    /// Get, List, History, Watch, Diff, Blame, ListSchemas, ListNamespaces (filtered).
     Read,
-    /// Put, Delete, Apply.
+    /// Put, Delete, Apply, Rollback (and Promote, on its target).
     Write,
-    /// Rebuild and other administrative calls.
+    /// SetSchema, DeleteSchema, DeleteNamespace.
     Admin,
 }
 

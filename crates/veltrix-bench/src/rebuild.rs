@@ -47,6 +47,7 @@ pub async fn fill(url: &str, count: u64, namespaces: u64) -> anyhow::Result<()> 
             time: SystemTime::now(),
             trace: TraceContext::default(),
             origin: veltrix_domain::Origin::Write,
+            schema_changes: Vec::new(),
         };
         let mut headers = HeaderMap::new();
         headers.insert("Veltrix-Event", EVENT_TYPE);

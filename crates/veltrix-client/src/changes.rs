@@ -4,7 +4,7 @@
 use serde::Serialize;
 use veltrix_proto::v1::{self, ChangeSetResponse, DiffRequest, PromoteRequest, RollbackRequest, diff_entry};
 
-use crate::{Client, Entry, Result, Revision, client::new_request_id};
+use crate::{Client, Entry, Result, Revision, SchemaChange, client::new_request_id};
 
 /// How one key differs between two states.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -44,6 +44,10 @@ pub struct Computed {
     /// The new revision; the current one when nothing was appended.
     pub revision: Revision,
     pub changes: Vec<Diff>,
+    /// The schemas set or deleted (a whole-namespace rollback, a namespace
+    /// deletion).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub schema_changes: Vec<SchemaChange>,
 }
 
 /// Options of a rollback.
@@ -77,7 +81,11 @@ pub struct PromoteOptions {
 }
 
 fn computed(answer: ChangeSetResponse) -> Computed {
-    Computed { revision: answer.revision, changes: answer.changes.into_iter().map(Diff::from).collect() }
+    Computed {
+        revision: answer.revision,
+        changes: answer.changes.into_iter().map(Diff::from).collect(),
+        schema_changes: answer.schema_changes.into_iter().map(SchemaChange::from).collect(),
+    }
 }
 
 /// The two states a diff compares: a namespace at a revision (absent: the

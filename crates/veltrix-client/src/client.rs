@@ -265,11 +265,21 @@ impl Client {
 
     /// Namespaces under `prefix` (all of them when empty).
     pub async fn namespaces(&self, prefix: &str) -> Result<Vec<NamespaceInfo>> {
+        self.namespaces_with(prefix, false).await
+    }
+
+    /// Like [`Client::namespaces`]; with `include_deleted` also the
+    /// namespaces DeleteNamespace deleted (marked `deleted`).
+    pub async fn namespaces_with(&self, prefix: &str, include_deleted: bool) -> Result<Vec<NamespaceInfo>> {
         let mut out = Vec::new();
         let mut page_token = String::new();
         loop {
-            let message =
-                ListNamespacesRequest { page_size: 500, page_token: page_token.clone(), prefix: prefix.into() };
+            let message = ListNamespacesRequest {
+                page_size: 500,
+                page_token: page_token.clone(),
+                prefix: prefix.into(),
+                include_deleted,
+            };
             let page = self
                 .retry(|| {
                     let (mut q, r) = (self.query.clone(), self.request(message.clone()));
@@ -280,6 +290,7 @@ impl Client {
                 name: n.name,
                 revision: n.revision,
                 key_count: n.key_count,
+                deleted: n.deleted,
             }));
             if page.next_page_token.is_empty() {
                 return Ok(out);

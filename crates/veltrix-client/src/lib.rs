@@ -27,6 +27,7 @@ mod builder;
 mod changes;
 mod client;
 mod error;
+mod governance;
 mod live;
 mod types;
 mod watch;
@@ -34,6 +35,7 @@ mod watch;
 pub use changes::{Computed, Diff, DiffKind, DiffOptions, Differences, PromoteOptions, RollbackOptions};
 pub use client::{Client, ClientBuilder, HistoryOptions, Listing, ReadOptions, WriteOptions};
 pub use error::{Error, REVISION_COMPACTED, REVISION_CONFLICT, Result};
+pub use governance::{AdminOptions, Blamed, Origin, OriginKind, SchemaChange, SchemaInfo};
 pub use live::{LiveConfig, LiveOptions, Snapshot, Source};
 pub use types::{
     Change, ChangeOp, ChangeSet, Entry, KeyChange, NamespaceInfo, Revision, WatchEvent, decode_value, encode_value,

@@ -66,6 +66,12 @@ pub struct ChangeSet {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub traceparent: String,
     pub changes: Vec<KeyChange>,
+    /// Why it was made: a write, a rollback, a promotion, ...
+    #[serde(default)]
+    pub origin: crate::Origin,
+    /// Changes to the namespace's schemas (not keys).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub schema_changes: Vec<crate::SchemaChange>,
 }
 
 /// A change to make, for [`crate::Client::apply`].
@@ -108,6 +114,9 @@ pub struct NamespaceInfo {
     pub name: String,
     pub revision: Revision,
     pub key_count: u64,
+    /// Deleted by DeleteNamespace (listed only when asked for).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
 }
 
 /// What a watch stream yields.
@@ -166,6 +175,8 @@ impl From<v1::ChangeRecord> for ChangeSet {
             request_id: r.request_id,
             traceparent: r.traceparent,
             changes,
+            origin: crate::Origin::from(r.origin),
+            schema_changes: r.schema_changes.into_iter().map(crate::SchemaChange::from).collect(),
         }
     }
 }
@@ -212,7 +223,7 @@ mod opt_text_or_base64 {
     }
 }
 
-mod opt_time {
+pub(crate) mod opt_time {
     use std::time::SystemTime;
 
     use serde::{Deserialize, Deserializer, Serializer};

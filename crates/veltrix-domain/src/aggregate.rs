@@ -14,6 +14,7 @@ use crate::{
     command::{ChangeSetCommand, Expectation, Operation},
     event::{ChangeSetCommitted, KeyChange, KeyOp},
     names::{Key, Namespace, RequestId},
+    schema::{MAX_VIOLATIONS, Schemas, Violation},
 };
 
 /// What the command side knows of one live key (no values: they are not
@@ -37,6 +38,7 @@ struct RequestRecord {
 pub struct NamespaceState {
     revision: Revision,
     keys: HashMap<Key, KeyMeta>,
+    schemas: Schemas,
     requests: HashMap<RequestId, RequestRecord>,
     /// Request ids in commit order with their commit time, for pruning.
     request_order: VecDeque<(SystemTime, RequestId)>,
@@ -50,6 +52,7 @@ impl NamespaceState {
         Self {
             revision: Revision::ZERO,
             keys: HashMap::new(),
+            schemas: Schemas::default(),
             requests: HashMap::new(),
             request_order: VecDeque::new(),
             idempotency_window,
@@ -63,6 +66,11 @@ impl NamespaceState {
 
     pub fn key(&self, key: &Key) -> Option<&KeyMeta> {
         self.keys.get(key)
+    }
+
+    /// The schemas in force.
+    pub fn schemas(&self) -> &Schemas {
+        &self.schemas
     }
 
     pub fn len(&self) -> usize {
@@ -80,6 +88,9 @@ impl NamespaceState {
             return;
         }
         self.revision = revision;
+        for change in &event.schema_changes {
+            self.schemas.apply(change);
+        }
         for change in &event.changes {
             match change.op {
                 KeyOp::Set { .. } => {
@@ -143,6 +154,42 @@ pub enum Rejection {
     /// while it is at `current`.
     #[error("the namespace is at revision {current}, not {expected}")]
     NamespaceMoved { expected: Revision, current: Revision },
+    /// Values that break the schemas in force (at most
+    /// [`MAX_VIOLATIONS`]).
+    #[error("{} value(s) break the namespace's schemas: {}", .0.len(), join(.0))]
+    SchemaViolation(Vec<Violation>),
+}
+
+fn join(violations: &[Violation]) -> String {
+    violations.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+}
+
+/// How the sets of a command break the schemas in force after its own
+/// schema changes.
+fn violations(state: &NamespaceState, cmd: &ChangeSetCommand) -> Vec<Violation> {
+    let changed;
+    let schemas = if cmd.schema_changes().is_empty() {
+        &state.schemas
+    } else {
+        let mut next = state.schemas.clone();
+        cmd.schema_changes().iter().for_each(|c| next.apply(c));
+        changed = next;
+        &changed
+    };
+    if schemas.is_empty() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for c in cmd.changes() {
+        if let Operation::Set { value, content_type } = &c.op {
+            out.extend(schemas.check(&c.key, value, content_type));
+            if out.len() >= MAX_VIOLATIONS {
+                out.truncate(MAX_VIOLATIONS);
+                break;
+            }
+        }
+    }
+    out
 }
 
 /// Decides a command against the state: the event to append, the earlier
@@ -195,6 +242,10 @@ pub fn decide(state: &NamespaceState, cmd: &ChangeSetCommand) -> Result<Decision
             version,
         });
     }
+    let broken = violations(state, cmd);
+    if !broken.is_empty() {
+        return Err(Rejection::SchemaViolation(broken));
+    }
     Ok(Decision::Append(Box::new(ChangeSetCommitted {
         namespace: cmd.namespace().clone(),
         changes,
@@ -205,6 +256,7 @@ pub fn decide(state: &NamespaceState, cmd: &ChangeSetCommand) -> Result<Decision
         time: meta.time,
         trace: meta.trace.clone(),
         origin: cmd.origin().clone(),
+        schema_changes: cmd.schema_changes().to_vec(),
     })))
 }
 

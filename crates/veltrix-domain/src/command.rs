@@ -7,6 +7,7 @@ use crate::{
     digest::request_digest,
     event::{Origin, TraceContext},
     names::{Actor, ContentType, Key, Namespace, Reason, RequestId},
+    schema::SchemaChange,
     validation::ValidationError,
 };
 
@@ -124,6 +125,7 @@ pub struct ChangeSetCommand {
     digest: [u8; 32],
     origin: Origin,
     computed_at: Option<Revision>,
+    schema_changes: Vec<SchemaChange>,
 }
 
 impl ChangeSetCommand {
@@ -136,6 +138,15 @@ impl ChangeSetCommand {
         if changes.is_empty() {
             return Err(ValidationError::new("changes", "must hold at least one change"));
         }
+        Self::checked(namespace, changes, meta, limits)
+    }
+
+    fn checked(
+        namespace: Namespace,
+        changes: Vec<KeyCommand>,
+        meta: CommandMeta,
+        limits: &Limits,
+    ) -> Result<Self, ValidationError> {
         if changes.len() > limits.max_changes {
             return Err(ValidationError::new(
                 "changes",
@@ -152,23 +163,41 @@ impl ChangeSetCommand {
             }
         }
         let digest = request_digest(&namespace, &changes, &meta.reason);
-        Ok(Self { namespace, changes, meta, digest, origin: Origin::Write, computed_at: None })
+        Ok(Self {
+            namespace,
+            changes,
+            meta,
+            digest,
+            origin: Origin::Write,
+            computed_at: None,
+            schema_changes: Vec::new(),
+        })
     }
 
-    /// A change set derived from the namespace's state (a rollback): its
-    /// digest is the request's, not the changes'.
+    /// A change set derived from the namespace's state (a rollback, a
+    /// schema change, a namespace deletion): its digest is the request's,
+    /// not the changes'. It may change only schemas, or (deleting an empty
+    /// namespace) nothing at all.
     pub fn derived(
         namespace: Namespace,
         changes: Vec<KeyCommand>,
+        schema_changes: Vec<SchemaChange>,
         meta: CommandMeta,
         derived: Derived,
         limits: &Limits,
     ) -> Result<Self, ValidationError> {
-        let mut cmd = Self::new(namespace, changes, meta, limits)?;
+        let mut cmd = Self::checked(namespace, changes, meta, limits)?;
         cmd.digest = crate::digest::derived_digest(&cmd.namespace, &derived.request, &cmd.meta.reason);
         cmd.origin = derived.origin;
         cmd.computed_at = Some(derived.computed_at);
+        cmd.schema_changes = schema_changes;
         Ok(cmd)
+    }
+
+    /// Changes to the namespace's schemas, made before the key changes are
+    /// checked against them.
+    pub fn schema_changes(&self) -> &[SchemaChange] {
+        &self.schema_changes
     }
 
     pub fn origin(&self) -> &Origin {

@@ -33,6 +33,7 @@ pub fn event(ns: &str, key: &str, request_id: &str) -> ChangeSetCommitted {
             tracestate: String::new(),
         },
         origin: crate::Origin::Write,
+        schema_changes: Vec::new(),
     }
 }
 

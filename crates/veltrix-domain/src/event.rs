@@ -7,6 +7,7 @@ use crate::{
     Revision,
     command::Expectation,
     names::{Actor, ContentType, Key, Namespace, Reason, RequestId},
+    schema::SchemaChange,
 };
 
 /// W3C trace context (`traceparent`, `tracestate`) of the request that made a
@@ -29,6 +30,11 @@ pub enum Origin {
     /// Keys under a prefix made equal to another namespace's as of
     /// `source_revision` (boxed: events stay small).
     Promotion { source_namespace: Box<Namespace>, source_revision: Revision },
+    /// SetSchema or DeleteSchema.
+    Schema,
+    /// DeleteNamespace: every key and schema deleted; the namespace leaves
+    /// the listings until it is written again.
+    NamespaceDelete,
     /// A kind this version does not know (written by a newer one), kept as
     /// it was stored.
     Other(Box<UnknownOrigin>),
@@ -54,6 +60,9 @@ pub struct ChangeSetCommitted {
     pub time: SystemTime,
     pub trace: TraceContext,
     pub origin: Origin,
+    /// Changes to the namespace's schemas, in force for this change set's own
+    /// key changes (empty for most change sets).
+    pub schema_changes: Vec<SchemaChange>,
 }
 
 /// What happened to one key.

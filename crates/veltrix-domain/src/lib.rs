@@ -19,6 +19,7 @@ pub mod memory;
 pub mod names;
 pub mod plan;
 pub mod projection;
+pub mod schema;
 pub mod store;
 pub mod validation;
 
@@ -27,6 +28,7 @@ pub use command::{ChangeSetCommand, CommandMeta, Derived, Expectation, KeyComman
 pub use event::{ChangeSetCommitted, KeyChange, KeyOp, Origin, TraceContext};
 pub use feed::{EventFeed, FeedError, FeedItem, FeedReader, next_batch};
 pub use names::{Actor, ContentType, Key, Namespace, Reason, RequestId};
+pub use schema::{KeyPattern, SchemaChange, Schemas, Violation};
 pub use store::{Appended, EventStore, StoreError, StoredEvent};
 pub use validation::ValidationError;
 

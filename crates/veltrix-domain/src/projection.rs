@@ -4,7 +4,7 @@
 
 use std::{collections::BTreeMap, time::SystemTime};
 
-use crate::{ChangeSetCommitted, Key, KeyOp, Namespace, Revision};
+use crate::{ChangeSetCommitted, Key, KeyOp, KeyPattern, Namespace, Origin, Revision, SchemaChange};
 
 /// A live key as reads show it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +22,9 @@ pub struct ProjectedKey {
 pub struct Projection {
     namespaces: BTreeMap<Namespace, BTreeMap<Key, ProjectedKey>>,
     revisions: BTreeMap<Namespace, Revision>,
+    schemas: BTreeMap<Namespace, BTreeMap<KeyPattern, String>>,
+    /// Namespaces whose latest change set is a DeleteNamespace.
+    deleted: std::collections::BTreeSet<Namespace>,
 }
 
 impl Projection {
@@ -31,6 +34,18 @@ impl Projection {
 
     /// Folds in the next change set; events must come in revision order.
     pub fn apply(&mut self, revision: Revision, event: &ChangeSetCommitted) {
+        let schemas = self.schemas.entry(event.namespace.clone()).or_default();
+        for change in &event.schema_changes {
+            match change {
+                SchemaChange::Set { pattern, schema } => schemas.insert(pattern.clone(), schema.clone()),
+                SchemaChange::Delete { pattern } => schemas.remove(pattern),
+            };
+        }
+        if event.origin == Origin::NamespaceDelete {
+            self.deleted.insert(event.namespace.clone());
+        } else {
+            self.deleted.remove(&event.namespace);
+        }
         let keys = self.namespaces.entry(event.namespace.clone()).or_default();
         for c in &event.changes {
             match &c.op {
@@ -61,6 +76,16 @@ impl Projection {
     /// Live keys of a namespace in key order.
     pub fn keys(&self, namespace: &Namespace) -> Vec<(&Key, &ProjectedKey)> {
         self.namespaces.get(namespace).map(|m| m.iter().collect()).unwrap_or_default()
+    }
+
+    /// The schemas in force in a namespace: pattern → document.
+    pub fn schemas(&self, namespace: &Namespace) -> BTreeMap<KeyPattern, String> {
+        self.schemas.get(namespace).cloned().unwrap_or_default()
+    }
+
+    /// Whether the namespace's latest change set deleted it.
+    pub fn is_deleted(&self, namespace: &Namespace) -> bool {
+        self.deleted.contains(namespace)
     }
 
     pub fn get(&self, namespace: &Namespace, key: &Key) -> Option<&ProjectedKey> {

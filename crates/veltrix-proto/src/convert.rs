@@ -5,5 +5,5 @@ mod event;
 pub mod origin;
 pub mod read;
 
-pub use command::{CallContext, IntoCommand, promote, rollback};
+pub use command::{CallContext, IntoCommand, delete_namespace, delete_schema, promote, rollback, set_schema};
 pub use event::{EVENT_TYPE, EventDecodeError, decode_event, encode_event};

@@ -4,14 +4,15 @@ use std::sync::LazyLock;
 
 use prost::Message;
 use redis::Script;
-use veltrix_domain::{ChangeSetCommitted, KeyOp, Revision};
-use veltrix_proto::convert::read::{change_record, key_history_entry, key_value_after};
+use veltrix_domain::{ChangeSetCommitted, KeyOp, Origin, Revision};
+use veltrix_proto::convert::read::{change_record, key_history_entry, key_value_after, schema_history_entry};
 
 use crate::{Error, Generation, ReadModel};
 
-/// KEYS: kv, mods, live, all, log, meta, then one history key per change.
-/// ARGV: revision, change record, keep, n, then per change: key, op (s|d),
-/// key value (empty for a delete), history entry.
+/// KEYS: kv, mods, live, all, log, meta, schemas, then one history key per
+/// change. ARGV: revision, change record, keep, n, deletes the namespace
+/// (1|0), m, then per change: key, op (s|d), key value (empty for a
+/// delete), history entry; then m schema history entries.
 ///
 /// Per key the change is applied only if it is newer than the last applied
 /// one (`mods`), so replays and out-of-order deliveries change nothing; the
@@ -24,7 +25,17 @@ local rev = ARGV[1]
 local nrev = tonumber(rev)
 local keep = tonumber(ARGV[3])
 local n = tonumber(ARGV[4])
+local m = tonumber(ARGV[6])
 redis.call('ZADD', KEYS[5], rev, ARGV[2])
+for j = 1, m do
+  redis.call('ZADD', KEYS[7], rev, ARGV[6 + n * 4 + j])
+end
+if ARGV[5] == '1' then
+  local deleted = tonumber(redis.call('HGET', KEYS[6], 'deleted') or '0')
+  if nrev > deleted then
+    redis.call('HSET', KEYS[6], 'deleted', rev)
+  end
+end
 local floor = redis.call('HGET', KEYS[6], 'floor') or '0'
 if keep > 0 then
   local size = redis.call('ZCARD', KEYS[5])
@@ -38,9 +49,9 @@ if keep > 0 then
   end
 end
 for i = 0, n - 1 do
-  local a = 5 + i * 4
+  local a = 7 + i * 4
   local key, op, kv, hist = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
-  local hkey = KEYS[7 + i]
+  local hkey = KEYS[8 + i]
   redis.call('ZADD', hkey, rev, hist)
   redis.call('ZADD', KEYS[4], 0, key)
   local cur = tonumber(redis.call('HGET', KEYS[2], key) or '0')
@@ -166,10 +177,13 @@ impl ReadModel {
             .key(ns.all())
             .key(ns.log())
             .key(ns.meta())
+            .key(ns.schemas())
             .arg(revision.get())
             .arg(change_record(revision, event).encode_to_vec())
             .arg(options.history_keep)
-            .arg(event.changes.len());
+            .arg(event.changes.len())
+            .arg(if event.origin == Origin::NamespaceDelete { "1" } else { "0" })
+            .arg(event.schema_changes.len());
         for c in &event.changes {
             invocation.key(ns.history(c.key.as_str()));
             let (op, kv) = match c.op {
@@ -181,6 +195,9 @@ impl ReadModel {
                 .arg(op)
                 .arg(kv.unwrap_or_default())
                 .arg(key_history_entry(revision, event, c).encode_to_vec());
+        }
+        for c in &event.schema_changes {
+            invocation.arg(schema_history_entry(revision, c).encode_to_vec());
         }
         invocation
     }

@@ -92,6 +92,12 @@ impl NsKeys {
         format!("{}:meta", self.base)
     }
 
+    /// ZSET of `SchemaHistoryEntry`s scored by revision: every schema
+    /// change, never trimmed (ListSchemas at any revision folds them).
+    pub fn schemas(&self) -> String {
+        format!("{}:schemas", self.base)
+    }
+
     /// ZSET of the key's `KeyHistoryEntry`s scored by revision.
     pub fn history(&self, key: &str) -> String {
         format!("{}:h:{key}", self.base)

@@ -15,6 +15,7 @@
 
 mod apply;
 mod generation;
+mod governance;
 mod keys;
 mod query;
 
@@ -24,6 +25,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 pub use apply::ApplyOptions;
 pub use generation::{Generation, GenerationState};
+pub use governance::SchemaRow;
 pub use keys::Keys;
 pub use query::{ListPage, NamespaceRow};
 

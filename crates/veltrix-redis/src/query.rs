@@ -52,6 +52,8 @@ pub struct NamespaceRow {
     pub name: String,
     pub revision: Revision,
     pub key_count: u64,
+    /// Its latest change set is a DeleteNamespace.
+    pub deleted: bool,
 }
 
 /// Lexicographic range of keys starting with `prefix`, after `after`.
@@ -106,7 +108,7 @@ impl ReadModel {
         Ok(value)
     }
 
-    async fn check_complete(&self, generation: Generation, p: &mut Pipeline) -> Result<redis::Value, Error> {
+    pub(crate) async fn check_complete(&self, generation: Generation, p: &mut Pipeline) -> Result<redis::Value, Error> {
         p.get(self.keys.complete(generation));
         let mut values: Vec<redis::Value> = p.query_async(&mut self.conn()).await?;
         let complete = values.pop();
@@ -304,22 +306,21 @@ impl ReadModel {
         let mut p = redis::pipe();
         for name in &names {
             let ns = self.keys.named(generation, name);
-            p.hget(ns.meta(), "rev").zcard(ns.live());
+            p.hget(ns.meta(), "rev").zcard(ns.live()).hget(ns.meta(), "deleted");
         }
         let values = self.check_complete(generation, &mut p).await?;
         let flat: Vec<redis::Value> = FromRedisValue::from_redis_value(values)?;
         let mut rows = Vec::with_capacity(names.len());
-        for (name, pair) in names.into_iter().zip(flat.chunks(2)) {
-            let [revision, key_count] = pair else {
-                return Err(Error::Corrupt("a namespace row without its two fields".into()));
+        for (name, row) in names.into_iter().zip(flat.chunks(3)) {
+            let [revision, key_count, deleted] = row else {
+                return Err(Error::Corrupt("a namespace row without its three fields".into()));
             };
             let revision: Option<String> = FromRedisValue::from_redis_value(revision.clone())?;
             let key_count: u64 = FromRedisValue::from_redis_value(key_count.clone())?;
-            rows.push(NamespaceRow {
-                name,
-                revision: revision.map_or(Ok(Revision::ZERO), |r| parse_revision(&r))?,
-                key_count,
-            });
+            let deleted: Option<String> = FromRedisValue::from_redis_value(deleted.clone())?;
+            let revision = revision.map_or(Ok(Revision::ZERO), |r| parse_revision(&r))?;
+            let deleted = deleted.map(|d| parse_revision(&d)).transpose()?.is_some_and(|d| d == revision);
+            rows.push(NamespaceRow { name, revision, key_count, deleted });
         }
         Ok(rows)
     }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use tonic::{Code, Status};
-use tonic_types::{ErrorDetails, StatusExt};
+use tonic_types::{ErrorDetails, FieldViolation, PreconditionViolation, StatusExt};
 
 /// `ErrorInfo.domain` of every Veltrix detail.
 pub const ERROR_DOMAIN: &str = "veltrix.config.v1";
@@ -18,6 +18,22 @@ pub fn invalid_argument(field: &str, rule: &str) -> Status {
         message,
         ErrorDetails::with_bad_request_violation(field.to_owned(), rule.to_owned()),
     )
+}
+
+/// INVALID_ARGUMENT with one field violation per (field, description): the
+/// values that break a schema, each field naming the key and the JSON
+/// pointer of the failing part as `key#pointer`.
+pub fn invalid_arguments(message: String, violations: Vec<(String, String)>) -> Status {
+    let violations: Vec<_> = violations.into_iter().map(|(f, d)| FieldViolation::new(f, d)).collect();
+    Status::with_error_details(Code::InvalidArgument, message, ErrorDetails::with_bad_request(violations))
+}
+
+/// FAILED_PRECONDITION with one violation per subject (`kind` names the
+/// kind of precondition, e.g. SCHEMA).
+pub fn failed_preconditions(message: String, kind: &str, subjects: Vec<(String, String)>) -> Status {
+    let violations: Vec<_> =
+        subjects.into_iter().map(|(s, d)| PreconditionViolation::new(kind.to_owned(), s, d)).collect();
+    Status::with_error_details(Code::FailedPrecondition, message, ErrorDetails::with_precondition_failure(violations))
 }
 
 /// ABORTED for a compare-and-set on `key` that found it at `current`.

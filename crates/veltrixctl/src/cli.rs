@@ -86,7 +86,8 @@ pub struct WriteArgs {
     pub request_id: Option<String>,
 }
 
-/// Flags of the calls whose change set the service computes (rollback, promote).
+/// Flags of the calls whose change set the service computes (rollback,
+/// promote, schema, delete-namespace).
 #[derive(Debug, Args)]
 pub struct ComputedArgs {
     /// Print what would change; change nothing.
@@ -246,9 +247,56 @@ pub enum Command {
     Namespaces {
         #[arg(default_value = "")]
         prefix: String,
+        /// Also list namespaces deleted by delete-namespace.
+        #[arg(long)]
+        include_deleted: bool,
+    },
+    /// Who last set each key (under PREFIX): revision, time, actor, origin and reason.
+    Blame {
+        namespace: String,
+        #[arg(default_value = "")]
+        prefix: String,
+        /// As of this revision.
+        #[arg(long)]
+        revision: Option<u64>,
+    },
+    /// The JSON Schemas (draft 2020-12) that values of matching keys must satisfy.
+    #[command(subcommand)]
+    Schema(SchemaCommand),
+    /// Delete every key and schema of a namespace in one change set (its history stays).
+    DeleteNamespace {
+        namespace: String,
+        #[command(flatten)]
+        computed: ComputedArgs,
     },
     /// Print a shell completion script.
     Completions { shell: clap_complete::Shell },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SchemaCommand {
+    /// Set the schema for keys matching PATTERN ('*' within a segment, '**' across) from FILE ("-": stdin).
+    Set {
+        namespace: String,
+        pattern: String,
+        file: PathBuf,
+        #[command(flatten)]
+        computed: ComputedArgs,
+    },
+    /// The patterns and schemas in force.
+    List {
+        namespace: String,
+        /// As of this revision.
+        #[arg(long)]
+        revision: Option<u64>,
+    },
+    /// Delete the schema for PATTERN.
+    Delete {
+        namespace: String,
+        pattern: String,
+        #[command(flatten)]
+        computed: ComputedArgs,
+    },
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

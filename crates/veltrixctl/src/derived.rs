@@ -81,7 +81,8 @@ pub fn diff_lines(changes: &[Diff]) {
 
 fn print_rollback(c: &Computed, to: u64, dry_run: bool) {
     diff_lines(&c.changes);
-    match (dry_run, c.changes.len()) {
+    crate::govern::schema_lines(&c.schema_changes);
+    match (dry_run, c.changes.len() + c.schema_changes.len()) {
         (_, 0) => {
             println!("nothing to roll back: the keys are as they were at revision {to} (revision {})", c.revision)
         }

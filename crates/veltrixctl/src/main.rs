@@ -5,6 +5,7 @@ mod apply;
 mod cli;
 mod derived;
 mod export;
+mod govern;
 mod output;
 mod read;
 mod watch;
@@ -38,7 +39,8 @@ impl From<Error> for Failure {
         let code = match &e {
             Error::NotFound { .. } => exit::NOT_FOUND,
             Error::Conflict { .. } => exit::CONFLICT,
-            Error::Invalid { .. } => exit::INVALID,
+            // Refused input: a bad field, or a schema current values break.
+            Error::Invalid { .. } | Error::FailedPrecondition { .. } => exit::INVALID,
             Error::Unavailable { .. } | Error::DeadlineExceeded { .. } => exit::UNAVAILABLE,
             _ => exit::OTHER,
         };
@@ -120,7 +122,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             let options = HistoryOptions { from_revision: from, to_revision: to, limit };
             read::history(c, out, &namespace, key.as_deref(), options).await
         }
-        Command::Namespaces { prefix } => read::namespaces(c, out, &prefix).await,
+        Command::Namespaces { prefix, include_deleted } => read::namespaces(c, out, &prefix, include_deleted).await,
+        Command::Blame { namespace, prefix, revision } => govern::blame(c, out, &namespace, &prefix, revision).await,
+        Command::Schema(command) => govern::schema(c, out, command).await,
+        Command::DeleteNamespace { namespace, computed } => {
+            govern::delete_namespace(c, out, &namespace, computed).await
+        }
         Command::Watch { namespace, prefix, from, snapshot, count } => {
             watch::watch(c, out, &namespace, &prefix, watch::start(from, snapshot), count).await
         }

@@ -3,7 +3,7 @@
 use std::time::SystemTime;
 
 use serde::Serialize;
-use veltrix_client::{ChangeSet, Entry, NamespaceInfo, WatchEvent, encode_value, rfc3339};
+use veltrix_client::{ChangeSet, Entry, NamespaceInfo, OriginKind, WatchEvent, encode_value, rfc3339};
 
 use crate::cli::Output;
 
@@ -119,15 +119,17 @@ pub fn change_sets(list: &[ChangeSet]) {
     let rows: Vec<Vec<String>> = list
         .iter()
         .map(|c| {
-            let changes = c
-                .changes
-                .iter()
-                .map(|k| match &k.value {
-                    Some(v) => format!("{}={}", k.key, shorten(&encode_value(v), 30)),
-                    None => format!("-{}", k.key),
-                })
-                .collect::<Vec<_>>()
-                .join(" ");
+            // Not a plain write: say so first ("rolled back to 41: ...").
+            let origin = (c.origin.kind != OriginKind::Write).then(|| format!("({})", c.origin));
+            let keys = c.changes.iter().map(|k| match &k.value {
+                Some(v) => format!("{}={}", k.key, shorten(&encode_value(v), 30)),
+                None => format!("-{}", k.key),
+            });
+            let schemas = c.schema_changes.iter().map(|s| match s.schema {
+                Some(_) => format!("schema:{}", s.key_pattern),
+                None => format!("-schema:{}", s.key_pattern),
+            });
+            let changes = origin.into_iter().chain(keys).chain(schemas).collect::<Vec<_>>().join(" ");
             vec![c.revision.to_string(), time(c.time), c.actor.clone(), shorten(&c.reason, 30), changes]
         })
         .collect();
@@ -135,8 +137,13 @@ pub fn change_sets(list: &[ChangeSet]) {
 }
 
 pub fn namespaces(list: &[NamespaceInfo]) {
-    let rows: Vec<Vec<String>> =
-        list.iter().map(|n| vec![n.name.clone(), n.revision.to_string(), n.key_count.to_string()]).collect();
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|n| {
+            let name = if n.deleted { format!("{} (deleted)", n.name) } else { n.name.clone() };
+            vec![name, n.revision.to_string(), n.key_count.to_string()]
+        })
+        .collect();
     table(&["NAMESPACE", "REVISION", "KEYS"], &rows);
 }
 
@@ -169,6 +176,10 @@ pub fn watch_event(format: Output, event: &WatchEvent) -> Result<(), String> {
                         Some(v) => println!("{} set {}={}", c.revision, k.key, printable(&encode_value(v))),
                         None => println!("{} delete {}", c.revision, k.key),
                     }
+                }
+                for s in &c.schema_changes {
+                    let op = if s.schema.is_some() { "set" } else { "delete" };
+                    println!("{} schema {op} {}", c.revision, printable(&s.key_pattern));
                 }
             }
             WatchEvent::Progress(_) => {}

@@ -48,7 +48,7 @@ pub async fn history(
     output::show(out, &sets, |s| output::change_sets(s))
 }
 
-pub async fn namespaces(client: &Client, out: Output, prefix: &str) -> Result<(), Failure> {
-    let list = client.namespaces(prefix).await?;
+pub async fn namespaces(client: &Client, out: Output, prefix: &str, include_deleted: bool) -> Result<(), Failure> {
+    let list = client.namespaces_with(prefix, include_deleted).await?;
     output::show(out, &list, |l| output::namespaces(l))
 }

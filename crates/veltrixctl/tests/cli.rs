@@ -295,6 +295,12 @@ async fn export_and_apply_round_trip_a_namespace() {
     // export --revision: the state as it was; put - reads standard input.
     let old = env.ok(&["export", src, "--revision", "1"]).await;
     assert_eq!(old.lines().skip(1).collect::<Vec<_>>(), ["db/url: postgres://a"]);
+    // export PREFIX: only the keys under it, which apply --prefix reads back.
+    let db = env.ok(&["export", src, "db/"]).await;
+    assert_eq!(db.lines().skip(1).collect::<Vec<_>>(), ["db/url: postgres://a"]);
+    std::fs::write(path("db.yaml"), &db).unwrap();
+    let plan = env.ok(&["apply", "ctl/db-only", &path("db.yaml"), "--prefix", "db/", "--dry-run"]).await;
+    assert_eq!(plan, "+ db/url = postgres://a\n");
     let mut put = env.cmd(&["put", src, "stdin", "-", "-o", "json"]);
     put.stdin(Stdio::piped()).stdout(Stdio::piped());
     let out = tokio::task::spawn_blocking(move || {
@@ -377,4 +383,60 @@ async fn diff_lists_what_changed_between_revisions_and_namespaces() {
     assert_eq!(v["entries"].as_array().unwrap().len(), 2);
     assert_eq!(v["from_revision"].as_u64(), Some(r1));
     env.fails(&["diff", "ctl/d@x"], 2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn schemas_blame_and_delete_namespace_from_the_command_line() {
+    let env = Ctl::new(TestSystem::start().await);
+    let dir = tempfile::tempdir().unwrap();
+    let schema = dir.path().join("limits.json");
+    std::fs::write(&schema, r#"{"type":"object","properties":{"rps":{"type":"integer","maximum":100}}}"#).unwrap();
+    let schema = schema.to_str().unwrap();
+    let ns = "ctl/schema";
+    let json_put =
+        |key: &'static str, value: &'static str| ["put", ns, key, value, "--content-type", "application/json"];
+    wrote(&env, &json_put("limits/api", r#"{"rps": 500}"#)).await;
+
+    // Refused while a current value breaks it, in a dry run too: exit 5.
+    let refused = env.fails(&["schema", "set", ns, "limits/*", schema, "--dry-run"], 5).await;
+    assert!(refused.contains("limits/api"), "{refused}");
+    wrote(&env, &json_put("limits/api", r#"{"rps": 50}"#)).await;
+    let dry = env.ok(&["schema", "set", ns, "limits/*", schema, "--dry-run"]).await;
+    assert!(dry.contains("nothing written"), "{dry}");
+    let set = json(&env.ok(&["schema", "set", ns, "limits/*", schema, "--reason", "cap rps", "-o", "json"]).await);
+    let set = set["revision"].as_u64().unwrap();
+    // A value that breaks it: exit 5, naming the key and the JSON pointer.
+    let bad = env.fails(&json_put("limits/api", r#"{"rps": 101}"#), 5).await;
+    assert!(bad.contains("limits/api#/rps"), "{bad}");
+    env.fails(&["schema", "set", ns, "limits/*", "/no/such/file"], 2).await;
+
+    let list = env.ok(&["schema", "list", ns, "--revision", &set.to_string()]).await;
+    assert!(list.contains("limits/*") && list.contains("maximum"), "{list}");
+    let history = env.ok(&["history", ns]).await;
+    assert!(history.contains("(schema change) schema:limits/*"), "{history}");
+
+    // Blame: who last set each key, and why.
+    wrote(&env, &["--actor", "alice", "put", ns, "owner", "team-a", "--reason", "hand over"]).await;
+    let r = wrote(&env, &["schema", "delete", ns, "limits/*"]).await;
+    env.ok(&["get", ns, "owner", "--min-revision", &r.to_string()]).await;
+    let blame = env.ok(&["blame", ns]).await;
+    let owner = blame.lines().find(|l| l.starts_with("owner")).unwrap();
+    assert!(owner.contains("alice") && owner.contains("hand over") && owner.contains("write"), "{blame}");
+    let blamed = json(&env.ok(&["blame", ns, "limits/", "-o", "json"]).await);
+    assert_eq!(blamed.as_array().unwrap().len(), 1);
+    env.fails(&["schema", "delete", ns, "limits/*"], 3).await;
+
+    // delete-namespace: a dry run, then gone from the listing but not its history.
+    let dry = env.ok(&["delete-namespace", ns, "--dry-run"]).await;
+    assert!(dry.contains("- owner") && dry.contains("nothing written"), "{dry}");
+    let gone = json(&env.ok(&["delete-namespace", ns, "-o", "json"]).await);
+    let gone = gone["revision"].as_u64().unwrap();
+    env.fails(&["get", ns, "owner", "--min-revision", &gone.to_string()], 3).await;
+    let listed = env.ok(&["namespaces", "ctl/"]).await;
+    assert!(!listed.contains(ns), "{listed}");
+    let all = env.ok(&["namespaces", "ctl/", "--include-deleted"]).await;
+    assert!(all.contains("ctl/schema (deleted)"), "{all}");
+    let history = env.ok(&["history", ns]).await;
+    assert!(history.contains("(namespace deleted)"), "{history}");
+    env.fails(&["delete-namespace", "ctl/never"], 3).await;
 }

@@ -1,4 +1,5 @@
-//! Change sets the service computes: Rollback and Promote. The namespaces'
+//! Change sets the service computes: Rollback, Promote, SetSchema,
+//! DeleteSchema and DeleteNamespace. The namespaces'
 //! events are read from the event store (so they reach as far back as the
 //! stream does), the change set is planned, and it is appended like any
 //! other, on condition that the namespace did not move meanwhile (else it
@@ -9,7 +10,10 @@ use std::future::Future;
 use tokio::time::{Instant, timeout_at};
 use veltrix_domain::{
     ChangeSetCommand, CommandMeta, Derived, EventStore, Limits, Namespace, Origin, Rejection, Revision, StoredEvent,
-    plan::{DiffEntry, Plan, Promote, Rollback, plan_promote, plan_rollback},
+    plan::{
+        DeleteNamespace, DeleteSchema, Plan, Promote, Rollback, SetSchema, plan_delete_namespace, plan_delete_schema,
+        plan_promote, plan_rollback, plan_set_schema,
+    },
 };
 
 use crate::handler::{CommandError, CommandHandler};
@@ -22,6 +26,13 @@ struct Planned {
     plan: Plan,
     origin: Origin,
     request: Vec<u8>,
+}
+
+/// A computed change set's answer: the revision (the new one, or the
+/// current one when nothing was appended) and what it changes.
+pub struct Outcome {
+    pub revision: Revision,
+    pub plan: Plan,
 }
 
 /// What every computed change set shares.
@@ -41,7 +52,7 @@ impl<S: EventStore> CommandHandler<S> {
         rollback: &Rollback,
         limits: &Limits,
         deadline: Instant,
-    ) -> Result<(Revision, Vec<DiffEntry>), CommandError> {
+    ) -> Result<Outcome, CommandError> {
         let job = Job {
             namespace: &rollback.namespace,
             expected: rollback.expected,
@@ -65,7 +76,7 @@ impl<S: EventStore> CommandHandler<S> {
         promote: &Promote,
         limits: &Limits,
         deadline: Instant,
-    ) -> Result<(Revision, Vec<DiffEntry>), CommandError> {
+    ) -> Result<Outcome, CommandError> {
         let job = Job {
             namespace: &promote.target,
             expected: promote.expected,
@@ -85,6 +96,73 @@ impl<S: EventStore> CommandHandler<S> {
         .await
     }
 
+    /// Sets a schema, refused while current values break it.
+    pub async fn set_schema(
+        &self,
+        request: &SetSchema,
+        limits: &Limits,
+        deadline: Instant,
+    ) -> Result<Outcome, CommandError> {
+        let job = Job {
+            namespace: &request.namespace,
+            expected: request.expected,
+            dry_run: request.dry_run,
+            meta: &request.meta,
+        };
+        self.carry_out(job, limits, deadline, || async {
+            let events = self.events(&request.namespace, deadline).await?;
+            Ok(Planned { plan: plan_set_schema(request, &events)?, origin: Origin::Schema, request: request.request() })
+        })
+        .await
+    }
+
+    pub async fn delete_schema(
+        &self,
+        request: &DeleteSchema,
+        limits: &Limits,
+        deadline: Instant,
+    ) -> Result<Outcome, CommandError> {
+        let job = Job {
+            namespace: &request.namespace,
+            expected: request.expected,
+            dry_run: request.dry_run,
+            meta: &request.meta,
+        };
+        self.carry_out(job, limits, deadline, || async {
+            let events = self.events(&request.namespace, deadline).await?;
+            Ok(Planned {
+                plan: plan_delete_schema(request, &events)?,
+                origin: Origin::Schema,
+                request: request.request(),
+            })
+        })
+        .await
+    }
+
+    /// Deletes every key and schema of a namespace and marks it deleted.
+    pub async fn delete_namespace(
+        &self,
+        request: &DeleteNamespace,
+        limits: &Limits,
+        deadline: Instant,
+    ) -> Result<Outcome, CommandError> {
+        let job = Job {
+            namespace: &request.namespace,
+            expected: request.expected,
+            dry_run: request.dry_run,
+            meta: &request.meta,
+        };
+        self.carry_out(job, limits, deadline, || async {
+            let events = self.events(&request.namespace, deadline).await?;
+            Ok(Planned {
+                plan: plan_delete_namespace(request, &events)?,
+                origin: Origin::NamespaceDelete,
+                request: request.request(),
+            })
+        })
+        .await
+    }
+
     async fn events(&self, namespace: &Namespace, deadline: Instant) -> Result<Vec<StoredEvent>, CommandError> {
         Ok(timeout_at(deadline, self.store().read(namespace, Revision::ZERO))
             .await
@@ -97,7 +175,7 @@ impl<S: EventStore> CommandHandler<S> {
         limits: &Limits,
         deadline: Instant,
         mut plan: F,
-    ) -> Result<(Revision, Vec<DiffEntry>), CommandError>
+    ) -> Result<Outcome, CommandError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<Planned, CommandError>>,
@@ -109,17 +187,30 @@ impl<S: EventStore> CommandHandler<S> {
             {
                 return Err(Rejection::NamespaceMoved { expected, current: plan.at }.into());
             }
-            if job.dry_run || plan.changes.is_empty() {
-                return Ok((plan.at, plan.changes));
+            if plan.is_noop() {
+                return Ok(Outcome { revision: plan.at, plan });
             }
             if plan.changes.len() > limits.max_changes {
                 return Err(CommandError::TooLarge { changes: plan.changes.len(), max: limits.max_changes });
             }
             let derived = Derived { origin, computed_at: plan.at, request };
-            let commands = plan.commands(limits)?;
-            let cmd = ChangeSetCommand::derived(job.namespace.clone(), commands, job.meta.clone(), derived, limits)?;
-            match self.execute(&cmd, deadline).await {
-                Ok(revision) => return Ok((revision, plan.changes)),
+            let cmd = ChangeSetCommand::derived(
+                job.namespace.clone(),
+                plan.commands(limits)?,
+                plan.schema_changes.clone(),
+                job.meta.clone(),
+                derived,
+                limits,
+            )?;
+            // A dry run is decided like the real call (schemas, a reused
+            // request id) and appends nothing.
+            let done = if job.dry_run {
+                self.check(&cmd, deadline).await.map(|()| plan.at)
+            } else {
+                self.execute(&cmd, deadline).await
+            };
+            match done {
+                Ok(revision) => return Ok(Outcome { revision, plan }),
                 Err(CommandError::Rejected(Rejection::NamespaceMoved { .. })) if job.expected.is_none() => {}
                 Err(e) => return Err(e),
             }

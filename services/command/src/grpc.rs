@@ -9,14 +9,16 @@ use veltrix_domain::{Actor, EventStore, Limits, TraceContext, ValidationError};
 use veltrix_proto::{
     convert::{self, CallContext, IntoCommand, read},
     v1::{
-        ApplyRequest, ApplyResponse, ChangeSetResponse, DeleteRequest, DeleteResponse, PromoteRequest, PutRequest,
-        PutResponse, RollbackRequest, config_command_server::ConfigCommand,
+        ApplyRequest, ApplyResponse, ChangeSetResponse, DeleteNamespaceRequest, DeleteNamespaceResponse, DeleteRequest,
+        DeleteResponse, DeleteSchemaRequest, DeleteSchemaResponse, PromoteRequest, PutRequest, PutResponse,
+        RollbackRequest, SetSchemaRequest, SetSchemaResponse, config_command_server::ConfigCommand,
     },
 };
 use veltrix_server::{CallTime, ServingGate};
 use veltrix_telemetry::{TRACEPARENT, TRACESTATE, child_traceparent, span_traceparent};
 
 use crate::{
+    derived::Outcome,
     handler::{CommandError, CommandHandler},
     status::to_status,
 };
@@ -63,9 +65,9 @@ impl<S: EventStore> CommandService<S> {
         let rollback = convert::rollback(request.into_inner(), ctx)?;
         caller.require(Role::Write, rollback.namespace.as_str())?;
         let handler = self.handler.get()?;
-        let (revision, changes) = handler.rollback(&rollback, &self.limits, deadline).await?;
-        tracing::debug!(namespace = %rollback.namespace, %revision, changes = changes.len(), "rolled back");
-        Ok(ChangeSetResponse { revision: revision.get(), changes: changes.iter().map(read::diff_entry).collect() })
+        let outcome = handler.rollback(&rollback, &self.limits, deadline).await?;
+        tracing::debug!(namespace = %rollback.namespace, revision = %outcome.revision, "rolled back");
+        Ok(change_set_response(&outcome))
     }
 
     /// Promote: read on the source and write on the target.
@@ -78,9 +80,39 @@ impl<S: EventStore> CommandService<S> {
         caller.require(Role::Read, promote.source.as_str())?;
         caller.require(Role::Write, promote.target.as_str())?;
         let handler = self.handler.get()?;
-        let (revision, changes) = handler.promote(&promote, &self.limits, deadline).await?;
-        tracing::debug!(source = %promote.source, target = %promote.target, %revision, changes = changes.len(), "promoted");
-        Ok(ChangeSetResponse { revision: revision.get(), changes: changes.iter().map(read::diff_entry).collect() })
+        let outcome = handler.promote(&promote, &self.limits, deadline).await?;
+        tracing::debug!(source = %promote.source, target = %promote.target, revision = %outcome.revision, "promoted");
+        Ok(change_set_response(&outcome))
+    }
+
+    /// SetSchema, DeleteSchema, DeleteNamespace: the admin role on the
+    /// namespace. `convert` validates the message, `run` carries it out.
+    async fn run_admin<R, T, C, F>(
+        &self,
+        request: Request<R>,
+        convert: C,
+        namespace: impl Fn(&T) -> &veltrix_domain::Namespace,
+        run: impl FnOnce(Arc<CommandHandler<S>>, T, Limits, tokio::time::Instant) -> F,
+    ) -> Result<Outcome, CommandError>
+    where
+        C: FnOnce(R, CallContext) -> Result<T, ValidationError>,
+        F: std::future::Future<Output = Result<Outcome, CommandError>>,
+    {
+        let caller = self.auth.caller(&request)?;
+        let deadline = tokio::time::Instant::now() + self.call_time.budget(request.metadata());
+        let ctx = call_context(request.metadata(), caller.identity())?;
+        let validated = convert(request.into_inner(), ctx)?;
+        caller.require(Role::Admin, namespace(&validated).as_str())?;
+        let handler = self.handler.get()?;
+        run(handler.clone(), validated, self.limits, deadline).await
+    }
+}
+
+fn change_set_response(outcome: &Outcome) -> ChangeSetResponse {
+    ChangeSetResponse {
+        revision: outcome.revision.get(),
+        changes: outcome.plan.changes.iter().map(read::diff_entry).collect(),
+        schema_changes: outcome.plan.schema_changes.iter().map(read::schema_change).collect(),
     }
 }
 
@@ -138,5 +170,54 @@ impl<S: EventStore> ConfigCommand for CommandService<S> {
 
     async fn promote(&self, request: Request<PromoteRequest>) -> Result<Response<ChangeSetResponse>, Status> {
         self.run_promote(request).await.map(Response::new).map_err(to_status)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(rpc = "SetSchema"))]
+    async fn set_schema(&self, request: Request<SetSchemaRequest>) -> Result<Response<SetSchemaResponse>, Status> {
+        let outcome = self
+            .run_admin(
+                request,
+                convert::set_schema,
+                |r| &r.namespace,
+                |h, r, limits, deadline| async move { h.set_schema(&r, &limits, deadline).await },
+            )
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(SetSchemaResponse { revision: outcome.revision.get() }))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(rpc = "DeleteSchema"))]
+    async fn delete_schema(
+        &self,
+        request: Request<DeleteSchemaRequest>,
+    ) -> Result<Response<DeleteSchemaResponse>, Status> {
+        let outcome = self
+            .run_admin(
+                request,
+                convert::delete_schema,
+                |r| &r.namespace,
+                |h, r, limits, deadline| async move { h.delete_schema(&r, &limits, deadline).await },
+            )
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(DeleteSchemaResponse { revision: outcome.revision.get() }))
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(rpc = "DeleteNamespace"))]
+    async fn delete_namespace(
+        &self,
+        request: Request<DeleteNamespaceRequest>,
+    ) -> Result<Response<DeleteNamespaceResponse>, Status> {
+        let outcome = self
+            .run_admin(
+                request,
+                convert::delete_namespace,
+                |r| &r.namespace,
+                |h, r, limits, deadline| async move { h.delete_namespace(&r, &limits, deadline).await },
+            )
+            .await
+            .map_err(to_status)?;
+        let ChangeSetResponse { revision, changes, schema_changes } = change_set_response(&outcome);
+        Ok(Response::new(DeleteNamespaceResponse { revision, changes, schema_changes }))
     }
 }

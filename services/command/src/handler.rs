@@ -47,6 +47,10 @@ pub enum CommandError {
         "the event store did not answer within the call's deadline; the outcome is unknown, retry with the same request_id"
     )]
     Timeout,
+    /// An administrative change that cannot be planned (a schema current
+    /// values break, a schema or namespace that does not exist).
+    #[error(transparent)]
+    Plan(#[from] veltrix_domain::plan::PlanRefusal),
     #[error("too many concurrent writers on namespace '{0}'; retry")]
     Contention(Namespace),
     /// A computed change set (a rollback) larger than one change set may be.
@@ -90,6 +94,23 @@ impl<S: EventStore> CommandHandler<S> {
                 Err(CommandError::Timeout)
             }
         }
+    }
+
+    /// Decides a command against the namespace's latest state and appends
+    /// nothing: what a dry run answers.
+    pub async fn check(&self, cmd: &ChangeSetCommand, deadline: Instant) -> Result<(), CommandError> {
+        let slot = self.slot(cmd.namespace());
+        let mut guard = timeout_at(deadline, slot.lock()).await.map_err(|_| CommandError::Timeout)?;
+        let caught_up = async {
+            match guard.take() {
+                Some(mut state) => self.catch_up(cmd.namespace(), &mut state).await.map(|()| state),
+                None => self.load(cmd.namespace()).await,
+            }
+        };
+        let state = timeout_at(deadline, caught_up).await.map_err(|_| CommandError::Timeout)??;
+        let decided = decide(&state, cmd);
+        *guard = Some(state);
+        decided.map(|_| ()).map_err(Into::into)
     }
 
     async fn execute_locked(

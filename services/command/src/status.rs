@@ -1,7 +1,7 @@
 //! The one place where command errors become gRPC statuses.
 
 use tonic::{Code, Status};
-use veltrix_domain::{Rejection, StoreError};
+use veltrix_domain::{Rejection, StoreError, plan::PlanRefusal};
 use veltrix_server::details;
 
 use crate::handler::CommandError;
@@ -18,6 +18,25 @@ pub fn to_status(err: CommandError) -> Status {
             Rejection::NotFound { .. } => Status::not_found(r.to_string()),
             Rejection::RequestIdReused { .. } => Status::already_exists(r.to_string()),
             Rejection::NamespaceMoved { .. } => Status::aborted(r.to_string()),
+            Rejection::SchemaViolation(violations) => {
+                let fields = violations
+                    .iter()
+                    .map(|v| (format!("{}#{}", v.key, v.pointer), format!("{} (schema '{}')", v.rule, v.pattern)))
+                    .collect();
+                details::invalid_arguments(r.to_string(), fields)
+            }
+        },
+        CommandError::Plan(refusal) => match &refusal {
+            PlanRefusal::NoSuchNamespace(_) | PlanRefusal::NoSuchSchema { .. } => {
+                Status::not_found(refusal.to_string())
+            }
+            PlanRefusal::Violated { pattern, keys, .. } => {
+                let subjects = keys
+                    .iter()
+                    .map(|k| (k.to_string(), format!("its value breaks the schema for '{pattern}'")))
+                    .collect();
+                details::failed_preconditions(refusal.to_string(), "SCHEMA", subjects)
+            }
         },
         CommandError::TooLarge { .. } => Status::failed_precondition(err.to_string()),
         CommandError::Timeout => Status::unavailable(err.to_string()),

@@ -10,8 +10,9 @@ use tonic::{Request, Response, Status};
 use veltrix_access::{Auth, Caller, Role};
 use veltrix_domain::Namespace;
 use veltrix_proto::v1::{
-    DiffRequest, DiffResponse, GetRequest, GetResponse, HistoryRequest, HistoryResponse, ListNamespacesRequest,
-    ListNamespacesResponse, ListRequest, ListResponse, WatchRequest, config_query_server::ConfigQuery,
+    BlameRequest, BlameResponse, DiffRequest, DiffResponse, GetRequest, GetResponse, HistoryRequest, HistoryResponse,
+    ListNamespacesRequest, ListNamespacesResponse, ListRequest, ListResponse, ListSchemasRequest, ListSchemasResponse,
+    WatchRequest, config_query_server::ConfigQuery,
 };
 use veltrix_redis::ReadModel;
 use veltrix_server::{CallTime, CancellationToken, ServingGate};
@@ -106,6 +107,27 @@ impl ConfigQuery for QueryService {
             authorize_read(&self.auth, &request, &message.from_namespace)?;
             authorize_read(&self.auth, &request, to)?;
             QueryService::diff(self, request.into_inner(), deadline).await
+        };
+        within(deadline, answer).await.map(Response::new).map_err(to_status)
+    }
+
+    async fn blame(&self, request: Request<BlameRequest>) -> Result<Response<BlameResponse>, Status> {
+        let deadline = self.deadline(&request);
+        let answer = async {
+            authorize_read(&self.auth, &request, &request.get_ref().namespace)?;
+            QueryService::blame(self, request.into_inner(), deadline).await
+        };
+        within(deadline, answer).await.map(Response::new).map_err(to_status)
+    }
+
+    async fn list_schemas(
+        &self,
+        request: Request<ListSchemasRequest>,
+    ) -> Result<Response<ListSchemasResponse>, Status> {
+        let deadline = self.deadline(&request);
+        let answer = async {
+            authorize_read(&self.auth, &request, &request.get_ref().namespace)?;
+            QueryService::list_schemas(self, request.into_inner(), deadline).await
         };
         within(deadline, answer).await.map(Response::new).map_err(to_status)
     }

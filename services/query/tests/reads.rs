@@ -396,6 +396,7 @@ async fn namespaces_are_listed_with_revision_and_key_count() {
             page_size: 1,
             prefix: "team/".into(),
             page_token: page.next_page_token,
+            ..Default::default()
         })
         .await
         .unwrap()

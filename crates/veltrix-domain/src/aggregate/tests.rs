@@ -242,6 +242,7 @@ proptest! {
                 Err(Rejection::NotFound { .. }) => Outcome::NotFound,
                 Err(Rejection::RequestIdReused { .. }) => Outcome::Reused,
                 Err(e @ Rejection::NamespaceMoved { .. }) => panic!("a write is never derived: {e}"),
+                Err(e @ Rejection::SchemaViolation(_)) => panic!("no schemas here: {e}"),
             };
             prop_assert_eq!(got, expected);
         }

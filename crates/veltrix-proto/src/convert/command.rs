@@ -6,10 +6,14 @@ use std::time::SystemTime;
 use veltrix_domain::{
     Actor, ChangeSetCommand, CommandMeta, Expectation, Key, KeyCommand, Limits, Namespace, Operation, Reason,
     RequestId, Revision, TraceContext, ValidationError,
-    plan::{Promote, Rollback},
+    plan::{DeleteNamespace, DeleteSchema, Promote, Rollback, SetSchema},
+    schema::{KeyPattern, Schema},
 };
 
-use crate::v1::{ApplyRequest, DeleteRequest, PromoteRequest, PutRequest, RollbackRequest, change};
+use crate::v1::{
+    ApplyRequest, DeleteNamespaceRequest, DeleteRequest, DeleteSchemaRequest, PromoteRequest, PutRequest,
+    RollbackRequest, SetSchemaRequest, change,
+};
 
 /// What a call carries besides its message: who, when, in which trace.
 #[derive(Debug, Clone)]
@@ -135,6 +139,41 @@ pub fn promote(req: PromoteRequest, ctx: CallContext) -> Result<Promote, Validat
         target,
         prefix: req.prefix,
         delete_missing: req.delete_missing,
+        expected: req.expected_revision.map(Revision::new),
+        dry_run: req.dry_run,
+        meta: meta(ctx, &req.request_id, &req.reason)?,
+    })
+}
+
+/// A validated SetSchema: the pattern parses and the document compiles as a
+/// draft 2020-12 schema that refers to nothing outside itself.
+pub fn set_schema(req: SetSchemaRequest, ctx: CallContext) -> Result<SetSchema, ValidationError> {
+    let namespace = Namespace::parse(&req.namespace)?;
+    let pattern = KeyPattern::parse(&req.key_pattern)?;
+    Schema::compile(&req.schema)?;
+    Ok(SetSchema {
+        namespace,
+        pattern,
+        schema: req.schema,
+        expected: req.expected_revision.map(Revision::new),
+        dry_run: req.dry_run,
+        meta: meta(ctx, &req.request_id, &req.reason)?,
+    })
+}
+
+pub fn delete_schema(req: DeleteSchemaRequest, ctx: CallContext) -> Result<DeleteSchema, ValidationError> {
+    Ok(DeleteSchema {
+        namespace: Namespace::parse(&req.namespace)?,
+        pattern: KeyPattern::parse(&req.key_pattern)?,
+        expected: req.expected_revision.map(Revision::new),
+        dry_run: req.dry_run,
+        meta: meta(ctx, &req.request_id, &req.reason)?,
+    })
+}
+
+pub fn delete_namespace(req: DeleteNamespaceRequest, ctx: CallContext) -> Result<DeleteNamespace, ValidationError> {
+    Ok(DeleteNamespace {
+        namespace: Namespace::parse(&req.namespace)?,
         expected: req.expected_revision.map(Revision::new),
         dry_run: req.dry_run,
         meta: meta(ctx, &req.request_id, &req.reason)?,

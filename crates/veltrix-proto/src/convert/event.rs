@@ -4,8 +4,8 @@ use std::time::{Duration, SystemTime};
 
 use prost::Message;
 use veltrix_domain::{
-    Actor, ChangeSetCommitted, ContentType, Expectation, Key, KeyChange, KeyOp, Namespace, Reason, RequestId, Revision,
-    TraceContext, ValidationError,
+    Actor, ChangeSetCommitted, ContentType, Expectation, Key, KeyChange, KeyOp, KeyPattern, Namespace, Reason,
+    RequestId, Revision, SchemaChange, TraceContext, ValidationError,
 };
 
 use crate::v1;
@@ -22,6 +22,8 @@ pub enum EventDecodeError {
     Invalid(#[from] ValidationError),
     #[error("changes[{0}].op is not set or is an operation this version does not know")]
     UnknownOp(usize),
+    #[error("schema_changes[{0}].op is not set or is an operation this version does not know")]
+    UnknownSchemaOp(usize),
     #[error("unsupported event type {0:?} (this version reads {EVENT_TYPE:?})")]
     UnsupportedType(String),
     #[error("time {seconds}s {nanos}ns is not a time this version can hold")]
@@ -40,8 +42,28 @@ pub fn encode_event(event: &ChangeSetCommitted) -> Vec<u8> {
         traceparent: event.trace.traceparent.clone(),
         tracestate: event.trace.tracestate.clone(),
         origin: Some(super::origin::origin_to_wire(&event.origin, &event.namespace)),
+        schema_changes: event.schema_changes.iter().map(encode_schema_change).collect(),
     };
     wire.encode_to_vec()
+}
+
+fn encode_schema_change(c: &SchemaChange) -> v1::EventSchemaChange {
+    let op = match c {
+        SchemaChange::Set { schema, .. } => {
+            v1::event_schema_change::Op::Set(v1::EventSetSchema { schema: schema.clone() })
+        }
+        SchemaChange::Delete { .. } => v1::event_schema_change::Op::Delete(v1::EventDeleteSchema {}),
+    };
+    v1::EventSchemaChange { key_pattern: c.pattern().to_string(), op: Some(op) }
+}
+
+fn decode_schema_change(i: usize, c: v1::EventSchemaChange) -> Result<SchemaChange, EventDecodeError> {
+    let pattern = KeyPattern::parse(&c.key_pattern)?;
+    match c.op {
+        Some(v1::event_schema_change::Op::Set(s)) => Ok(SchemaChange::Set { pattern, schema: s.schema }),
+        Some(v1::event_schema_change::Op::Delete(_)) => Ok(SchemaChange::Delete { pattern }),
+        None => Err(EventDecodeError::UnknownSchemaOp(i)),
+    }
 }
 
 fn encode_change(c: &KeyChange) -> v1::EventKeyChange {
@@ -93,6 +115,12 @@ pub fn decode_event(event_type: Option<&str>, payload: &[u8]) -> Result<ChangeSe
             })
         })
         .collect::<Result<Vec<_>, EventDecodeError>>()?;
+    let schema_changes = wire
+        .schema_changes
+        .into_iter()
+        .enumerate()
+        .map(|(i, c)| decode_schema_change(i, c))
+        .collect::<Result<Vec<_>, _>>()?;
     let time = match wire.time {
         None => SystemTime::UNIX_EPOCH,
         Some(t) => time(t.seconds, t.nanos)?,
@@ -107,6 +135,7 @@ pub fn decode_event(event_type: Option<&str>, payload: &[u8]) -> Result<ChangeSe
         time,
         trace: TraceContext { traceparent: wire.traceparent, tracestate: wire.tracestate },
         origin: super::origin::origin_from_wire(wire.origin),
+        schema_changes,
     })
 }
 
@@ -151,6 +180,14 @@ mod tests {
             origin: match secs % 2 {
                 0 => veltrix_domain::Origin::Write,
                 _ => veltrix_domain::Origin::Rollback { to_revision: Revision::new(u64::from(secs)) },
+            },
+            schema_changes: match nanos % 3 {
+                0 => Vec::new(),
+                1 => vec![SchemaChange::Set {
+                    pattern: KeyPattern::parse("limits/**").unwrap(),
+                    schema: r#"{"type":"object"}"#.into(),
+                }],
+                _ => vec![SchemaChange::Delete { pattern: KeyPattern::parse("a/*").unwrap() }],
             },
         }
     }

@@ -18,6 +18,8 @@ pub fn origin_to_wire(origin: &Origin, namespace: &Namespace) -> v1::Origin {
             source_namespace: source_namespace.to_string(),
             source_revision: source_revision.get(),
         },
+        Origin::Schema => v1::Origin { kind: v1::origin::Kind::Schema as i32, ..Default::default() },
+        Origin::NamespaceDelete => v1::Origin { kind: v1::origin::Kind::NamespaceDelete as i32, ..Default::default() },
         Origin::Other(unknown) => v1::Origin {
             kind: unknown.kind,
             source_namespace: unknown.source_namespace.clone(),
@@ -40,7 +42,9 @@ pub fn origin_from_wire(origin: Option<v1::Origin>) -> Origin {
             },
             Err(_) => unknown(o),
         },
-        _ => unknown(o),
+        Ok(v1::origin::Kind::Schema) => Origin::Schema,
+        Ok(v1::origin::Kind::NamespaceDelete) => Origin::NamespaceDelete,
+        Err(_) => unknown(o),
     }
 }
 
@@ -65,6 +69,8 @@ mod tests {
             Origin::Write,
             Origin::Rollback { to_revision: Revision::new(41) },
             Origin::Promotion { source_namespace: staging, source_revision: Revision::new(88) },
+            Origin::Schema,
+            Origin::NamespaceDelete,
         ] {
             assert_eq!(origin_from_wire(Some(origin_to_wire(&origin, &ns))), origin);
         }

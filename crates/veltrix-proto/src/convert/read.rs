@@ -3,7 +3,7 @@
 
 use std::time::SystemTime;
 
-use veltrix_domain::{ChangeSetCommitted, KeyChange, KeyOp, Revision};
+use veltrix_domain::{ChangeSetCommitted, KeyChange, KeyOp, Revision, SchemaChange};
 
 use crate::v1::{ChangeRecord, KeyChange as WireKeyChange, KeyHistoryEntry, KeyValue, key_change::Op};
 
@@ -31,7 +31,29 @@ fn wire_change(c: &KeyChange) -> WireKeyChange {
 
 /// The change set as History shows it, with every change.
 pub fn change_record(revision: Revision, event: &ChangeSetCommitted) -> ChangeRecord {
-    ChangeRecord { changes: event.changes.iter().map(wire_change).collect(), ..change_record_meta(revision, event) }
+    ChangeRecord {
+        changes: event.changes.iter().map(wire_change).collect(),
+        schema_changes: event.schema_changes.iter().map(schema_change).collect(),
+        ..change_record_meta(revision, event)
+    }
+}
+
+/// A schema change as the read model stores it.
+pub fn schema_history_entry(revision: Revision, c: &SchemaChange) -> crate::v1::SchemaHistoryEntry {
+    crate::v1::SchemaHistoryEntry { revision: revision.get(), change: Some(schema_change(c)) }
+}
+
+/// A schema change on the wire.
+pub fn schema_change(c: &SchemaChange) -> crate::v1::SchemaChange {
+    use crate::v1::schema_change::Op;
+    match c {
+        SchemaChange::Set { pattern, schema } => {
+            crate::v1::SchemaChange { key_pattern: pattern.to_string(), op: Op::Set as i32, schema: schema.clone() }
+        }
+        SchemaChange::Delete { pattern } => {
+            crate::v1::SchemaChange { key_pattern: pattern.to_string(), op: Op::Delete as i32, schema: String::new() }
+        }
+    }
 }
 
 /// The key's state right after a set; `None` for a delete.
@@ -67,6 +89,7 @@ fn change_record_meta(revision: Revision, event: &ChangeSetCommitted) -> ChangeR
         changes: Vec::new(),
         traceparent: event.trace.traceparent.clone(),
         origin: Some(super::origin::origin_to_wire(&event.origin, &event.namespace)),
+        schema_changes: Vec::new(),
     }
 }
 

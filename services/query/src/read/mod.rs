@@ -2,6 +2,7 @@
 //! for `min_revision`, and the read model's answer, as of a revision when
 //! asked; with what they share (pages as of a revision, signed page tokens).
 
+mod blame;
 mod diff;
 pub mod pages;
 pub mod token;
@@ -14,7 +15,7 @@ use veltrix_proto::v1::{
     GetRequest, GetResponse, HistoryRequest, HistoryResponse, ListNamespacesRequest, ListNamespacesResponse,
     ListRequest, ListResponse, NamespaceInfo, PageCursor,
 };
-use veltrix_redis::Generation;
+use veltrix_redis::{Generation, ListPage};
 
 use crate::{
     grpc::QueryService,
@@ -24,6 +25,17 @@ use crate::{
     },
     status::ReadError,
 };
+
+/// What a page of a listing is asked for.
+pub(crate) struct Listing<'a> {
+    pub ns: &'a Namespace,
+    pub prefix: &'a str,
+    pub limit: usize,
+    pub min: Option<Revision>,
+    pub at: Option<Revision>,
+    pub page_token: &'a str,
+    pub scope: &'a Scope<'a>,
+}
 
 /// Namespace names one ListNamespaces call looks at, at most.
 const NAMESPACE_SCAN: usize = 10_000;
@@ -110,32 +122,9 @@ impl QueryService {
         let min = positive("min_revision", req.min_revision)?;
         let at = positive("at_revision", req.at_revision)?;
         let scope = Scope::List { namespace: &ns, prefix: &req.prefix, at_revision: at, page_size: req.page_size };
-        let cursor = match req.page_token.as_str() {
-            "" => None,
-            t => Some(self.tokens.open(t, &scope).map_err(ReadError::BadToken)?),
-        };
-        let model = self.model.get().map_err(|_| ReadError::NoGeneration)?;
-        let (page, revision) = match (cursor, at) {
-            // Later pages answer as of the first page's revision.
-            (Some(c), _) => {
-                let (generation, _) = self.generation()?;
-                let after = Some(c.after.as_str());
-                let revision = Revision::new(c.revision);
-                (page_as_of(model, generation, &ns, &req.prefix, after, limit, revision).await?, revision)
-            }
-            (None, Some(at)) => {
-                self.reach(Some(at.max(min.unwrap_or_default())), deadline).await?;
-                let (generation, _) = self.generation()?;
-                (model.list_at(generation, &ns, &req.prefix, None, limit, at).await?, at)
-            }
-            (None, None) => {
-                self.reach(min, deadline).await?;
-                let (generation, watermark) = self.generation()?;
-                let page = model.list(generation, &ns, &req.prefix, None, limit).await?;
-                let revision = watermark.max(page.namespace_revision);
-                (page, revision)
-            }
-        };
+        let listing =
+            Listing { ns: &ns, prefix: &req.prefix, limit, min, at, page_token: &req.page_token, scope: &scope };
+        let (page, revision) = self.page(listing, deadline).await?;
         let (kvs, cut) = fit(page.kvs, self.max_response_bytes);
         let next_page_token = match kvs.last() {
             Some(last) if page.more || cut => {
@@ -145,6 +134,43 @@ impl QueryService {
             _ => String::new(),
         };
         Ok(ListResponse { kvs, next_page_token, revision: revision.get() })
+    }
+
+    /// A page of a listing (List, Blame): the first as of now or
+    /// `at_revision` (after `min_revision` is reached), later ones as of the
+    /// revision the first fixed, carried by the page token.
+    pub(crate) async fn page(
+        &self,
+        listing: Listing<'_>,
+        deadline: Instant,
+    ) -> Result<(ListPage, Revision), ReadError> {
+        let Listing { ns, prefix, limit, min, at, page_token, scope } = listing;
+        let cursor = match page_token {
+            "" => None,
+            t => Some(self.tokens.open(t, scope).map_err(ReadError::BadToken)?),
+        };
+        let model = self.model.get().map_err(|_| ReadError::NoGeneration)?;
+        Ok(match (cursor, at) {
+            // Later pages answer as of the first page's revision.
+            (Some(c), _) => {
+                let (generation, _) = self.generation()?;
+                let after = Some(c.after.as_str());
+                let revision = Revision::new(c.revision);
+                (page_as_of(model, generation, ns, prefix, after, limit, revision).await?, revision)
+            }
+            (None, Some(at)) => {
+                self.reach(Some(at.max(min.unwrap_or_default())), deadline).await?;
+                let (generation, _) = self.generation()?;
+                (model.list_at(generation, ns, prefix, None, limit, at).await?, at)
+            }
+            (None, None) => {
+                self.reach(min, deadline).await?;
+                let (generation, watermark) = self.generation()?;
+                let page = model.list(generation, ns, prefix, None, limit).await?;
+                let revision = watermark.max(page.namespace_revision);
+                (page, revision)
+            }
+        })
     }
 
     pub(crate) async fn history(&self, req: HistoryRequest) -> Result<HistoryResponse, ReadError> {
@@ -240,8 +266,13 @@ impl QueryService {
             .await?
             .into_iter()
             // Listed before its first change set is applied: not there yet.
-            .filter(|r| r.revision > 0)
-            .map(|r| NamespaceInfo { name: r.name, revision: r.revision.get(), key_count: r.key_count })
+            .filter(|r| r.revision > 0 && (req.include_deleted || !r.deleted))
+            .map(|r| NamespaceInfo {
+                name: r.name,
+                revision: r.revision.get(),
+                key_count: r.key_count,
+                deleted: r.deleted,
+            })
             .collect();
         Ok(ListNamespacesResponse { namespaces, next_page_token })
     }

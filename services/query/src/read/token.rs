@@ -36,6 +36,12 @@ pub enum Scope<'a> {
         at_revision: Option<Revision>,
         page_size: u32,
     },
+    Blame {
+        namespace: &'a Namespace,
+        prefix: &'a str,
+        at_revision: Option<Revision>,
+        page_size: u32,
+    },
     History {
         namespace: &'a Namespace,
         key: &'a str,
@@ -69,6 +75,13 @@ impl Scope<'_> {
         match *self {
             Self::List { namespace, prefix, at_revision, page_size } => {
                 field(b"list");
+                field(namespace.as_str().as_bytes());
+                field(prefix.as_bytes());
+                field(&at_revision.map_or([0xff; 8], |r| r.get().to_be_bytes()));
+                field(&page_size.to_be_bytes());
+            }
+            Self::Blame { namespace, prefix, at_revision, page_size } => {
+                field(b"blame");
                 field(namespace.as_str().as_bytes());
                 field(prefix.as_bytes());
                 field(&at_revision.map_or([0xff; 8], |r| r.get().to_be_bytes()));
