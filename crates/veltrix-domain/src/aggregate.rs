@@ -81,6 +81,18 @@ impl NamespaceState {
         self.keys.is_empty()
     }
 
+    /// The revision a request id committed at, when its digest matches;
+    /// `RequestIdReused` when it was used for another request; `None` when
+    /// it is unknown (or empty).
+    pub fn answered(&self, request_id: &RequestId, digest: &[u8]) -> Option<Result<Revision, Rejection>> {
+        let record = self.requests.get(request_id)?;
+        Some(if record.digest == digest {
+            Ok(record.revision)
+        } else {
+            Err(Rejection::RequestIdReused { request_id: request_id.clone(), revision: record.revision })
+        })
+    }
+
     /// Folds a committed event in. Events at or below the current revision
     /// are ignored, so replaying is harmless.
     pub fn evolve(&mut self, revision: Revision, event: &ChangeSetCommitted) {
@@ -182,11 +194,11 @@ fn violations(state: &NamespaceState, cmd: &ChangeSetCommand) -> Vec<Violation> 
     let mut out = Vec::new();
     for c in cmd.changes() {
         if let Operation::Set { value, content_type } = &c.op {
-            out.extend(schemas.check(&c.key, value, content_type));
-            if out.len() >= MAX_VIOLATIONS {
-                out.truncate(MAX_VIOLATIONS);
+            let room = MAX_VIOLATIONS.saturating_sub(out.len());
+            if room == 0 {
                 break;
             }
+            out.extend(schemas.check(&c.key, value, content_type, room));
         }
     }
     out
@@ -198,12 +210,8 @@ pub fn decide(state: &NamespaceState, cmd: &ChangeSetCommand) -> Result<Decision
     let meta = cmd.meta();
     // Idempotency comes first: a retry whose first attempt committed carries
     // a now-stale expected_revision and must still succeed.
-    if let Some(record) = state.requests.get(&meta.request_id) {
-        return if record.digest == cmd.digest() {
-            Ok(Decision::AlreadyApplied(record.revision))
-        } else {
-            Err(Rejection::RequestIdReused { request_id: meta.request_id.clone(), revision: record.revision })
-        };
+    if let Some(answer) = state.answered(&meta.request_id, &cmd.digest()) {
+        return answer.map(Decision::AlreadyApplied);
     }
     if let Some(computed_at) = cmd.computed_at()
         && computed_at != state.revision()

@@ -26,6 +26,18 @@ impl Default for Limits {
     }
 }
 
+/// Most keys one DeleteNamespace deletes in its one change set: deletes
+/// carry no values, so it may hold more changes than a write.
+pub const MAX_NAMESPACE_DELETE: usize = 10_000;
+
+/// The most changes a change set of this origin may hold.
+pub fn max_changes(origin: &Origin, limits: &Limits) -> usize {
+    match origin {
+        Origin::NamespaceDelete => limits.max_changes.max(MAX_NAMESPACE_DELETE),
+        _ => limits.max_changes,
+    }
+}
+
 /// A compare-and-set condition on one key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Expectation {
@@ -138,19 +150,19 @@ impl ChangeSetCommand {
         if changes.is_empty() {
             return Err(ValidationError::new("changes", "must hold at least one change"));
         }
-        Self::checked(namespace, changes, meta, limits)
+        Self::checked(namespace, changes, meta, limits.max_changes)
     }
 
     fn checked(
         namespace: Namespace,
         changes: Vec<KeyCommand>,
         meta: CommandMeta,
-        limits: &Limits,
+        max_changes: usize,
     ) -> Result<Self, ValidationError> {
-        if changes.len() > limits.max_changes {
+        if changes.len() > max_changes {
             return Err(ValidationError::new(
                 "changes",
-                format!("must hold at most {} changes (got {})", limits.max_changes, changes.len()),
+                format!("must hold at most {max_changes} changes (got {})", changes.len()),
             ));
         }
         let mut seen = HashSet::with_capacity(changes.len());
@@ -186,7 +198,7 @@ impl ChangeSetCommand {
         derived: Derived,
         limits: &Limits,
     ) -> Result<Self, ValidationError> {
-        let mut cmd = Self::checked(namespace, changes, meta, limits)?;
+        let mut cmd = Self::checked(namespace, changes, meta, max_changes(&derived.origin, limits))?;
         cmd.digest = crate::digest::derived_digest(&cmd.namespace, &derived.request, &cmd.meta.reason);
         cmd.origin = derived.origin;
         cmd.computed_at = Some(derived.computed_at);

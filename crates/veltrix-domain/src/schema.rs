@@ -10,8 +10,9 @@ use std::{collections::BTreeMap, fmt, sync::Arc};
 
 use crate::{Key, names::ContentType, validation::ValidationError};
 
-const PATTERN_RULE: &str = "must be 1 to 256 bytes of printable ASCII without spaces, segments separated by '/', \
-     each non-empty; '*' matches within a segment, '**' (a whole segment) across segments";
+const PATTERN_RULE: &str = "must be spelled like a key (1 to 256 bytes of printable ASCII without spaces, not starting \
+     or ending with '/' or '.'), segments separated by '/', each non-empty; '*' matches within a segment, '**' (a whole \
+     segment) across segments";
 
 /// The most violations a refusal lists.
 pub const MAX_VIOLATIONS: usize = 20;
@@ -26,14 +27,11 @@ pub const MAX_SCHEMA_BYTES: usize = 64 * 1024;
 pub struct KeyPattern(String);
 
 impl KeyPattern {
-    pub const MAX_LEN: usize = 256;
-
     pub fn parse(s: &str) -> Result<Self, ValidationError> {
-        let b = s.as_bytes();
-        let ok = !b.is_empty()
-            && b.len() <= Self::MAX_LEN
-            && b.iter().all(|c| (0x21..=0x7e).contains(c))
-            && s.split('/').all(|seg| !seg.is_empty() && (seg == "**" || !seg.contains("**")));
+        // Spelled like a key (which bounds its length and characters), in
+        // whole segments.
+        let ok =
+            Key::parse(s).is_ok() && s.split('/').all(|seg| !seg.is_empty() && (seg == "**" || !seg.contains("**")));
         if ok { Ok(Self(s.to_owned())) } else { Err(ValidationError::new("key_pattern", PATTERN_RULE)) }
     }
 
@@ -218,11 +216,15 @@ impl Schemas {
     }
 
     /// How a value set on `key` breaks the schemas whose pattern matches it
-    /// (every one must hold); empty when it breaks none.
-    pub fn check(&self, key: &Key, value: &[u8], content_type: &ContentType) -> Vec<Violation> {
+    /// (every one must hold), at most `limit` ways (a large value may break
+    /// a schema in very many places); empty when it breaks none.
+    pub fn check(&self, key: &Key, value: &[u8], content_type: &ContentType, limit: usize) -> Vec<Violation> {
         let mut out = Vec::new();
         let mut parsed: Option<Option<serde_json::Value>> = None;
         for (pattern, schema) in self.by_pattern.iter().filter(|(p, _)| p.matches(key)) {
+            if out.len() >= limit {
+                break;
+            }
             let violation = |pointer: &str, rule: String| Violation {
                 key: key.clone(),
                 pattern: pattern.clone(),
@@ -241,10 +243,12 @@ impl Schemas {
                 out.push(violation("", "is governed by a schema this version cannot compile".to_owned()));
                 continue;
             };
-            for error in validator.iter_errors(document) {
+            let room = limit.saturating_sub(out.len());
+            for error in validator.iter_errors(document).take(room) {
                 out.push(violation(error.instance_path().as_str(), error.masked().to_string()));
             }
         }
+        out.truncate(limit);
         out
     }
 }
@@ -300,15 +304,19 @@ mod tests {
         schemas.apply(&set("limits/**", r#"{"type":"object","properties":{"burst":{"type":"integer"}}}"#));
         let json = ContentType::parse("application/json").unwrap();
         let key = Key::parse("limits/api").unwrap();
-        assert!(schemas.check(&key, br#"{"rps": 5}"#, &json).is_empty());
-        let v = schemas.check(&key, br#"{"rps": 500, "burst": "x"}"#, &json);
+        assert!(schemas.check(&key, br#"{"rps": 5}"#, &json, 20).is_empty());
+        let v = schemas.check(&key, br#"{"rps": 500, "burst": "x"}"#, &json, 20);
         let found: Vec<_> = v.iter().map(|v| (v.pattern.as_str(), v.pointer.as_str())).collect();
         assert_eq!(found, [("limits/*", "/rps"), ("limits/**", "/burst")], "{v:?}");
         assert!(!v[0].rule.contains("500"), "the rule does not repeat the value: {}", v[0].rule);
         let text = ContentType::parse("text/plain").unwrap();
-        assert_eq!(schemas.check(&key, b"rps=5", &text).len(), 2);
-        assert!(schemas.check(&Key::parse("other").unwrap(), b"x", &text).is_empty());
+        assert_eq!(schemas.check(&key, b"rps=5", &text, 20).len(), 2);
+        assert!(schemas.check(&Key::parse("other").unwrap(), b"x", &text, 20).is_empty());
+        // A value that breaks a schema in many places: only `limit` are kept.
+        let many = format!("[{}]", vec!["\"x\""; 1000].join(","));
+        schemas.apply(&set("list", r#"{"type":"array","items":{"type":"integer"}}"#));
+        assert_eq!(schemas.check(&Key::parse("list").unwrap(), many.as_bytes(), &json, 20).len(), 20);
         schemas.apply(&SchemaChange::Delete { pattern: KeyPattern::parse("limits/*").unwrap() });
-        assert_eq!(schemas.check(&key, br#"{"rps": 500}"#, &json), []);
+        assert_eq!(schemas.check(&key, br#"{"rps": 500}"#, &json, 20), []);
     }
 }

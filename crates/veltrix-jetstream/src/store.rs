@@ -14,7 +14,7 @@ use async_nats::{
 use futures::StreamExt;
 use tracing::Instrument;
 use veltrix_domain::{Appended, ChangeSetCommitted, EventStore, Namespace, Revision, StoreError, StoredEvent};
-use veltrix_proto::convert::{EVENT_TYPE, decode_event, encode_event};
+use veltrix_proto::convert::{decode_event, encode_event, event_type};
 
 use crate::{EVENT_TYPE_HEADER, Error, StreamSettings, classify::publish_error, ensure_stream};
 
@@ -203,7 +203,7 @@ impl JetStreamEventStore {
         event: &ChangeSetCommitted,
     ) -> Result<Appended, StoreError> {
         let mut headers = HeaderMap::new();
-        headers.insert(EVENT_TYPE_HEADER, EVENT_TYPE);
+        headers.insert(EVENT_TYPE_HEADER, event_type(event));
         if !event.trace.traceparent.is_empty() {
             headers.insert("traceparent", event.trace.traceparent.as_str());
             if !event.trace.tracestate.is_empty() {

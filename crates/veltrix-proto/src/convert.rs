@@ -6,4 +6,4 @@ pub mod origin;
 pub mod read;
 
 pub use command::{CallContext, IntoCommand, delete_namespace, delete_schema, promote, rollback, set_schema};
-pub use event::{EVENT_TYPE, EventDecodeError, decode_event, encode_event};
+pub use event::{EVENT_TYPE, EVENT_TYPE_V2, EventDecodeError, decode_event, encode_event, event_type};

@@ -56,7 +56,7 @@ impl<S: EventStore> CommandService<S> {
     }
 
     /// Rollback: the write role on the namespace (it only puts back values
-    /// the namespace held).
+    /// the namespace held); admin as well when it would change schemas.
     #[tracing::instrument(level = "debug", skip_all, fields(rpc = "Rollback"))]
     async fn run_rollback(&self, request: Request<RollbackRequest>) -> Result<ChangeSetResponse, CommandError> {
         let caller = self.auth.caller(&request)?;
@@ -64,8 +64,9 @@ impl<S: EventStore> CommandService<S> {
         let ctx = call_context(request.metadata(), caller.identity())?;
         let rollback = convert::rollback(request.into_inner(), ctx)?;
         caller.require(Role::Write, rollback.namespace.as_str())?;
+        let may_change_schemas = caller.can(Role::Admin, rollback.namespace.as_str());
         let handler = self.handler.get()?;
-        let outcome = handler.rollback(&rollback, &self.limits, deadline).await?;
+        let outcome = handler.rollback(&rollback, may_change_schemas, &self.limits, deadline).await?;
         tracing::debug!(namespace = %rollback.namespace, revision = %outcome.revision, "rolled back");
         Ok(change_set_response(&outcome))
     }

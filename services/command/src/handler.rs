@@ -51,10 +51,18 @@ pub enum CommandError {
     /// values break, a schema or namespace that does not exist).
     #[error(transparent)]
     Plan(#[from] veltrix_domain::plan::PlanRefusal),
+    /// A whole-namespace rollback that would change schemas, by a caller
+    /// without the admin role.
+    #[error(
+        "this rollback would change the schemas of namespace '{0}', which needs the admin role; roll back by prefix to keep them"
+    )]
+    SchemasNeedAdmin(Namespace),
     #[error("too many concurrent writers on namespace '{0}'; retry")]
     Contention(Namespace),
     /// A computed change set (a rollback) larger than one change set may be.
-    #[error("the change set would hold {changes} changes, more than the {max} allowed; narrow it with a prefix")]
+    #[error(
+        "the change set would hold {changes} changes, more than the {max} allowed; narrow it with a prefix, or delete the keys in smaller change sets first"
+    )]
     TooLarge { changes: usize, max: usize },
 }
 
@@ -99,18 +107,45 @@ impl<S: EventStore> CommandHandler<S> {
     /// Decides a command against the namespace's latest state and appends
     /// nothing: what a dry run answers.
     pub async fn check(&self, cmd: &ChangeSetCommand, deadline: Instant) -> Result<(), CommandError> {
-        let slot = self.slot(cmd.namespace());
+        self.with_latest(cmd.namespace(), deadline, |state| decide(state, cmd).map(|_| ()).map_err(Into::into)).await
+    }
+
+    /// The answer of a request committed before (or `RequestIdReused`),
+    /// from the namespace's latest state; `None` when the request id is
+    /// empty or unknown.
+    pub async fn answered(
+        &self,
+        namespace: &Namespace,
+        request_id: &veltrix_domain::RequestId,
+        digest: &[u8],
+        deadline: Instant,
+    ) -> Result<Option<Result<Revision, Rejection>>, CommandError> {
+        if request_id.is_empty() {
+            return Ok(None);
+        }
+        self.with_latest(namespace, deadline, |state| Ok(state.answered(request_id, digest))).await
+    }
+
+    /// Runs `f` on the namespace's state caught up with the stream, under
+    /// the namespace's lock.
+    async fn with_latest<T>(
+        &self,
+        namespace: &Namespace,
+        deadline: Instant,
+        f: impl FnOnce(&NamespaceState) -> Result<T, CommandError>,
+    ) -> Result<T, CommandError> {
+        let slot = self.slot(namespace);
         let mut guard = timeout_at(deadline, slot.lock()).await.map_err(|_| CommandError::Timeout)?;
         let caught_up = async {
             match guard.take() {
-                Some(mut state) => self.catch_up(cmd.namespace(), &mut state).await.map(|()| state),
-                None => self.load(cmd.namespace()).await,
+                Some(mut state) => self.catch_up(namespace, &mut state).await.map(|()| state),
+                None => self.load(namespace).await,
             }
         };
         let state = timeout_at(deadline, caught_up).await.map_err(|_| CommandError::Timeout)??;
-        let decided = decide(&state, cmd);
+        let answer = f(&state);
         *guard = Some(state);
-        decided.map(|_| ()).map_err(Into::into)
+        answer
     }
 
     async fn execute_locked(

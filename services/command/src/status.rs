@@ -38,6 +38,7 @@ pub fn to_status(err: CommandError) -> Status {
                 details::failed_preconditions(refusal.to_string(), "SCHEMA", subjects)
             }
         },
+        CommandError::SchemasNeedAdmin(_) => Status::permission_denied(err.to_string()),
         CommandError::TooLarge { .. } => Status::failed_precondition(err.to_string()),
         CommandError::Timeout => Status::unavailable(err.to_string()),
         CommandError::Contention(_) => Status::aborted(err.to_string()),

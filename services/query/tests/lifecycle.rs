@@ -7,8 +7,8 @@
 
 use tonic::Code;
 use veltrix_proto::v1::{
-    BlameRequest, DeleteNamespaceRequest, GetRequest, HistoryRequest, ListNamespacesRequest, ListRequest,
-    PromoteRequest, PutRequest, RollbackRequest, SetSchemaRequest, origin,
+    ApplyRequest, BlameRequest, Change, DeleteNamespaceRequest, GetRequest, HistoryRequest, ListNamespacesRequest,
+    ListRequest, PromoteRequest, PutRequest, RollbackRequest, SetSchemaRequest, SetValue, change, origin,
 };
 use veltrix_testsystem::*;
 
@@ -75,6 +75,22 @@ async fn a_deleted_namespace_leaves_the_listing_keeps_its_history_and_comes_back
     assert_eq!(names(&mut q, false).await, [("life/keep".to_owned(), false), ("life/old".to_owned(), false)]);
     let list = ListRequest { namespace: "life/old".into(), ..Default::default() };
     assert_eq!(q.list(list).await.unwrap().into_inner().kvs.len(), 1);
+
+    // More keys than one write may change still go in one change set.
+    for part in 0..2 {
+        let changes = (0..750)
+            .map(|i| Change {
+                key: format!("k{part}-{i:03}"),
+                expected_revision: None,
+                op: Some(change::Op::Set(SetValue { value: b"v".to_vec(), content_type: String::new() })),
+            })
+            .collect();
+        cmd.apply(ApplyRequest { namespace: "life/big".into(), changes, ..Default::default() }).await.unwrap();
+    }
+    let big = cmd.delete_namespace(delete_namespace("life/big")).await.unwrap().into_inner();
+    assert_eq!(big.changes.len(), 1500);
+    let (_, _, event) = reader.event(big.revision).await;
+    assert_eq!(event.changes.len(), 1500);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

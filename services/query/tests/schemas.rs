@@ -141,9 +141,35 @@ async fn a_schema_that_current_values_break_is_refused_naming_them() {
     let first = cmd.set_schema(once.clone()).await.unwrap().into_inner().revision;
     assert_eq!(cmd.set_schema(once).await.unwrap().into_inner().revision, first);
     assert_eq!(reader.count().await, count + 1);
-    let (_, _, event) = reader.event(first).await;
+    let (_, event_type, event) = reader.event(first).await;
     assert_eq!(event.schema_changes.len(), 1);
     assert_eq!(event.origin.unwrap().kind(), origin::Kind::Schema);
+    // A version that cannot apply schemas refuses the event, not skips it.
+    assert_eq!(event_type.as_deref(), Some("ChangeSetCommitted/2"));
+    let (_, plain, _) = reader.event(1).await;
+    assert_eq!(plain.as_deref(), Some("ChangeSetCommitted/1"), "writes keep the first version");
+
+    // A retry is answered from the request id before anything is planned:
+    // the same revision, even with an expected revision now stale, and for
+    // a DeleteSchema whose schema is gone since its first attempt.
+    let pinned = SetSchemaRequest {
+        request_id: "schema-2".into(),
+        expected_revision: Some(first),
+        ..set_schema(ns, "svc/ok/*", "{}")
+    };
+    let second = cmd.set_schema(pinned.clone()).await.unwrap().into_inner().revision;
+    assert_eq!(cmd.set_schema(pinned).await.unwrap().into_inner().revision, second);
+    let delete = DeleteSchemaRequest {
+        namespace: ns.into(),
+        key_pattern: "svc/ok/*".into(),
+        request_id: "del-1".into(),
+        ..Default::default()
+    };
+    let deleted = cmd.delete_schema(delete.clone()).await.unwrap().into_inner().revision;
+    assert_eq!(cmd.delete_schema(delete.clone()).await.unwrap().into_inner().revision, deleted);
+    let reused = DeleteSchemaRequest { key_pattern: "svc/*/limits".into(), ..delete };
+    assert_code(cmd.delete_schema(reused).await, Code::AlreadyExists);
+    assert_eq!(reader.count().await, count + 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -153,7 +179,9 @@ async fn a_whole_namespace_rollback_brings_back_the_schemas_in_force_and_history
     let ns = "sc/hist";
     let before = cmd.put(json(ns, "limits/api", r#"{"rps": 5}"#)).await.unwrap().into_inner().revision;
     let watch = WatchRequest { namespace: ns.into(), start_revision: Some(before + 1), ..Default::default() };
-    let mut stream = q.watch(watch).await.unwrap().into_inner();
+    let mut stream = q.watch(watch.clone()).await.unwrap().into_inner();
+    let elsewhere = WatchRequest { prefix: "other/".into(), ..watch };
+    let mut elsewhere = q.watch(elsewhere).await.unwrap().into_inner();
     let set = cmd.set_schema(set_schema(ns, "limits/*", LIMITS)).await.unwrap().into_inner().revision;
     let changed = cmd.put(json(ns, "limits/api", r#"{"rps": 7}"#)).await.unwrap().into_inner().revision;
 
@@ -192,6 +220,14 @@ async fn a_whole_namespace_rollback_brings_back_the_schemas_in_force_and_history
         }
     }
     assert_eq!(seen, [(set, 1, 0), (changed, 0, 1), (rolled.revision, 1, 1)]);
+    // A watch of another prefix receives the schema changes, without keys.
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        if let Some(Event::Change(c)) = elsewhere.message().await.unwrap().unwrap().event {
+            seen.push((c.revision, c.schema_changes.len(), c.changes.len()));
+        }
+    }
+    assert_eq!(seen, [(set, 1, 0), (rolled.revision, 1, 0)]);
 }
 
 fn with_token<T>(message: T, token: &str) -> Request<T> {
@@ -219,13 +255,15 @@ async fn schemas_need_the_admin_role() {
     let env = TestSystem::builder().auth(&auth).start().await;
     let mut cmd = env.cmd();
     let mut reader = StreamReader::new(&env.nats_url()).await;
+    let first = cmd.put(with_token(put("sc/auth", "first", "1"), "writer-token-123456")).await.unwrap();
+    let first = first.into_inner().revision;
     let request = set_schema("sc/auth", "limits/*", LIMITS);
     let denied = cmd.set_schema(with_token(request.clone(), "writer-token-123456")).await;
     assert_code(denied, Code::PermissionDenied);
     let delete =
         DeleteSchemaRequest { namespace: "sc/auth".into(), key_pattern: "limits/*".into(), ..Default::default() };
     assert_code(cmd.delete_schema(with_token(delete.clone(), "writer-token-123456")).await, Code::PermissionDenied);
-    assert_eq!(reader.count().await, 0);
+    assert_eq!(reader.count().await, 1);
     let set = cmd.set_schema(with_token(request, "admin-token-1234567")).await.unwrap().into_inner().revision;
     let (_, _, event) = reader.event(set).await;
     assert_eq!(event.actor, "admin");
@@ -235,5 +273,29 @@ async fn schemas_need_the_admin_role() {
     assert_code(q.list_schemas(with_token(list.clone(), "admin-token-1234567")).await, Code::PermissionDenied);
     let schemas = q.list_schemas(with_token(list, "writer-token-123456")).await.unwrap().into_inner().schemas;
     assert_eq!(schemas.len(), 1);
+    // A writer's whole-namespace rollback may not remove the schema; by
+    // prefix it keeps the schemas and may.
+    let before = cmd.put(with_token(json("sc/auth", "limits/api", r#"{"rps": 1}"#), "writer-token-123456")).await;
+    let before = before.unwrap().into_inner().revision;
+    let back = RollbackRequest { namespace: "sc/auth".into(), to_revision: first, ..Default::default() };
+    let count = reader.count().await;
+    let refused =
+        assert_code(cmd.rollback(with_token(back.clone(), "writer-token-123456")).await, Code::PermissionDenied);
+    assert!(refused.message().contains("admin"), "{}", refused.message());
+    assert_eq!(reader.count().await, count);
+    let by_prefix = RollbackRequest { prefix: "limits/".into(), ..back };
+    let rolled = cmd.rollback(with_token(by_prefix, "writer-token-123456")).await.unwrap().into_inner();
+    assert!(rolled.revision > before && rolled.schema_changes.is_empty());
     cmd.delete_schema(with_token(delete, "admin-token-1234567")).await.unwrap();
+    // DeleteNamespace needs admin too; Blame needs read.
+    cmd.put(with_token(put("sc/auth", "k", "v"), "writer-token-123456")).await.unwrap();
+    let delete = veltrix_proto::v1::DeleteNamespaceRequest { namespace: "sc/auth".into(), ..Default::default() };
+    let count = reader.count().await;
+    assert_code(cmd.delete_namespace(with_token(delete.clone(), "writer-token-123456")).await, Code::PermissionDenied);
+    assert_eq!(reader.count().await, count);
+    let gone = cmd.delete_namespace(with_token(delete, "admin-token-1234567")).await.unwrap().into_inner();
+    assert_eq!(gone.changes.len(), 2, "first and k");
+    let blame = veltrix_proto::v1::BlameRequest { namespace: "sc/auth".into(), ..Default::default() };
+    assert_code(q.blame(with_token(blame.clone(), "admin-token-1234567")).await, Code::PermissionDenied);
+    q.blame(with_token(blame, "writer-token-123456")).await.unwrap();
 }

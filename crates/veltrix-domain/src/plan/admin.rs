@@ -107,7 +107,7 @@ pub fn plan_set_schema(request: &SetSchema, events: &[StoredEvent]) -> Result<Pl
         .keys(&request.namespace)
         .into_iter()
         .filter(|(key, kv)| match crate::ContentType::parse(&kv.content_type) {
-            Ok(content_type) => !only.check(key, &kv.value, &content_type).is_empty(),
+            Ok(content_type) => !only.check(key, &kv.value, &content_type, 1).is_empty(),
             Err(_) => only.iter().any(|(p, _)| p.matches(key)),
         })
         .map(|(key, _)| key.clone())

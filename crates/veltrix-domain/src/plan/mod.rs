@@ -136,8 +136,11 @@ pub struct Promote {
 }
 
 impl Promote {
-    /// What the request asks for, canonically (see [`Rollback::request`]).
-    pub fn request(&self, source_revision: Revision) -> Vec<u8> {
+    /// What the request asks for, canonically (see [`Rollback::request`]):
+    /// the source revision as asked (0: its latest), so that a retry is
+    /// recognised after the source moved.
+    pub fn request(&self) -> Vec<u8> {
+        let source_revision = self.source_revision.unwrap_or_default();
         let mut out = b"promote".to_vec();
         for part in [self.source.as_str().as_bytes(), self.prefix.as_bytes()] {
             out.extend_from_slice(&(part.len() as u64).to_be_bytes());

@@ -14,6 +14,22 @@ use crate::v1;
 /// Readers accept exactly the versions they know.
 pub const EVENT_TYPE: &str = "ChangeSetCommitted/1";
 
+/// The version of events that a reader must not read as a plain change set:
+/// they change schemas or delete the namespace. A version that ignored
+/// those fields would let writes through that the schemas refuse, or list
+/// a deleted namespace, so it refuses these events (visibly) instead.
+pub const EVENT_TYPE_V2: &str = "ChangeSetCommitted/2";
+
+/// The `Veltrix-Event` header of an event: the oldest version that reads it
+/// right.
+pub fn event_type(event: &ChangeSetCommitted) -> &'static str {
+    if event.schema_changes.is_empty() && event.origin != veltrix_domain::Origin::NamespaceDelete {
+        EVENT_TYPE
+    } else {
+        EVENT_TYPE_V2
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum EventDecodeError {
     #[error("malformed protobuf")]
@@ -24,7 +40,7 @@ pub enum EventDecodeError {
     UnknownOp(usize),
     #[error("schema_changes[{0}].op is not set or is an operation this version does not know")]
     UnknownSchemaOp(usize),
-    #[error("unsupported event type {0:?} (this version reads {EVENT_TYPE:?})")]
+    #[error("unsupported event type {0:?} (this version reads {EVENT_TYPE:?} and {EVENT_TYPE_V2:?})")]
     UnsupportedType(String),
     #[error("time {seconds}s {nanos}ns is not a time this version can hold")]
     Time { seconds: i64, nanos: i32 },
@@ -89,6 +105,7 @@ fn encode_change(c: &KeyChange) -> v1::EventKeyChange {
 pub fn decode_event(event_type: Option<&str>, payload: &[u8]) -> Result<ChangeSetCommitted, EventDecodeError> {
     if let Some(t) = event_type
         && t != EVENT_TYPE
+        && t != EVENT_TYPE_V2
     {
         return Err(EventDecodeError::UnsupportedType(t.to_owned()));
     }
@@ -207,7 +224,10 @@ mod tests {
             secs in any::<u32>(), nanos in any::<u32>(),
         ) {
             let e = event(changes, secs, nanos);
-            prop_assert_eq!(decode_event(Some(EVENT_TYPE), &encode_event(&e)).unwrap(), e);
+            prop_assert_eq!(decode_event(Some(event_type(&e)), &encode_event(&e)).unwrap(), e.clone());
+            // Only events that change schemas (or delete the namespace) need
+            // the newer version; the rest stay readable by every version.
+            prop_assert_eq!(event_type(&e) == EVENT_TYPE_V2, !e.schema_changes.is_empty());
         }
 
         #[test]
@@ -220,7 +240,7 @@ mod tests {
     fn unknown_versions_and_ops_are_errors_not_skips() {
         let e = event(vec![(1, None, None)], 1, 1);
         assert!(matches!(
-            decode_event(Some("ChangeSetCommitted/2"), &encode_event(&e)),
+            decode_event(Some("ChangeSetCommitted/3"), &encode_event(&e)),
             Err(EventDecodeError::UnsupportedType(_))
         ));
         let mut wire = v1::ChangeSetCommitted::decode(encode_event(&e).as_slice()).unwrap();

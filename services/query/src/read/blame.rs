@@ -60,11 +60,13 @@ impl QueryService {
         self.reach(at, deadline).await?;
         let model = self.model.get().map_err(|_| ReadError::NoGeneration)?;
         let (generation, watermark) = self.generation()?;
-        let rows = model.schemas(generation, &ns, at).await?;
+        // As of what the answer says: not a schema change applied beyond it.
+        let revision = at.unwrap_or(watermark);
+        let rows = model.schemas(generation, &ns, Some(revision)).await?;
         let schemas = rows
             .into_iter()
             .map(|r| Schema { key_pattern: r.pattern, schema: r.schema, revision: r.revision.get() })
             .collect();
-        Ok(ListSchemasResponse { schemas, revision: at.unwrap_or(watermark).get() })
+        Ok(ListSchemasResponse { schemas, revision: revision.get() })
     }
 }

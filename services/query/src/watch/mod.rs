@@ -266,7 +266,9 @@ impl Watcher {
             record.clone()
         } else {
             let changes: Vec<_> = record.changes.iter().filter(|c| c.key.starts_with(prefix)).cloned().collect();
-            if changes.is_empty() {
+            // Schema changes are changes to the namespace: every watcher of
+            // it receives them, with the key changes under its prefix.
+            if changes.is_empty() && record.schema_changes.is_empty() {
                 self.sent = Revision::new(record.revision);
                 return Ok(false);
             }
