@@ -5,8 +5,10 @@
 - every JSON file parses;
 - compose.yaml validates against the Compose specification's JSON schema
   (path given as the first argument; a wheel or a .json file);
-- Kubernetes manifests name an apiVersion, a kind and a metadata.name, and
-  every Deployment probes gRPC health for readiness;
+- Kubernetes manifests name an apiVersion, a kind and a metadata.name;
+  every container of a Deployment has a readiness probe (gRPC health for
+  the services, /healthz for the agent), and an init container running the
+  agent passes --once;
 - every alert in prometheus/alerts.yml has a `runbook` annotation that
   names an existing heading of deploy/README.md;
 - the Grafana dashboard's queries are non-empty PromQL naming veltrix_
@@ -23,11 +25,17 @@ import jsonschema
 import yaml
 
 DEPLOY = pathlib.Path(__file__).resolve().parent
+# The image of the services and the agent (kustomization.yaml sets its tag).
+IMAGE = "veltrix"
 errors = []
 
 
 def fail(path, message):
     errors.append(f"{path.relative_to(DEPLOY.parent)}: {message}")
+
+
+def is_agent(container):
+    return (container.get("command") or [""])[0] == "veltrix-agent"
 
 
 def load_schema(arg):
@@ -89,9 +97,19 @@ def main():
             if not (m.get("apiVersion") and m.get("kind") and m.get("metadata", {}).get("name")):
                 fail(path, f"a manifest without apiVersion, kind or metadata.name: {m}")
             if m.get("kind") == "Deployment":
-                for c in m["spec"]["template"]["spec"]["containers"]:
-                    if "grpc" not in c.get("readinessProbe", {}):
+                pod = m["spec"]["template"]["spec"]
+                for c in pod["containers"]:
+                    probe = c.get("readinessProbe", {})
+                    if not probe:
+                        fail(path, f"container {c['name']} has no readiness probe")
+                    elif is_agent(c):
+                        if probe.get("httpGet", {}).get("path") != "/healthz":
+                            fail(path, f"container {c['name']} does not probe the agent's /healthz for readiness")
+                    elif c.get("image", "").split(":")[0] == IMAGE and "grpc" not in probe:
                         fail(path, f"container {c['name']} has no gRPC readiness probe")
+                for c in pod.get("initContainers", []):
+                    if is_agent(c) and "--once" not in c.get("args", []):
+                        fail(path, f"init container {c['name']} runs the agent without --once (it would never exit)")
 
     check_runbooks(docs.get(DEPLOY / "prometheus/alerts.yml", [{}])[0])
 

@@ -8,9 +8,14 @@
 //! - [`Client::watch`]: a [`WatchStream`] that resumes on its own after
 //!   disconnects and falls back to a snapshot when the history it needs is
 //!   gone.
+//! - [`Client::sync`]: a [`SyncHandle`], a resuming stream like a watch
+//!   that also reports to the fleet ledger what this client runs
+//!   ([`SyncHandle::ack`], [`SyncHandle::nack`], keepalives).
 //! - [`LiveConfig`]: an in-memory copy of a namespace kept current by a
-//!   watch, with local reads, change notifications, and an optional cache
-//!   file for starting while the servers are unreachable.
+//!   watch (or a Sync stream that acknowledges each revision it takes, with
+//!   an optional validator whose refusals are NACKed), with local reads,
+//!   change notifications, and an optional cache file for starting while
+//!   the servers are unreachable.
 //!
 //! ```no_run
 //! # async fn demo() -> veltrix_client::Result<()> {
@@ -27,16 +32,20 @@ mod builder;
 mod changes;
 mod client;
 mod error;
+mod fleet;
 mod governance;
 mod live;
+mod sync;
 mod types;
 mod watch;
 
 pub use changes::{Computed, Diff, DiffKind, DiffOptions, Differences, PromoteOptions, RollbackOptions};
 pub use client::{Client, ClientBuilder, HistoryOptions, Listing, ReadOptions, WriteOptions};
 pub use error::{Error, REVISION_COMPACTED, REVISION_CONFLICT, Result};
+pub use fleet::{ClientError, ClientFilter, ClientInfo, ClientState, Rejection, RevisionStatus, StatusReport};
 pub use governance::{AdminOptions, Blamed, Origin, OriginKind, SchemaChange, SchemaInfo};
-pub use live::{LiveConfig, LiveOptions, Snapshot, Source};
+pub use live::{LiveConfig, LiveOptions, Snapshot, Source, Validator};
+pub use sync::{Reporter, SyncHandle, SyncOptions, SyncStep};
 pub use types::{
     Change, ChangeOp, ChangeSet, Entry, KeyChange, NamespaceInfo, Revision, WatchEvent, decode_value, encode_value,
     rfc3339,

@@ -14,7 +14,7 @@ use futures::{FutureExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::{sync::watch, task::JoinHandle};
 
-use crate::{Client, Entry, Error, Result, Revision, WatchEvent, WatchStart};
+use crate::{Client, Entry, Error, Reporter, Result, Revision, SyncOptions, SyncStep, WatchEvent, WatchStart};
 
 /// Where the current copy came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,13 +43,35 @@ fn empty() -> Source {
     Source::Cache
 }
 
+/// Decides whether a new copy may replace the current one: `Err` names why
+/// not (the copy is NACKed at step CHECK and the previous one kept).
+pub type Validator = Arc<dyn Fn(&Snapshot) -> std::result::Result<(), String> + Send + Sync>;
+
 /// Options of a [`LiveConfig`].
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct LiveOptions {
     /// Only keys with this prefix.
     pub prefix: String,
     /// Save the copy here after every change, and start from it.
     pub cache_file: Option<PathBuf>,
+    /// Follow through a Sync stream as this client (its prefix, start and
+    /// applied revision are the copy's): every revision the copy takes is
+    /// acknowledged to the fleet ledger. Without it: a plain watch.
+    pub sync: Option<SyncOptions>,
+    /// Checked before a new copy is taken (with `sync`, a rejected one is
+    /// NACKed).
+    pub validate: Option<Validator>,
+}
+
+impl std::fmt::Debug for LiveOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveOptions")
+            .field("prefix", &self.prefix)
+            .field("cache_file", &self.cache_file)
+            .field("sync", &self.sync)
+            .field("validate", &self.validate.as_ref().map(|_| "Fn"))
+            .finish()
+    }
 }
 
 struct Shared {
@@ -89,10 +111,22 @@ impl LiveConfig {
             Source::Cache => WatchStart::From(initial.revision + 1),
             _ => WatchStart::Snapshot,
         };
+        let initial_revision = if initial.source == Source::Cache { initial.revision } else { 0 };
         let (changed, _) = watch::channel(initial.revision);
         let shared = Arc::new(Shared { state: RwLock::new(Arc::new(initial)), changed });
-        let stream = client.watch(namespace, &options.prefix, start);
-        let task = tokio::spawn(follow(stream, shared.clone(), options.cache_file));
+        let applied = initial_revision;
+        let task = match options.sync {
+            Some(sync) => {
+                let sync = SyncOptions { prefix: options.prefix.clone(), start, applied, ..sync };
+                let handle = client.sync(namespace, sync);
+                let reporter = handle.reporter();
+                tokio::spawn(follow(handle, shared.clone(), options.cache_file, options.validate, Some(reporter)))
+            }
+            None => {
+                let stream = client.watch(namespace, &options.prefix, start);
+                tokio::spawn(follow(stream, shared.clone(), options.cache_file, options.validate, None))
+            }
+        };
         Ok(Self { shared, task })
     }
 
@@ -138,11 +172,25 @@ impl LiveConfig {
     }
 }
 
-async fn follow(mut stream: crate::WatchStream, shared: Arc<Shared>, cache_file: Option<PathBuf>) {
+/// Applies the stream's events to the copy. `latest` follows the server
+/// (including revisions the validator refused); the published copy is the
+/// last accepted one.
+async fn follow<S>(
+    mut stream: S,
+    shared: Arc<Shared>,
+    cache_file: Option<PathBuf>,
+    validate: Option<Validator>,
+    reporter: Option<Reporter>,
+) where
+    S: futures::Stream<Item = Result<WatchEvent>> + Unpin,
+{
+    let mut latest = Snapshot::clone(&shared.state.read().unwrap_or_else(std::sync::PoisonError::into_inner));
+    let mut refused = false;
     while let Some(first) = stream.next().await {
         let mut next = Some(first);
-        let mut state = Snapshot::clone(&shared.state.read().unwrap_or_else(std::sync::PoisonError::into_inner));
-        let before = (state.revision, state.source);
+        let mut state = latest.clone();
+        let published = shared.state.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let before = (published.revision, published.source);
         let mut changed = false;
         // Apply everything that has arrived, then publish once.
         while let Some(event) = next.take() {
@@ -187,8 +235,28 @@ async fn follow(mut stream: crate::WatchStream, shared: Arc<Shared>, cache_file:
             state.source = Source::Server;
             next = stream.next().now_or_never().flatten();
         }
+        latest = state.clone();
+        if !changed && refused {
+            // Progress past a refused copy: the refused one is still latest.
+            continue;
+        }
+        refused = false;
+        if changed
+            && let Some(validate) = &validate
+            && let Err(why) = validate(&state)
+        {
+            refused = true;
+            tracing::warn!(namespace = %state.namespace, revision = state.revision, error = %why, "live config refused a revision; keeping the previous copy");
+            if let Some(reporter) = &reporter {
+                reporter.nack(state.revision, published.revision, SyncStep::Check, &why);
+            }
+            continue;
+        }
         if (state.revision, state.source) == before && !changed {
             continue;
+        }
+        if changed && let Some(reporter) = &reporter {
+            reporter.ack(state.revision, "");
         }
         let state = Arc::new(state);
         *shared.state.write().unwrap_or_else(std::sync::PoisonError::into_inner) = state.clone();

@@ -179,7 +179,7 @@ async fn live_config_stays_current_and_starts_from_its_cache_when_servers_are_do
     // back first, so that the first copy holds it.
     c.get_with(ns, "flag", ReadOptions { min_revision: Some(r0), ..Default::default() }).await.unwrap();
 
-    let options = LiveOptions { prefix: String::new(), cache_file: Some(cache.clone()) };
+    let options = LiveOptions { cache_file: Some(cache.clone()), ..Default::default() };
     let live = LiveConfig::start(&c, ns, options.clone()).await.unwrap();
     live.wait_synced(Duration::from_secs(20)).await.unwrap();
     assert_eq!(live.get("flag").unwrap().value.as_ref(), b"off");

@@ -14,6 +14,7 @@ pub mod conformance;
 pub mod digest;
 pub mod event;
 pub mod feed;
+pub mod fleet;
 #[cfg(any(test, feature = "test-util"))]
 pub mod memory;
 pub mod names;

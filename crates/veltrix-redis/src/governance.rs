@@ -84,4 +84,40 @@ impl ReadModel {
             })
             .collect()
     }
+
+    /// The newest change set that touched `prefix` (a key under it, or the
+    /// namespace's schemas), looking back over at most `scan` change sets
+    /// from the newest; `None` when none of those did.
+    pub async fn newest_touching(
+        &self,
+        generation: Generation,
+        namespace: &Namespace,
+        prefix: &str,
+        scan: usize,
+    ) -> Result<Option<ChangeRecord>, Error> {
+        const BATCH: usize = 200;
+        let log = self.keys.namespace(generation, namespace).log();
+        let mut offset = 0usize;
+        while offset < scan {
+            let count = BATCH.min(scan.saturating_sub(offset));
+            let mut p = redis::pipe();
+            p.cmd("ZREVRANGEBYSCORE").arg(&log).arg("+inf").arg("-inf").arg("LIMIT").arg(offset).arg(count);
+            let values = self.check_complete(generation, &mut p).await?;
+            let (members,): (Vec<Vec<u8>>,) = FromRedisValue::from_redis_value(values)?;
+            for m in &members {
+                let record = ChangeRecord::decode(m.as_slice())?;
+                let touches = !record.schema_changes.is_empty()
+                    || prefix.is_empty()
+                    || record.changes.iter().any(|c| c.key.starts_with(prefix));
+                if touches {
+                    return Ok(Some(record));
+                }
+            }
+            if members.len() < count {
+                return Ok(None);
+            }
+            offset = offset.saturating_add(count);
+        }
+        Ok(None)
+    }
 }

@@ -24,6 +24,12 @@ impl Keys {
     // The keys that describe generations share one hash tag (the prefix),
     // so the scripts that check the active generation touch one slot.
 
+    /// A namespace's fleet ledger: a hash by client id. Outside generations,
+    /// so a rebuild of the read model keeps it.
+    pub fn ledger(&self, namespace: &Namespace) -> String {
+        format!("{}:ledger:{{{}}}", self.prefix, namespace.as_str())
+    }
+
     /// The generation reads should use.
     pub fn active(&self) -> String {
         format!("{{{}}}:active", self.prefix)

@@ -17,6 +17,7 @@ mod apply;
 mod generation;
 mod governance;
 mod keys;
+mod ledger;
 mod query;
 
 use std::time::Duration;
@@ -27,6 +28,7 @@ pub use apply::ApplyOptions;
 pub use generation::{Generation, GenerationState};
 pub use governance::SchemaRow;
 pub use keys::Keys;
+pub use ledger::{RedisLedger, step_from_wire, step_to_wire};
 pub use query::{ListPage, NamespaceRow};
 
 #[derive(Debug, thiserror::Error)]
@@ -118,42 +120,7 @@ impl ReadModel {
     /// Like [`ReadModel::connect`], with TLS (`rediss://` URLs) and ACL
     /// credentials.
     pub async fn connect_with(options: &RedisOptions, prefix: &str) -> Result<Self, Error> {
-        // Without TCP_NODELAY a pipeline written in several segments waits
-        // for the delayed ACK (~40 ms) on every read.
-        let mut info = redis::IntoConnectionInfo::into_connection_info(options.url.as_str())?
-            .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
-        if options.username.is_some() || options.password.is_some() {
-            let mut settings = info.redis_settings().clone();
-            if let Some(user) = &options.username {
-                settings = settings.set_username(user);
-            }
-            if let Some(password) = &options.password {
-                settings = settings.set_password(password);
-            }
-            info = info.set_redis_settings(settings);
-        }
-        let client = if options.ca_cert.is_some() || options.client_cert.is_some() {
-            let read = |p: &std::path::PathBuf| {
-                std::fs::read(p).map_err(|e| Error::Corrupt(format!("cannot read {}: {e}", p.display())))
-            };
-            let client_tls = match (&options.client_cert, &options.client_key) {
-                (Some(cert), Some(key)) => {
-                    Some(redis::ClientTlsConfig { client_cert: read(cert)?, client_key: read(key)? })
-                }
-                _ => None,
-            };
-            let root_cert = options.ca_cert.as_ref().map(read).transpose()?;
-            redis::Client::build_with_tls(info, redis::TlsCertificates { client_tls, root_cert })?
-        } else {
-            redis::Client::open(info)?
-        };
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(1)))
-            .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(1));
-        let conn = ConnectionManager::new_with_config(client, config).await?;
-        Ok(Self { conn, keys: Keys::new(prefix) })
+        Ok(Self { conn: open(options).await?, keys: Keys::new(prefix) })
     }
 
     pub fn keys(&self) -> &Keys {
@@ -163,4 +130,43 @@ impl ReadModel {
     fn conn(&self) -> ConnectionManager {
         self.conn.clone()
     }
+}
+
+/// A reconnecting connection to Redis.
+async fn open(options: &RedisOptions) -> Result<ConnectionManager, Error> {
+    // Without TCP_NODELAY a pipeline written in several segments waits
+    // for the delayed ACK (~40 ms) on every read.
+    let mut info = redis::IntoConnectionInfo::into_connection_info(options.url.as_str())?
+        .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
+    if options.username.is_some() || options.password.is_some() {
+        let mut settings = info.redis_settings().clone();
+        if let Some(user) = &options.username {
+            settings = settings.set_username(user);
+        }
+        if let Some(password) = &options.password {
+            settings = settings.set_password(password);
+        }
+        info = info.set_redis_settings(settings);
+    }
+    let client = if options.ca_cert.is_some() || options.client_cert.is_some() {
+        let read = |p: &std::path::PathBuf| {
+            std::fs::read(p).map_err(|e| Error::Corrupt(format!("cannot read {}: {e}", p.display())))
+        };
+        let client_tls = match (&options.client_cert, &options.client_key) {
+            (Some(cert), Some(key)) => {
+                Some(redis::ClientTlsConfig { client_cert: read(cert)?, client_key: read(key)? })
+            }
+            _ => None,
+        };
+        let root_cert = options.ca_cert.as_ref().map(read).transpose()?;
+        redis::Client::build_with_tls(info, redis::TlsCertificates { client_tls, root_cert })?
+    } else {
+        redis::Client::open(info)?
+    };
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(1)))
+        .set_response_timeout(Some(Duration::from_secs(2)))
+        .set_number_of_retries(2)
+        .set_max_delay(Duration::from_secs(1));
+    Ok(ConnectionManager::new_with_config(client, config).await?)
 }

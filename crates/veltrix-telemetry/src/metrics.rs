@@ -3,7 +3,13 @@
 //! Without an endpoint no recorder is installed and every metric call is a
 //! no-op.
 
-use std::{sync::OnceLock, time::Duration};
+use std::{
+    sync::{
+        Arc, OnceLock,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::{
@@ -39,6 +45,12 @@ pub fn recorder() -> &'static PrometheusHandle {
 
 /// Serves `GET /metrics` on `listener` until `shutdown`.
 pub async fn serve_metrics(listener: TcpListener, shutdown: CancellationToken) {
+    serve_endpoints(listener, shutdown, None).await;
+}
+
+/// Serves `GET /metrics`, and with `healthy` also `GET /healthz` (200 while
+/// it is true, else 503), on `listener` until `shutdown`.
+pub async fn serve_endpoints(listener: TcpListener, shutdown: CancellationToken, healthy: Option<Arc<AtomicBool>>) {
     let handle = recorder();
     let upkeep = {
         let shutdown = shutdown.clone();
@@ -56,7 +68,7 @@ pub async fn serve_metrics(listener: TcpListener, shutdown: CancellationToken) {
             () = shutdown.cancelled() => return,
             accepted = listener.accept() => match accepted {
                 Ok((conn, _)) => {
-                    tokio::spawn(respond(conn, handle));
+                    tokio::spawn(respond(conn, handle, healthy.clone()));
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "metrics endpoint: accept failed");
@@ -67,7 +79,7 @@ pub async fn serve_metrics(listener: TcpListener, shutdown: CancellationToken) {
     }
 }
 
-async fn respond(mut conn: TcpStream, handle: &'static PrometheusHandle) {
+async fn respond(mut conn: TcpStream, handle: &'static PrometheusHandle, healthy: Option<Arc<AtomicBool>>) {
     let mut buf = vec![0u8; 8192];
     let mut len = 0;
     // Read the request head (bounded in size and time).
@@ -86,6 +98,13 @@ async fn respond(mut conn: TcpStream, handle: &'static PrometheusHandle) {
     let request = String::from_utf8_lossy(&buf[..len]);
     let (status, body) = match (head, request.split_whitespace().nth(1)) {
         (Ok(()), Some(path)) if path == "/metrics" || path.starts_with("/metrics?") => ("200 OK", handle.render()),
+        (Ok(()), Some("/healthz")) if healthy.is_some() => {
+            if healthy.is_some_and(|h| h.load(Ordering::Relaxed)) {
+                ("200 OK", "ok\n".to_owned())
+            } else {
+                ("503 Service Unavailable", "not ready\n".to_owned())
+            }
+        }
         (Ok(()), Some(_)) => ("404 Not Found", "not found: try /metrics\n".to_owned()),
         _ => ("400 Bad Request", String::new()),
     };

@@ -260,6 +260,18 @@ pub enum Command {
         #[arg(long)]
         revision: Option<u64>,
     },
+    /// The clients of a namespace (sidecar agents, live copies) and what each runs.
+    Clients {
+        namespace: String,
+        /// Only clients in this state: synced, pending, stale, rejected, disconnected.
+        #[arg(long)]
+        state: Option<String>,
+        /// Only clients with these labels: k=v[,k2=v2].
+        #[arg(long, default_value = "")]
+        selector: String,
+    },
+    /// How the fleet stands on REVISION (default: the latest): applied, pending, rejected and why.
+    Status { namespace: String, revision: Option<u64> },
     /// The JSON Schemas (draft 2020-12) that values of matching keys must satisfy.
     #[command(subcommand)]
     Schema(SchemaCommand),

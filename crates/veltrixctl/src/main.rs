@@ -5,6 +5,7 @@ mod apply;
 mod cli;
 mod derived;
 mod export;
+mod fleet;
 mod govern;
 mod output;
 mod read;
@@ -124,6 +125,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Namespaces { prefix, include_deleted } => read::namespaces(c, out, &prefix, include_deleted).await,
         Command::Blame { namespace, prefix, revision } => govern::blame(c, out, &namespace, &prefix, revision).await,
+        Command::Clients { namespace, state, selector } => fleet::clients(c, out, &namespace, state, selector).await,
+        Command::Status { namespace, revision } => fleet::status(c, out, &namespace, revision).await,
         Command::Schema(command) => govern::schema(c, out, command).await,
         Command::DeleteNamespace { namespace, computed } => {
             govern::delete_namespace(c, out, &namespace, computed).await

@@ -440,3 +440,44 @@ async fn schemas_blame_and_delete_namespace_from_the_command_line() {
     assert!(history.contains("(namespace deleted)"), "{history}");
     env.fails(&["delete-namespace", "ctl/never"], 3).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_and_status_show_what_the_fleet_runs() {
+    let env = Ctl::new(TestSystem::start().await);
+    let ns = "ctl/fleet";
+    let rev = wrote(&env, &["put", ns, "port", "80"]).await;
+    let client = veltrix_client::Client::builder()
+        .command_url(env.command_url.clone())
+        .query_url(env.query_url.clone())
+        .build()
+        .unwrap();
+    let who = |id: &str| veltrix_client::SyncOptions::new(id);
+    let ack = veltrix_client::StatusReport::Ack { revision: rev, digest: String::new() };
+    client.report_status(ns, &who("web-1"), ack).await.unwrap();
+    for id in ["web-7", "web-9"] {
+        let nack = veltrix_client::StatusReport::Nack {
+            revision: rev,
+            applied: 0,
+            step: veltrix_client::SyncStep::Check,
+            error: "invalid port".into(),
+        };
+        client.report_status(ns, &who(id), nack).await.unwrap();
+    }
+    let status = env.ok(&["status", ns]).await;
+    assert_eq!(
+        status.trim(),
+        format!("revision {rev}: 1 applied, 2 rejected: check: invalid port (2 clients: web-7, web-9)")
+    );
+    // One-shot reports hold no stream: DISCONNECTED in the listing, counted
+    // by what they run in the status.
+    let listed = json(&env.ok(&["clients", ns, "--state", "disconnected", "-o", "json"]).await);
+    let ids: Vec<_> = listed.as_array().unwrap().iter().map(|c| c["client_id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(ids, ["web-1", "web-7", "web-9"]);
+    assert_eq!(listed[1]["last_error"]["error"], "invalid port");
+    assert!(json(&env.ok(&["clients", ns, "--state", "synced", "-o", "json"]).await).as_array().unwrap().is_empty());
+    let table = env.ok(&["clients", ns]).await;
+    assert!(table.contains("web-1") && table.contains("DISCONNECTED") && table.contains("check@"), "{table}");
+    assert_eq!(json(&env.ok(&["status", ns, &rev.to_string(), "-o", "json"]).await)["rejected"], 2);
+    env.fails(&["clients", ns, "--state", "sleepy"], 2).await;
+    env.fails(&["status", ns, "999999"], 3).await;
+}

@@ -5,13 +5,14 @@ use std::sync::Arc;
 
 use veltrix_jetstream::JetStreamFeed;
 use veltrix_proto::v1::config_query_server::ConfigQueryServer;
-use veltrix_redis::ReadModel;
+use veltrix_redis::{ReadModel, RedisLedger};
 use veltrix_server::{
     Attempt, BoxError, CancellationToken, Health, ReadySender, Running, ServiceServer, ServingGate, retry_until_ready,
 };
 
 use crate::{
     config::Config,
+    fleet::Fleet,
     grpc::QueryService,
     projection::{PROJECTION_HEALTH, Projector},
     read::token::TokenKey,
@@ -21,6 +22,8 @@ use crate::{
 };
 
 const SERVICE_NAME: &str = "veltrix.config.v1.ConfigQuery";
+/// How often `veltrix_clients` is recomputed.
+const GAUGE_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// A started query service and the state it shares with its projector
 /// (tests read the projection's counters from it).
@@ -45,6 +48,10 @@ pub async fn start(config: Config) -> Result<Started, BoxError> {
     let gate = ServingGate::new("connecting to NATS and Redis");
     let hub = Hub::new(config.watch.watch_hub_capacity, config.watch.watch_max_namespaces);
     let shutdown = server.shutdown();
+    let ledger = ServingGate::new("connecting to Redis");
+    let fleet = Fleet::new(ledger.clone(), config.fleet_timing(), config.replica_name());
+    tokio::spawn(fleet.writer.clone().run(ledger.clone(), config.fleet.ledger_flush_interval, shutdown.clone()));
+    tokio::spawn(fleet.clone().export_gauge(gate.clone(), state.clone(), GAUGE_EVERY, shutdown.clone()));
     let service = QueryService {
         auth: server.auth.clone(),
         state: state.clone(),
@@ -60,19 +67,27 @@ pub async fn start(config: Config) -> Result<Started, BoxError> {
             snapshot_chunk: config.watch.watch_snapshot_chunk,
         },
         shutdown: shutdown.clone(),
+        fleet,
     };
     let ready = server.ready_tx.take().ok_or("readiness already taken")?;
-    tokio::spawn(prepare(config.clone(), gate, state.clone(), hub, server.health.clone(), ready, shutdown));
+    let gates = Gates { model: gate, ledger };
+    tokio::spawn(prepare(config.clone(), gates, state.clone(), hub, server.health.clone(), ready, shutdown));
     let api = ConfigQueryServer::new(service).max_decoding_message_size(config.max_request_bytes);
     let running = server.serve(api, &config.serve, async { Ok(()) })?;
     Ok(Started { running, state })
+}
+
+/// What opens once NATS and Redis are reached.
+struct Gates {
+    model: ServingGate<ReadModel>,
+    ledger: ServingGate<RedisLedger>,
 }
 
 /// Connects to NATS and Redis (retrying while they are away), then runs the
 /// projector until shutdown.
 async fn prepare(
     config: Config,
-    gate: ServingGate<ReadModel>,
+    gates: Gates,
     state: Arc<ReadState>,
     hub: Arc<Hub>,
     health: Health,
@@ -86,11 +101,16 @@ async fn prepare(
         let model = ReadModel::connect_with(&config.redis_options(), &config.redis_prefix)
             .await
             .map_err(|e| retry(e.into()))?;
-        Ok((JetStreamFeed::new(client, config.stream_settings()), model))
+        // The ledger's own connection: reports never queue behind reads.
+        let ledger = RedisLedger::connect_with(&config.redis_options(), &config.redis_prefix)
+            .await
+            .map_err(|e| retry(e.into()))?;
+        Ok((JetStreamFeed::new(client, config.stream_settings()), model, ledger))
     })
     .await;
-    let Ok(Some((feed, model))) = connected else { return };
-    gate.open(model.clone());
+    let Ok(Some((feed, model, ledger_store))) = connected else { return };
+    gates.model.open(model.clone());
+    gates.ledger.open(ledger_store);
     let projector = Projector {
         feed,
         model,

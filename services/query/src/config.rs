@@ -88,7 +88,37 @@ pub struct Config {
     pub watch: WatchArgs,
 
     #[command(flatten)]
+    pub fleet: FleetArgs,
+
+    #[command(flatten)]
     pub serve: ServeArgs,
+}
+
+/// The fleet ledger (Sync streams and client reports).
+#[derive(Debug, Clone, clap::Args)]
+pub struct FleetArgs {
+    /// A revision delivered to a client and not acknowledged for longer is
+    /// STALE (before that: PENDING).
+    #[arg(long, env = "VELTRIX_CLIENT_STALE_AFTER", default_value = "60s", value_parser = parse_duration)]
+    pub client_stale_after: Duration,
+
+    /// A disconnected client is forgotten after this long without a report.
+    #[arg(long, env = "VELTRIX_CLIENT_FORGET_AFTER", default_value = "24h", value_parser = parse_duration)]
+    pub client_forget_after: Duration,
+
+    /// How often this replica refreshes the ledger entries of the streams it
+    /// holds; an entry not refreshed for three times as long counts as
+    /// DISCONNECTED (its replica is gone).
+    #[arg(long, env = "VELTRIX_CLIENT_HEARTBEAT", default_value = "10s", value_parser = parse_duration)]
+    pub client_heartbeat: Duration,
+
+    /// Reports are coalesced per client and written to the ledger this often.
+    #[arg(long, env = "VELTRIX_LEDGER_FLUSH_INTERVAL", default_value = "100ms", value_parser = parse_duration)]
+    pub ledger_flush_interval: Duration,
+
+    /// This replica's name in the ledger (default: host name and port).
+    #[arg(long, env = "VELTRIX_REPLICA_NAME")]
+    pub replica_name: Option<String>,
 }
 
 /// Watch streams.
@@ -185,6 +215,27 @@ impl Config {
             // The defaults are compile-time constants that parse.
             Err(e) => unreachable!("the default configuration does not parse: {e}"),
         }
+    }
+
+    /// The ledger's timing.
+    pub fn fleet_timing(&self) -> veltrix_domain::fleet::Timing {
+        veltrix_domain::fleet::Timing {
+            stale_after: self.fleet.client_stale_after,
+            forget_after: self.fleet.client_forget_after,
+            heartbeat: self.fleet.client_heartbeat.max(Duration::from_millis(100)),
+        }
+    }
+
+    /// This replica's name in the ledger.
+    pub fn replica_name(&self) -> String {
+        self.fleet.replica_name.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+                .filter(|h| !h.is_empty())
+                .unwrap_or_else(|| "query".to_owned());
+            format!("{host}:{}", self.listen.port())
+        })
     }
 
     /// The configured page-token key, from the flag or the key file; `None`

@@ -10,9 +10,10 @@ use tonic::{Request, Response, Status};
 use veltrix_access::{Auth, Caller, Role};
 use veltrix_domain::Namespace;
 use veltrix_proto::v1::{
-    BlameRequest, BlameResponse, DiffRequest, DiffResponse, GetRequest, GetResponse, HistoryRequest, HistoryResponse,
+    BlameRequest, BlameResponse, DiffRequest, DiffResponse, GetRequest, GetResponse, GetRevisionStatusRequest,
+    GetRevisionStatusResponse, HistoryRequest, HistoryResponse, ListClientsRequest, ListClientsResponse,
     ListNamespacesRequest, ListNamespacesResponse, ListRequest, ListResponse, ListSchemasRequest, ListSchemasResponse,
-    WatchRequest, config_query_server::ConfigQuery,
+    ReportStatusRequest, ReportStatusResponse, SyncRequest, WatchRequest, config_query_server::ConfigQuery,
 };
 use veltrix_redis::ReadModel;
 use veltrix_server::{CallTime, CancellationToken, ServingGate};
@@ -35,6 +36,7 @@ pub struct QueryService {
     pub hub: Arc<Hub>,
     pub watch: WatchSettings,
     pub shutdown: CancellationToken,
+    pub fleet: Arc<crate::fleet::Fleet>,
 }
 
 /// Authenticates the call and checks the read role on its namespace. An
@@ -60,6 +62,57 @@ async fn within<T>(deadline: Instant, answer: impl Future<Output = Result<T, Rea
 #[tonic::async_trait]
 impl ConfigQuery for QueryService {
     type WatchStream = WatchStream;
+    type SyncStream = crate::fleet::SyncStream;
+
+    async fn sync(
+        &self,
+        request: Request<tonic::Streaming<SyncRequest>>,
+    ) -> Result<Response<Self::SyncStream>, Status> {
+        let deadline = self.deadline(&request);
+        let answer = async {
+            let caller = self.auth.caller(&request)?;
+            self.open_sync(caller, request.into_inner()).await
+        };
+        // Opening (up to the subscribe message's checks) is bounded like
+        // any call; the stream itself is not.
+        within(deadline, answer).await.map(Response::new).map_err(to_status)
+    }
+
+    async fn report_status(
+        &self,
+        request: Request<ReportStatusRequest>,
+    ) -> Result<Response<ReportStatusResponse>, Status> {
+        let deadline = self.deadline(&request);
+        let answer = async {
+            authorize_read(&self.auth, &request, &request.get_ref().namespace)?;
+            self.report_status(request.into_inner()).await
+        };
+        within(deadline, answer).await.map(Response::new).map_err(to_status)
+    }
+
+    async fn list_clients(
+        &self,
+        request: Request<ListClientsRequest>,
+    ) -> Result<Response<ListClientsResponse>, Status> {
+        let deadline = self.deadline(&request);
+        let answer = async {
+            authorize_read(&self.auth, &request, &request.get_ref().namespace)?;
+            self.list_clients(request.into_inner()).await
+        };
+        within(deadline, answer).await.map(Response::new).map_err(to_status)
+    }
+
+    async fn get_revision_status(
+        &self,
+        request: Request<GetRevisionStatusRequest>,
+    ) -> Result<Response<GetRevisionStatusResponse>, Status> {
+        let deadline = self.deadline(&request);
+        let answer = async {
+            authorize_read(&self.auth, &request, &request.get_ref().namespace)?;
+            self.revision_status(request.into_inner()).await
+        };
+        within(deadline, answer).await.map(Response::new).map_err(to_status)
+    }
 
     async fn watch(&self, request: Request<WatchRequest>) -> Result<Response<WatchStream>, Status> {
         let deadline = self.deadline(&request);

@@ -6,6 +6,7 @@
 
 pub mod app;
 pub mod config;
+pub mod fleet;
 pub mod grpc;
 pub mod metric;
 pub mod projection;

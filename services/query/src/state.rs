@@ -84,6 +84,8 @@ pub fn describe_metrics() {
         (metric::EVENTS_DELIVERED, "Change sets delivered to watchers."),
         (metric::WATCH_LAGGED, "Watchers that fell behind the live ring and replayed from history."),
         (veltrix_redis::RECONNECTS, "Redis connection losses that made the client reconnect."),
+        (metric::LEDGER_WRITES, "Client entries written to the fleet ledger (coalesced reports)."),
+        (metric::LEDGER_ERRORS, "Fleet ledger writes that failed (retried)."),
     ];
     for (name, help) in counters {
         describe_counter!(name, help);
@@ -93,6 +95,15 @@ pub fn describe_metrics() {
     for reason in crate::watch::END_REASONS {
         metrics::counter!(metric::WATCH_ENDED, "reason" => reason).increment(0);
     }
+    describe_counter!(metric::REPORTS, "Client reports received, by kind (subscribe, ack, nack, status).");
+    for kind in crate::fleet::REPORT_KINDS {
+        metrics::counter!(metric::REPORTS, "kind" => kind).increment(0);
+    }
+    describe_gauge!(
+        metric::CLIENTS,
+        "Clients of the fleet ledger by namespace and state (each replica exports the whole ledger's view of the namespaces it serves: aggregate with max, not sum)."
+    );
+    describe_histogram!(metric::LEDGER_LAG, Unit::Seconds, "Receipt of a client report to its write to the ledger.");
     describe_gauge!(metric::APPLIED_REVISION, "Highest revision applied with everything before it.");
     describe_gauge!(metric::HALTED, "1 while the projection is halted on an undecodable event.");
     describe_gauge!(metric::LAG_EVENTS, "Events in the stream not applied yet.");

@@ -23,6 +23,10 @@ pub enum ReadError {
     NotFound { namespace: String, key: String, revision: Revision },
     #[error("revision {wanted} not reached within the deadline: the read model has applied up to {applied}{halted}")]
     NotReached { wanted: Revision, applied: Revision, halted: &'static str },
+    #[error("revision {revision} is not a change of namespace '{namespace}'")]
+    NoSuchRevision { namespace: String, revision: Revision },
+    #[error(transparent)]
+    Ledger(#[from] veltrix_domain::fleet::LedgerError),
     #[error("not ready yet: the read model has no generation")]
     NoGeneration,
     /// The call's time limit (its deadline, at most --max-call-time) passed.
@@ -49,7 +53,15 @@ pub fn to_status(err: ReadError) -> Status {
         ReadError::NotReady(e) => details::not_ready(&e),
         ReadError::Invalid(e) => details::invalid_argument(&e.field, &e.rule),
         ReadError::BadToken(msg) => Status::invalid_argument(msg),
-        ReadError::NotFound { .. } => Status::not_found(err.to_string()),
+        ReadError::NotFound { .. } | ReadError::NoSuchRevision { .. } => Status::not_found(err.to_string()),
+        ReadError::Ledger(e @ veltrix_domain::fleet::LedgerError::Unavailable(_)) => {
+            tracing::warn!(error = %e, "fleet ledger unavailable");
+            Status::unavailable("fleet ledger unavailable, retry")
+        }
+        ReadError::Ledger(e @ veltrix_domain::fleet::LedgerError::Corrupt(_)) => {
+            tracing::error!(error = %e, "corrupt fleet ledger entry");
+            Status::internal("internal error")
+        }
         ReadError::NotReached { .. } | ReadError::TimedOut => Status::deadline_exceeded(err.to_string()),
         ReadError::NoGeneration | ReadError::ShuttingDown { .. } => Status::unavailable(err.to_string()),
         ReadError::NotApplied(_) => Status::deadline_exceeded(err.to_string()),

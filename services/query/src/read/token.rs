@@ -49,6 +49,13 @@ pub enum Scope<'a> {
         to: Revision,
         page_size: u32,
     },
+    Clients {
+        namespace: &'a Namespace,
+        /// The state filter's wire value (-1: none).
+        state: i32,
+        selector: &'a str,
+        page_size: u32,
+    },
     Namespaces {
         prefix: &'a str,
         page_size: u32,
@@ -102,6 +109,13 @@ impl Scope<'_> {
                 field(to.as_str().as_bytes());
                 field(&to_revision.map_or([0xff; 8], |r| r.get().to_be_bytes()));
                 field(prefix.as_bytes());
+                field(&page_size.to_be_bytes());
+            }
+            Self::Clients { namespace, state, selector, page_size } => {
+                field(b"clients");
+                field(namespace.as_str().as_bytes());
+                field(&state.to_be_bytes());
+                field(selector.as_bytes());
                 field(&page_size.to_be_bytes());
             }
             Self::Namespaces { prefix, page_size, caller } => {

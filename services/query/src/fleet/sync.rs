@@ -1,0 +1,193 @@
+//! A Sync stream: the client's `subscribe` opens a watcher (the same one
+//! Watch uses, so the same guarantees), whose messages go out as
+//! SyncResponses; the client's acks and nacks update its ledger entry, which
+//! the replica also refreshes every heartbeat while the stream is open.
+
+use std::{sync::Arc, time::SystemTime};
+
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Status, Streaming};
+use veltrix_access::Caller;
+use veltrix_domain::{
+    Namespace, Revision, ValidationError,
+    fleet::{Agent, ClientId, ClientRecord, LedgerStore, check_labels},
+};
+use veltrix_proto::v1::{
+    SyncRequest, SyncResponse, SyncSubscribe, WatchRequest, WatchResponse, sync_request::Request as Report,
+    sync_response, watch_response,
+};
+
+use super::Fleet;
+use crate::{grpc::QueryService, metric, status::ReadError, watch::WatchStream};
+
+pub type SyncStream = ReceiverStream<Result<SyncResponse, Status>>;
+
+/// The most bytes of an ack's digest.
+const MAX_DIGEST: usize = 256;
+
+fn invalid(field: &str, rule: &str) -> ReadError {
+    ValidationError::new(field, rule).into()
+}
+
+impl QueryService {
+    /// Reads the subscribe message, checks it and the caller's read role,
+    /// and starts the session.
+    pub(crate) async fn open_sync(
+        &self,
+        caller: Caller,
+        mut inbound: Streaming<SyncRequest>,
+    ) -> Result<SyncStream, ReadError> {
+        let first = inbound.message().await.map_err(|_| invalid("subscribe", "the stream ended before subscribing"))?;
+        let Some(SyncRequest { request: Some(Report::Subscribe(subscribe)) }) = first else {
+            return Err(invalid("subscribe", "the first message of a Sync stream must be subscribe"));
+        };
+        let namespace = Namespace::parse(&subscribe.namespace)?;
+        caller.require(veltrix_access::Role::Read, namespace.as_str())?;
+        let mut record = subscribed(&subscribe, namespace.clone(), &self.fleet.replica)?;
+        let permit = caller.watcher()?;
+        let watch = self
+            .open_watch(
+                WatchRequest {
+                    namespace: subscribe.namespace,
+                    prefix: subscribe.prefix,
+                    start_revision: subscribe.start_revision,
+                    include_snapshot: subscribe.include_snapshot,
+                },
+                permit,
+            )
+            .await?;
+        if let Some(earlier) = self.fleet.ledger()?.record(&namespace, &record.client_id).await? {
+            record.continue_from(&earlier);
+        }
+        metrics::counter!(metric::REPORTS, "kind" => "subscribe").increment(1);
+        self.fleet.writer.update(&record);
+        self.fleet.session_started(&namespace);
+        let (tx, rx) = mpsc::channel(self.watch.queue.max(1));
+        let session = Session { record, fleet: self.fleet.clone(), watch, inbound, tx };
+        tokio::spawn(session.run());
+        Ok(ReceiverStream::new(rx))
+    }
+}
+
+/// The ledger entry of a client that just subscribed.
+fn subscribed(s: &SyncSubscribe, namespace: Namespace, replica: &str) -> Result<ClientRecord, ReadError> {
+    let now = SystemTime::now();
+    let mut record = ClientRecord::new(ClientId::parse(&s.client_id)?, namespace, s.prefix.clone(), replica, now);
+    record.labels = check_labels(&s.labels)?;
+    let agent = s.agent.clone().unwrap_or_default();
+    if agent.name.len() > 128 || agent.version.len() > 128 {
+        return Err(invalid("agent", "name and version must be at most 128 bytes each"));
+    }
+    record.agent = Agent { name: agent.name, version: agent.version };
+    record.applied = Revision::new(s.applied_revision);
+    record.connected = true;
+    Ok(record)
+}
+
+/// Applies one ack or nack to `record`.
+pub(super) fn apply_report(record: &mut ClientRecord, report: Report, now: SystemTime) -> Result<(), ReadError> {
+    match report {
+        Report::Ack(ack) => {
+            if ack.digest.len() > MAX_DIGEST {
+                return Err(invalid("ack.digest", "must be at most 256 bytes"));
+            }
+            record.ack(Revision::new(ack.revision), &ack.digest, now);
+            metrics::counter!(metric::REPORTS, "kind" => "ack").increment(1);
+        }
+        Report::Nack(nack) => {
+            let step = veltrix_proto::v1::SyncStep::try_from(nack.step)
+                .ok()
+                .and_then(veltrix_redis::step_from_wire)
+                .ok_or_else(|| invalid("nack.step", "must be one of RENDER, CHECK, RELOAD, HEALTH"))?;
+            if nack.revision == 0 {
+                return Err(invalid("nack.revision", "must be the rejected revision (at least 1)"));
+            }
+            record.nack(Revision::new(nack.revision), Revision::new(nack.applied_revision), step, &nack.error, now);
+            metrics::counter!(metric::REPORTS, "kind" => "nack").increment(1);
+        }
+        Report::Subscribe(_) => return Err(invalid("subscribe", "only the first message of a stream subscribes")),
+    }
+    Ok(())
+}
+
+struct Session {
+    record: ClientRecord,
+    fleet: Arc<Fleet>,
+    watch: WatchStream,
+    inbound: Streaming<SyncRequest>,
+    tx: mpsc::Sender<Result<SyncResponse, Status>>,
+}
+
+impl Session {
+    async fn run(mut self) {
+        let mut heartbeat = tokio::time::interval(self.fleet.timing.heartbeat);
+        heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        heartbeat.tick().await;
+        loop {
+            tokio::select! {
+                item = self.watch.next() => match item {
+                    Some(Ok(message)) => {
+                        let delivered = delivered_revision(&message);
+                        if self.tx.send(Ok(to_sync(message))).await.is_err() {
+                            break;
+                        }
+                        if let Some(revision) = delivered {
+                            self.record.delivered(revision, SystemTime::now());
+                            self.fleet.writer.update(&self.record);
+                        }
+                    }
+                    Some(Err(status)) => {
+                        let _ = self.tx.send(Err(status)).await;
+                        break;
+                    }
+                    None => break,
+                },
+                message = self.inbound.message() => match message {
+                    Ok(Some(SyncRequest { request: Some(report) })) => {
+                        if let Err(e) = apply_report(&mut self.record, report, SystemTime::now()) {
+                            let _ = self.tx.send(Err(crate::status::to_status(e))).await;
+                            break;
+                        }
+                        self.fleet.writer.update(&self.record);
+                    }
+                    Ok(Some(SyncRequest { request: None })) => {
+                        let e = invalid("request", "must be subscribe, ack or nack");
+                        let _ = self.tx.send(Err(crate::status::to_status(e))).await;
+                        break;
+                    }
+                    Ok(None) | Err(_) => break,
+                },
+                _ = heartbeat.tick() => {
+                    self.record.replica_seen = SystemTime::now();
+                    self.fleet.writer.update(&self.record);
+                }
+                () = self.tx.closed() => break,
+            }
+        }
+        self.record.connected = false;
+        self.record.replica_seen = SystemTime::now();
+        self.fleet.writer.update(&self.record);
+        self.fleet.session_ended(&self.record.namespace);
+    }
+}
+
+/// The revision a message hands the client: a change's, or a snapshot's
+/// once complete (progress is not a revision to apply).
+fn delivered_revision(message: &WatchResponse) -> Option<Revision> {
+    match message.event.as_ref()? {
+        watch_response::Event::Change(c) => Some(Revision::new(c.revision)),
+        watch_response::Event::Snapshot(s) if s.last => Some(Revision::new(s.revision)),
+        _ => None,
+    }
+}
+
+fn to_sync(message: WatchResponse) -> SyncResponse {
+    let event = message.event.map(|e| match e {
+        watch_response::Event::Snapshot(s) => sync_response::Event::Snapshot(s),
+        watch_response::Event::Change(c) => sync_response::Event::Change(c),
+        watch_response::Event::Progress(p) => sync_response::Event::Progress(p),
+    });
+    SyncResponse { event }
+}
