@@ -18,9 +18,13 @@ use tokio::{sync::mpsc, task::JoinHandle};
 use tokio_stream::wrappers::ReceiverStream;
 use veltrix_proto::v1::{
     AgentInfo, SyncAck, SyncNack, SyncRequest, SyncSubscribe, sync_request::Request, sync_response::Event,
+    watch_response,
 };
 
-use crate::{ChangeSet, Client, Entry, Error, Result, Revision, WatchEvent, WatchStart};
+use crate::{
+    Client, Entry, Error, Result, Revision, WatchEvent, WatchStart,
+    watch::{MAX_BACKOFF, Next, after_error, decode},
+};
 
 /// Where a client rejected a revision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,14 +169,6 @@ struct Syncer {
     reports: mpsc::UnboundedReceiver<Report>,
 }
 
-enum Next {
-    Reconnect,
-    Resnapshot,
-    Stop,
-}
-
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
-
 impl Syncer {
     async fn run(mut self) {
         let (mut next, mut snapshot) = match self.options.start {
@@ -238,26 +234,13 @@ impl Syncer {
                 Err(status) => return self.failed(Error::from(status)).await,
             };
             *backoff = self.client.backoff();
-            let event = match message.event {
-                Some(Event::Snapshot(s)) => {
-                    chunks.extend(s.kvs.into_iter().map(Entry::from));
-                    if !s.last {
-                        continue;
-                    }
-                    *snapshot = false;
-                    *next = Some(s.revision + 1);
-                    WatchEvent::Snapshot { entries: std::mem::take(&mut chunks), revision: s.revision }
-                }
-                Some(Event::Change(record)) => {
-                    *next = Some(record.revision + 1);
-                    WatchEvent::Changes(ChangeSet::from(record))
-                }
-                Some(Event::Progress(p)) => {
-                    *next = Some(next.unwrap_or(0).max(p.revision + 1));
-                    WatchEvent::Progress(p.revision)
-                }
-                None => continue,
-            };
+            // The same messages as a watch's.
+            let event = message.event.map(|e| match e {
+                Event::Snapshot(s) => watch_response::Event::Snapshot(s),
+                Event::Change(c) => watch_response::Event::Change(c),
+                Event::Progress(p) => watch_response::Event::Progress(p),
+            });
+            let Some(event) = event.and_then(|e| decode(e, &mut chunks, next, snapshot)) else { continue };
             if self.tx.send(Ok(event)).await.is_err() {
                 return Next::Stop;
             }
@@ -281,20 +264,16 @@ impl Syncer {
     }
 
     async fn failed(&self, error: Error) -> Next {
-        match error {
-            Error::Compacted { .. } => Next::Resnapshot,
-            Error::Unavailable { .. }
-            | Error::ResourceExhausted { .. }
-            | Error::DeadlineExceeded { .. }
-            | Error::Other { .. } => {
+        let next = after_error(&error);
+        match next {
+            Next::Resnapshot | Next::Reconnect => {
                 tracing::debug!(namespace = %self.namespace, error = %error, "sync interrupted; resuming");
-                Next::Reconnect
             }
-            error => {
+            Next::Stop => {
                 let _ = self.tx.send(Err(error)).await;
-                Next::Stop
             }
         }
+        next
     }
 }
 

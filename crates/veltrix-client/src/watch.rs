@@ -25,7 +25,7 @@ pub enum WatchStart {
     Snapshot,
 }
 
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+pub(crate) const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// The stream [`Client::watch`] returns; the background task stops when it
 /// is dropped.
@@ -64,7 +64,7 @@ struct Watcher {
 }
 
 /// What to do after a stream ended.
-enum Next {
+pub(crate) enum Next {
     Reconnect,
     Resnapshot,
     Stop,
@@ -127,26 +127,7 @@ impl Watcher {
                 Err(status) => return self.failed(Error::from(status)).await,
             };
             *backoff = self.client.backoff();
-            let event = match message.event {
-                Some(Event::Snapshot(s)) => {
-                    chunks.extend(s.kvs.into_iter().map(Entry::from));
-                    if !s.last {
-                        continue;
-                    }
-                    *snapshot = false;
-                    *next = Some(s.revision + 1);
-                    WatchEvent::Snapshot { entries: std::mem::take(&mut chunks), revision: s.revision }
-                }
-                Some(Event::Change(record)) => {
-                    *next = Some(record.revision + 1);
-                    WatchEvent::Changes(ChangeSet::from(record))
-                }
-                Some(Event::Progress(p)) => {
-                    *next = Some(next.unwrap_or(0).max(p.revision + 1));
-                    WatchEvent::Progress(p.revision)
-                }
-                None => continue,
-            };
+            let Some(event) = message.event.and_then(|e| decode(e, &mut chunks, next, snapshot)) else { continue };
             if self.tx.send(Ok(event)).await.is_err() {
                 return Next::Stop;
             }
@@ -154,22 +135,62 @@ impl Watcher {
     }
 
     async fn failed(&self, error: Error) -> Next {
-        match error {
-            Error::Compacted { .. } => {
+        let next = after_error(&error);
+        match next {
+            Next::Resnapshot => {
                 tracing::info!(namespace = %self.namespace, error = %error, "watch history gone; starting from a snapshot");
-                Next::Resnapshot
             }
-            Error::Unavailable { .. }
-            | Error::ResourceExhausted { .. }
-            | Error::DeadlineExceeded { .. }
-            | Error::Other { .. } => {
-                tracing::debug!(namespace = %self.namespace, error = %error, "watch interrupted; resuming");
-                Next::Reconnect
+            Next::Reconnect => {
+                tracing::debug!(namespace = %self.namespace, error = %error, "watch interrupted; resuming")
             }
-            error => {
+            Next::Stop => {
                 let _ = self.tx.send(Err(error)).await;
-                Next::Stop
             }
         }
+        next
     }
+}
+
+/// What a resuming stream does after `error`: start over from a snapshot
+/// when its history is gone, resume after what it delivered when the
+/// connection or the server failed, else stop and hand the error on.
+pub(crate) fn after_error(error: &Error) -> Next {
+    match error {
+        Error::Compacted { .. } => Next::Resnapshot,
+        Error::Unavailable { .. }
+        | Error::ResourceExhausted { .. }
+        | Error::DeadlineExceeded { .. }
+        | Error::Other { .. } => Next::Reconnect,
+        _ => Next::Stop,
+    }
+}
+
+/// One message of a watch (or Sync) stream as the caller sees it: snapshot
+/// chunks are gathered in `chunks` until the last; `next` and `snapshot`
+/// follow where a new stream must resume.
+pub(crate) fn decode(
+    event: Event,
+    chunks: &mut Vec<Entry>,
+    next: &mut Option<Revision>,
+    snapshot: &mut bool,
+) -> Option<WatchEvent> {
+    Some(match event {
+        Event::Snapshot(s) => {
+            chunks.extend(s.kvs.into_iter().map(Entry::from));
+            if !s.last {
+                return None;
+            }
+            *snapshot = false;
+            *next = Some(s.revision + 1);
+            WatchEvent::Snapshot { entries: std::mem::take(chunks), revision: s.revision }
+        }
+        Event::Change(record) => {
+            *next = Some(record.revision + 1);
+            WatchEvent::Changes(ChangeSet::from(record))
+        }
+        Event::Progress(p) => {
+            *next = Some(next.unwrap_or(0).max(p.revision + 1));
+            WatchEvent::Progress(p.revision)
+        }
+    })
 }
