@@ -197,6 +197,9 @@ fn template(config: &Config, src: &std::path::Path) -> anyhow::Result<Vec<u8>> {
     let source = std::fs::read_to_string(src).with_context(|| format!("cannot read template {}", src.display()))?;
     let mut env = minijinja::Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::Strict);
+    // A config file ends as its template does (minijinja drops the last
+    // newline by default).
+    env.set_keep_trailing_newline(true);
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
     let name = src.display().to_string();
     env.add_template(&name, &source).map_err(|e| anyhow!("template {name}: {e}"))?;

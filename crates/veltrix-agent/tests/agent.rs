@@ -3,7 +3,12 @@
 //! check's error, last good files kept) until a fixing write; a health check
 //! that fails after reload puts the previous files back and NACKs with step
 //! health; a burst of writes coalesced by --wait; --once; a killed agent is
-//! DISCONNECTED; a cold start from the state directory with the servers down.
+//! DISCONNECTED; a cold start from the state directory with the servers down;
+//! a template output, and a template with a missing key NACKed at render; an
+//! agent that stops acknowledging (SIGSTOP) turns PENDING then STALE;
+//! agents behind a load balancer reconnect to either query replica after
+//! every replica restarted, keep their ledger entries and reload nothing;
+//! the agent's /healthz and /metrics.
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
 use std::{
@@ -25,8 +30,12 @@ impl Drop for Agent {
 }
 
 fn agent(sys: &TestSystem, ns: &str, id: &str, dir: &Path, extra: &[&str]) -> Command {
+    agent_at(&sys.query_url(), ns, id, dir, extra)
+}
+
+fn agent_at(url: &str, ns: &str, id: &str, dir: &Path, extra: &[&str]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_veltrix-agent"));
-    cmd.args(["--query-url", &sys.query_url(), "--namespace", ns, "--client-id", id, "--keepalive", "300ms"])
+    cmd.args(["--query-url", url, "--namespace", ns, "--client-id", id, "--keepalive", "300ms"])
         .arg("--dir")
         .arg(dir.join(id))
         .arg("--state-dir")
@@ -51,9 +60,26 @@ async fn system() -> TestSystem {
         .query(|c| {
             c.fleet.client_heartbeat = Duration::from_millis(500);
             c.fleet.ledger_flush_interval = Duration::from_millis(50);
+            c.fleet.client_stale_after = Duration::from_secs(2);
         })
         .start()
         .await
+}
+
+/// The status code and body of `GET path` on an agent's --metrics-listen.
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Ok(mut conn) = tokio::net::TcpStream::connect(addr).await else { return (0, String::new()) };
+    conn.write_all(format!("GET {path} HTTP/1.1\r\nhost: test\r\n\r\n").as_bytes()).await.unwrap();
+    let mut out = String::new();
+    let _ = conn.read_to_string(&mut out).await;
+    let code = out.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (code, out)
+}
+
+fn signal(agent: &Agent, sig: nix::sys::signal::Signal) {
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(agent.0.id()).unwrap());
+    nix::sys::signal::kill(pid, sig).unwrap();
 }
 
 async fn clients(c: &Client, ns: &str) -> Vec<ClientInfo> {
@@ -186,4 +212,130 @@ async fn once_reports_and_exits_and_a_cold_start_serves_the_state_directory() {
         (read(tmp.path().join("init-1/greeting")) == "hello").then_some(())
     })
     .await;
+    // Healthy: it serves good files, though it cannot reach the servers.
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    eventually(Duration::from_secs(10), "/healthz answers 200", || async {
+        (http_get(addr, "/healthz").await.0 == 200).then_some(())
+    })
+    .await;
+    let (code, text) = http_get(addr, "/metrics").await;
+    assert_eq!(code, 200);
+    assert_eq!(veltrix_testsystem::metric(&text, "veltrix_agent_applied_revision"), Some(rev as f64), "{text}");
+    // An agent with nothing applied yet and no server: not healthy.
+    let port = veltrix_testsystem::free_port();
+    let _new = spawn(agent(&sys, ns, "init-4", tmp.path(), &["--metrics-listen", &format!("127.0.0.1:{port}")]));
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let code = eventually(Duration::from_secs(10), "/healthz answers", || async {
+        Some(http_get(addr, "/healthz").await.0).filter(|c| *c != 0)
+    })
+    .await;
+    assert_eq!(code, 503);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn templates_render_a_missing_key_is_rejected_and_a_stopped_agent_turns_pending_then_stale() {
+    let sys = system().await;
+    let c = client(&sys);
+    let tmp = tempfile::tempdir().unwrap();
+    let ns = "agents/templates";
+    let first = c.put(ns, "port", "80").await.unwrap();
+    let (tpl, strict) = (tmp.path().join("app.conf.j2"), tmp.path().join("upstream.j2"));
+    std::fs::write(&tpl, "listen {{ config.port }}\nin {{ namespace }}\n").unwrap();
+    std::fs::write(&strict, "server {{ config.host }}:{{ config.port }}\n").unwrap();
+    let (out, up) = (tmp.path().join("app.conf"), tmp.path().join("upstream.conf"));
+    let port = veltrix_testsystem::free_port();
+    let metrics = format!("127.0.0.1:{port}");
+    let t1 = format!("{}:{}", tpl.display(), out.display());
+    let t2 = format!("{}:{}", strict.display(), up.display());
+    let web1 = spawn(agent(&sys, ns, "web-1", tmp.path(), &["--template", &t1, "--metrics-listen", &metrics]));
+    let _web2 = spawn(agent(&sys, ns, "web-2", tmp.path(), &["--template", &t2]));
+    use ClientState::*;
+    // A key the template needs is missing: an error at render, no file.
+    let all = wait_states(&c, ns, &[("web-1", Synced, first), ("web-2", Rejected, 0)]).await;
+    assert_eq!(read(out.clone()), "listen 80\nin agents/templates\n");
+    let e = all[1].last_error.as_ref().unwrap();
+    assert_eq!((e.revision, e.step.as_str()), (first, "render"));
+    assert!(e.error.contains("undefined"), "{}", e.error);
+    assert!(!up.exists(), "nothing is written for a revision that fails to render");
+    let host = c.put(ns, "host", "db.internal").await.unwrap();
+    wait_states(&c, ns, &[("web-1", Synced, host), ("web-2", Synced, host)]).await;
+    assert_eq!(read(up), "server db.internal:80\n");
+    let (code, text) = http_get(std::net::SocketAddr::from(([127, 0, 0, 1], port)), "/metrics").await;
+    assert_eq!(code, 200);
+    assert_eq!(veltrix_testsystem::metric(&text, "veltrix_agent_applied_revision"), Some(host as f64), "{text}");
+
+    // A stopped agent holds its stream open and acknowledges nothing:
+    // PENDING, then STALE after --client-stale-after; resumed, SYNCED.
+    signal(&web1, nix::sys::signal::Signal::SIGSTOP);
+    let next = c.put(ns, "port", "81").await.unwrap();
+    let all = wait_states(&c, ns, &[("web-1", Pending, host), ("web-2", Synced, next)]).await;
+    assert_eq!(all[0].delivered_revision, next);
+    wait_states(&c, ns, &[("web-1", Stale, host), ("web-2", Synced, next)]).await;
+    signal(&web1, nix::sys::signal::Signal::SIGCONT);
+    wait_states(&c, ns, &[("web-1", Synced, next), ("web-2", Synced, next)]).await;
+    assert_eq!(read(out), "listen 81\nin agents/templates\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_reconnect_to_either_replica_after_every_replica_restarts_and_reload_nothing() {
+    let mut sys = TestSystem::builder()
+        .queries(2)
+        .query(|c| {
+            c.fleet.client_heartbeat = Duration::from_millis(500);
+            c.fleet.ledger_flush_interval = Duration::from_millis(50);
+        })
+        .start()
+        .await;
+    let c = client(&sys);
+    let tmp = tempfile::tempdir().unwrap();
+    let ns = "agents/replicas";
+    let balancer = veltrix_testsystem::Balancer::start(vec![sys.query_addr_at(0), sys.query_addr_at(1)]).await;
+    let url = format!("http://{}", balancer.addr());
+    let check = "! grep -qx bad \"$VELTRIX_STAGED/mode\" || { echo 'bad mode' >&2; exit 1; }";
+    let reloads = tmp.path().join("reloads");
+    let ids = ["web-1", "web-2", "web-3", "web-4"];
+    let _agents: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let reload = format!("echo {id} >> {}", reloads.display());
+            spawn(agent_at(&url, ns, id, tmp.path(), &["--check", check, "--reload", &reload]))
+        })
+        .collect();
+    use ClientState::*;
+    let first = c.put(ns, "mode", "good").await.unwrap();
+    let want = |state, rev| ids.iter().map(|id| (*id, state, rev)).collect::<Vec<_>>();
+    wait_states(&c, ns, &want(Synced, first)).await;
+    let bad = c.put(ns, "mode", "bad").await.unwrap();
+    wait_states(&c, ns, &want(Rejected, first)).await;
+    let fixed = c.put(ns, "mode", "better").await.unwrap();
+    let before = wait_states(&c, ns, &want(Synced, fixed)).await;
+    let replicas: std::collections::BTreeSet<_> = before.iter().map(|i| i.replica.clone()).collect();
+    assert_eq!(replicas.len(), 2, "the balancer spreads the agents over both replicas: {replicas:?}");
+    let reloaded = read(reloads.clone());
+
+    // Every replica goes down, then comes back.
+    sys.stop_query(0).await;
+    sys.stop_query(1).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    sys.start_query(0).await;
+    sys.start_query(1).await;
+    let c = client(&sys);
+    let seen = before.iter().filter_map(|i| i.last_seen).max();
+    let after = eventually(Duration::from_secs(30), "every agent reconnected", || async {
+        let all = clients(&c, ns).await;
+        let back = all.iter().all(|i| i.state == Synced && i.applied_revision == fixed && i.connected_since > seen);
+        (all.len() == ids.len() && back).then_some(all)
+    })
+    .await;
+    for info in &after {
+        assert!(replicas.contains(&info.replica), "{} is on {}", info.client_id, info.replica);
+        let e = info.last_error.as_ref().expect("the ledger still holds the earlier rejection");
+        assert_eq!((e.revision, e.error.as_str()), (bad, "bad mode"));
+    }
+    assert_eq!(read(reloads.clone()), reloaded, "nothing changed: no reload");
+
+    // And they are live: the next write reaches all four.
+    let last = c.put(ns, "mode", "best").await.unwrap();
+    wait_states(&c, ns, &want(Synced, last)).await;
+    assert_eq!(read(reloads).lines().count(), reloaded.lines().count() + ids.len());
 }

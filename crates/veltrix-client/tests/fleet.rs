@@ -3,7 +3,8 @@
 //! GetRevisionStatus; a client that stops acknowledging turns PENDING then
 //! STALE; a dropped stream is DISCONNECTED; a LiveConfig with a validator
 //! NACKs what it refuses and keeps its copy; restarting the query service
-//! keeps the ledger.
+//! keeps the ledger. The metrics (`veltrix_clients` per namespace and state,
+//! `veltrix_sync_reports_total` per kind) follow the ledger.
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
 use std::{sync::Arc, time::Duration};
@@ -56,7 +57,17 @@ async fn counts(c: &Client, ns: &str) -> std::collections::BTreeMap<&'static str
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_sync_clients_give_exact_counts() {
-    let sys = system().await;
+    let metrics = veltrix_testsystem::metrics_addr();
+    let sys = TestSystem::builder()
+        .query(move |c| {
+            c.fleet.client_stale_after = Duration::from_secs(2);
+            c.fleet.client_heartbeat = Duration::from_secs(1);
+            c.fleet.ledger_flush_interval = Duration::from_millis(50);
+            c.fleet.clients_gauge_interval = Duration::from_millis(200);
+            c.serve.metrics_listen = Some(metrics);
+        })
+        .start()
+        .await;
     let c = client(&sys);
     let ns = "fleet/big";
     c.put(ns, "port", "80").await.unwrap();
@@ -115,6 +126,24 @@ async fn a_thousand_sync_clients_give_exact_counts() {
     assert_eq!((e.revision, e.step.as_str()), (target, "check"));
     assert_eq!(rejected[0].applied_revision, base);
     assert_eq!(rejected[0].agent, format!("veltrix-client/{}", env!("CARGO_PKG_VERSION")));
+    let gauge = |text: &str, state: &str| {
+        veltrix_testsystem::labelled(
+            text,
+            "veltrix_clients",
+            &[r#"namespace="fleet/big""#, &format!("state=\"{state}\"")],
+        )
+    };
+    let text = eventually(Duration::from_secs(10), "the clients gauge follows the ledger", || async {
+        let text = veltrix_testsystem::scrape(metrics).await;
+        (gauge(&text, "stale") == 100.0).then_some(text)
+    })
+    .await;
+    assert_eq!((gauge(&text, "synced"), gauge(&text, "rejected"), gauge(&text, "pending")), (700.0, 200.0, 0.0));
+    let reports =
+        |kind: &str| veltrix_testsystem::labelled(&text, "veltrix_sync_reports_total", &[&format!("kind=\"{kind}\"")]);
+    assert_eq!(reports("subscribe"), 1000.0);
+    assert!(reports("ack") >= 1700.0, "{} acks", reports("ack"));
+    assert!(reports("nack") >= 200.0, "{} nacks", reports("nack"));
 
     // Dropping streams: DISCONNECTED.
     handles.truncate(900);

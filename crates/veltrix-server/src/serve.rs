@@ -48,6 +48,11 @@ impl ServiceServer {
         Ok(Self { name, listener, addr, shutdown, ready, ready_tx: Some(ready_tx), health, auth, health_service })
     }
 
+    /// Where the service listens (the bound port, also when asked for port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     pub fn shutdown(&self) -> CancellationToken {
         self.shutdown.clone()
     }

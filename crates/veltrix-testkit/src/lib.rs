@@ -4,6 +4,7 @@
 //! binary fails the test with a message that says how to install it; nothing
 //! is skipped.
 
+mod balancer;
 pub mod creds;
 pub mod pki;
 mod process;
@@ -11,6 +12,7 @@ mod prometheus;
 
 use std::{future::Future, time::Duration};
 
+pub use balancer::Balancer;
 pub use process::{NatsCluster, NatsServer, RedisServer};
 pub use prometheus::PrometheusServer;
 

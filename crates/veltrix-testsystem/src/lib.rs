@@ -17,10 +17,10 @@ mod system;
 pub use binaries::{binary, spawn_service};
 pub use ctl::Ctl;
 pub use metrics::{
-    alert_metric_names, dashboard_exprs, dashboard_metric_names, exported, metric, metrics_addr, scrape,
+    alert_metric_names, dashboard_exprs, dashboard_metric_names, exported, labelled, metric, metrics_addr, scrape,
 };
 pub use reads::{Dump, burst, dump};
 pub use requests::{assert_code, get, put, with_actor};
 pub use stream::StreamReader;
 pub use system::{Builder, Command, Query, TEST_PAGE_TOKEN_KEY, TestSystem, channel};
-pub use veltrix_testkit::{eventually, free_port};
+pub use veltrix_testkit::{Balancer, eventually, free_port};

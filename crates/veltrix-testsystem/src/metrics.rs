@@ -24,6 +24,16 @@ pub fn metric(text: &str, name: &str) -> Option<f64> {
     text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
+/// The sum of a metric's labelled lines (`name{labels} value`) whose labels
+/// include all of `labels` (each written `key="value"`).
+pub fn labelled(text: &str, name: &str, labels: &[&str]) -> f64 {
+    text.lines()
+        .filter(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with('{')))
+        .filter(|l| labels.iter().all(|label| l.contains(label)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 /// The Grafana dashboard's query expressions, in panel order.
 pub fn dashboard_exprs() -> Vec<String> {
     const DASHBOARD: &str = include_str!("../../../deploy/grafana/dashboards/veltrix.json");

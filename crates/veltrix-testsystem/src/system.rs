@@ -281,7 +281,12 @@ impl TestSystem {
     }
 
     pub fn query_addr(&self) -> SocketAddr {
-        self.queries[0].config.listen
+        self.query_addr_at(0)
+    }
+
+    /// Where query replica `i` listens (the same port across restarts).
+    pub fn query_addr_at(&self, i: usize) -> SocketAddr {
+        self.queries[i].config.listen
     }
 
     /// The single NATS node (not in a cluster system).

@@ -22,8 +22,6 @@ use crate::{
 };
 
 const SERVICE_NAME: &str = "veltrix.config.v1.ConfigQuery";
-/// How often `veltrix_clients` is recomputed.
-const GAUGE_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// A started query service and the state it shares with its projector
 /// (tests read the projection's counters from it).
@@ -49,9 +47,14 @@ pub async fn start(config: Config) -> Result<Started, BoxError> {
     let hub = Hub::new(config.watch.watch_hub_capacity, config.watch.watch_max_namespaces);
     let shutdown = server.shutdown();
     let ledger = ServingGate::new("connecting to Redis");
-    let fleet = Fleet::new(ledger.clone(), config.fleet_timing(), config.replica_name());
+    let fleet = Fleet::new(ledger.clone(), config.fleet_timing(), config.replica_name(server.addr()));
     tokio::spawn(fleet.writer.clone().run(ledger.clone(), config.fleet.ledger_flush_interval, shutdown.clone()));
-    tokio::spawn(fleet.clone().export_gauge(gate.clone(), state.clone(), GAUGE_EVERY, shutdown.clone()));
+    tokio::spawn(fleet.clone().export_gauge(
+        gate.clone(),
+        state.clone(),
+        config.fleet.clients_gauge_interval.max(std::time::Duration::from_millis(100)),
+        shutdown.clone(),
+    ));
     let service = QueryService {
         auth: server.auth.clone(),
         state: state.clone(),

@@ -119,6 +119,11 @@ pub struct FleetArgs {
     /// This replica's name in the ledger (default: host name and port).
     #[arg(long, env = "VELTRIX_REPLICA_NAME")]
     pub replica_name: Option<String>,
+
+    /// How often `veltrix_clients` (clients per namespace and state) is
+    /// recomputed from the ledger.
+    #[arg(long, env = "VELTRIX_CLIENTS_GAUGE_INTERVAL", default_value = "15s", value_parser = parse_duration)]
+    pub clients_gauge_interval: Duration,
 }
 
 /// Watch streams.
@@ -226,15 +231,16 @@ impl Config {
         }
     }
 
-    /// This replica's name in the ledger.
-    pub fn replica_name(&self) -> String {
+    /// This replica's name in the ledger: `--replica-name`, or the host
+    /// name and the port it is `bound` to.
+    pub fn replica_name(&self, bound: SocketAddr) -> String {
         self.fleet.replica_name.clone().unwrap_or_else(|| {
             let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
                 .ok()
                 .map(|h| h.trim().to_owned())
                 .filter(|h| !h.is_empty())
                 .unwrap_or_else(|| "query".to_owned());
-            format!("{host}:{}", self.listen.port())
+            format!("{host}:{}", bound.port())
         })
     }
 

@@ -22,15 +22,6 @@ use veltrix_proto::v1::{WatchRequest, watch_response::Event};
 use veltrix_testkit::{eventually, free_port};
 use veltrix_testsystem::*;
 
-/// `name{labels} value` lines of one metric whose labels include all of `labels`.
-fn labelled(text: &str, name: &str, labels: &[&str]) -> f64 {
-    text.lines()
-        .filter(|l| l.strip_prefix(name).is_some_and(|rest| rest.starts_with('{')))
-        .filter(|l| labels.iter().all(|label| l.contains(label)))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_move_with_traffic_and_cover_the_dashboard() {
     // The command service starts first with its own endpoint, as in
