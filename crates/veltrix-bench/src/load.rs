@@ -7,10 +7,10 @@ use std::{
 };
 
 use hdrhistogram::Histogram;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// What one side of a comparison measured.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Figure {
     /// Operations (or deliveries) per second.
     pub throughput: f64,
@@ -43,7 +43,11 @@ impl Figure {
 
 /// CPU seconds this process has used (user + system).
 pub fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0.0 };
+    std::fs::read_to_string("/proc/self/stat").map_or(0.0, |stat| stat_cpu_seconds(&stat))
+}
+
+/// User + system CPU seconds from a `/proc/PID/stat` line.
+pub fn stat_cpu_seconds(stat: &str) -> f64 {
     // Fields after the command name (which is in parentheses).
     let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
     let fields: Vec<&str> = rest.split_whitespace().collect();

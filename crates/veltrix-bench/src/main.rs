@@ -5,6 +5,7 @@
 //! (CI runs it so the harness never rots); it fails only if a workload errors.
 
 mod clients;
+mod fleet;
 mod load;
 mod procs;
 mod profile;
@@ -47,6 +48,14 @@ struct Args {
     /// writes no report.
     #[arg(long)]
     profile: Option<String>,
+    /// Runs only the workloads whose names contain this (e.g. `fleet`),
+    /// and writes the report under target/bench/ only.
+    #[arg(long)]
+    only: Option<String>,
+    /// Runs nothing: writes the report of an earlier full run's
+    /// results.json again (after editing ANALYSIS.md, say).
+    #[arg(long)]
+    from_json: Option<PathBuf>,
     /// Seconds the profiled workload runs.
     #[arg(long, default_value_t = 20)]
     profile_seconds: u64,
@@ -57,6 +66,7 @@ pub struct Plan {
     pub watchers_fanout: usize,
     pub rebuild_events: u64,
     pub populate_namespaces: usize,
+    pub fleet_clients: usize,
 }
 
 fn machine() -> String {
@@ -84,6 +94,7 @@ async fn main() -> anyhow::Result<()> {
             watchers_fanout: 1000,
             rebuild_events: 20_000,
             populate_namespaces: 100,
+            fleet_clients: 1000,
         }
     } else {
         Plan {
@@ -91,6 +102,7 @@ async fn main() -> anyhow::Result<()> {
             watchers_fanout: 10_000,
             rebuild_events: 1_000_000,
             populate_namespaces: 1000,
+            fleet_clients: 10_000,
         }
     };
     let logs = PathBuf::from("target/bench/logs");
@@ -100,9 +112,21 @@ async fn main() -> anyhow::Result<()> {
     if let Some(workload) = &args.profile {
         return profile::run(&env, workload, Duration::from_secs(args.profile_seconds)).await;
     }
+    if let Some(path) = &args.from_json {
+        let report: Report = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+        anyhow::ensure!(!report.quick, "{} holds a quick run: only a full run's figures are recorded", path.display());
+        std::fs::write(&args.out, markdown(&report))?;
+        println!("written to {} from {}", args.out.display(), path.display());
+        return Ok(());
+    }
     let mut bench = Bench::start(env, plan, args.nats_server_sync.clone()).await?;
+    let only = args.only.as_deref().map(str::to_lowercase);
     for workload in WORKLOADS {
-        println!("{}", workload.name(bench.plan()));
+        let name = workload.name(bench.plan());
+        if only.as_ref().is_some_and(|o| !name.to_lowercase().contains(o)) {
+            continue;
+        }
+        println!("{name}");
         workload.run(&mut bench).await?;
     }
     let Bench { rows, footprint, .. } = bench;
@@ -124,8 +148,8 @@ async fn main() -> anyhow::Result<()> {
         std::fs::create_dir_all(dir)?;
     }
     std::fs::write(&args.json, serde_json::to_string_pretty(&report)?)?;
-    let markdown = report.markdown(include_str!("../PREAMBLE.md")) + "\n" + include_str!("../ANALYSIS.md");
-    if args.quick {
+    let markdown = markdown(&report);
+    if args.quick || only.is_some() {
         // Quick runs check the harness; they do not replace the recorded figures.
         let quick = args.json.with_file_name("BENCHMARKS-quick.md");
         std::fs::write(&quick, markdown)?;
@@ -135,6 +159,10 @@ async fn main() -> anyhow::Result<()> {
         println!("written to {}", args.out.display());
     }
     Ok(())
+}
+
+fn markdown(report: &Report) -> String {
+    report.markdown(include_str!("../PREAMBLE.md")) + "\n" + include_str!("../ANALYSIS.md")
 }
 
 fn chrono_like_date() -> String {

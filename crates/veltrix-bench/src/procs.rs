@@ -42,6 +42,12 @@ impl Proc {
             .unwrap_or(0)
     }
 
+    /// CPU seconds the process has used (user + system).
+    pub fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid())).unwrap_or_default();
+        crate::load::stat_cpu_seconds(&stat)
+    }
+
     pub fn url(&self, scheme: &str) -> String {
         format!("{scheme}://127.0.0.1:{}", self.port)
     }

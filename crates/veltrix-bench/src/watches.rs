@@ -19,7 +19,7 @@ use crate::{
 
 /// Deliveries one watcher saw: (revision or sequence, when).
 type Seen = Vec<(u64, Instant)>;
-type Watchers = Vec<tokio::task::JoinHandle<Seen>>;
+pub type Watchers = Vec<tokio::task::JoinHandle<Seen>>;
 
 /// Tells the watchers the last id to wait for, gives them `grace` to get
 /// it, then stops them and gathers what they saw.
@@ -45,7 +45,7 @@ async fn gather(
 /// Waits for the watchers to get the last commit, then answers the figure
 /// (deliveries per second, commit → delivery latency) and the deliveries
 /// missing.
-async fn finish(
+pub async fn finish(
     commits: HashMap<u64, Instant>,
     stop: tokio::sync::watch::Sender<Option<u64>>,
     tasks: Watchers,
@@ -61,7 +61,7 @@ async fn finish(
 }
 
 /// Whether a watcher that has seen `last_seen` is done.
-fn done(stop: &tokio::sync::watch::Receiver<Option<u64>>, last_seen: u64) -> bool {
+pub fn done(stop: &tokio::sync::watch::Receiver<Option<u64>>, last_seen: u64) -> bool {
     matches!(*stop.borrow(), Some(target) if target == 0 || last_seen >= target)
 }
 
@@ -80,7 +80,7 @@ fn latencies(commits: &HashMap<u64, Instant>, seen: &[(u64, Instant)]) -> anyhow
 /// Writes at `rate`/s for `d` (open loop: a write starts on every tick
 /// whether or not earlier ones have answered, so every system gets the same
 /// offered load) and returns when each id committed.
-async fn paced<F, Fut>(rate: u32, d: Duration, mut commit: F) -> anyhow::Result<HashMap<u64, Instant>>
+pub async fn paced<F, Fut>(rate: u32, d: Duration, mut commit: F) -> anyhow::Result<HashMap<u64, Instant>>
 where
     F: FnMut(u64) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<u64>> + Send + 'static,
@@ -253,7 +253,7 @@ pub async fn etcd(
                 })),
             })
             .await?;
-        let mut stream = w.watch(tokio_stream_from(req_rx)).await?.into_inner();
+        let mut stream = w.watch(stream_from(req_rx)).await?.into_inner();
         let mut stop = stop.subscribe();
         tasks.push(tokio::spawn(async move {
             let _keep = req_tx;
@@ -293,7 +293,7 @@ pub async fn etcd(
     finish(commits, stop, tasks, meter, watchers).await
 }
 
-fn tokio_stream_from<T: Send + 'static>(
+pub fn stream_from<T: Send + 'static>(
     mut rx: tokio::sync::mpsc::Receiver<T>,
 ) -> impl futures::Stream<Item = T> + Send + 'static {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))

@@ -20,6 +20,7 @@ pub mod memory;
 pub mod names;
 pub mod plan;
 pub mod projection;
+pub mod rollout;
 pub mod schema;
 pub mod store;
 pub mod validation;

@@ -80,6 +80,11 @@ impl LabelSelector {
         Ok(Self(pairs))
     }
 
+    /// Whether it selects nothing in particular (it then matches everyone).
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     pub fn matches(&self, labels: &Labels) -> bool {
         self.0.iter().all(|(k, v)| labels.get(k) == Some(v))
     }
