@@ -1,5 +1,5 @@
-//! Real agent processes against real servers: three agents on a namespace,
-//! one whose --check rejects the new value (REJECTED in the ledger with the
+//! Real agent processes against real servers: three agents on a namespace
+//! (one reloading its app by signal), one whose --check rejects the new value (REJECTED in the ledger with the
 //! check's error, last good files kept) until a fixing write; a health check
 //! that fails after reload puts the previous files back and NACKs with step
 //! health; a burst of writes coalesced by --wait; --once; a killed agent is
@@ -109,8 +109,20 @@ async fn three_agents_one_rejecting_then_a_fix_syncs_all() {
     let strict = "grep -qx '[0-9]*' \"$VELTRIX_STAGED/port\" || { echo \"invalid port: $(cat \"$VELTRIX_STAGED/port\")\" >&2; exit 1; }";
     let reloads = tmp.path().join("reloads");
     let reload = format!("echo x >> {}", reloads.display());
+    // web-2 reloads its app by signal: a process that counts its SIGHUPs.
+    let (pid_file, hups) = (tmp.path().join("app.pid"), tmp.path().join("hups"));
+    let (h, p) = (hups.display(), pid_file.display());
+    let app = format!("trap 'echo hup >> {h}' HUP; echo $$ > {p}.tmp; mv {p}.tmp {p}; while :; do sleep 0.05; done");
+    let _app = spawn({
+        let mut c = Command::new("sh");
+        c.args(["-c", &app]);
+        c
+    });
+    eventually(Duration::from_secs(10), "the app wrote its pid file", || async { pid_file.exists().then_some(()) })
+        .await;
+    let pid_flag = pid_file.display().to_string();
     let _a = spawn(agent(&sys, ns, "web-1", tmp.path(), &["--reload", &reload]));
-    let _b = spawn(agent(&sys, ns, "web-2", tmp.path(), &[]));
+    let _b = spawn(agent(&sys, ns, "web-2", tmp.path(), &["--reload-signal", "HUP", "--pid-file", &pid_flag]));
     let _c = spawn(agent(&sys, ns, "web-3", tmp.path(), &["--check", strict]));
     use ClientState::*;
     wait_states(&c, ns, &[("web-1", Synced, first), ("web-2", Synced, first), ("web-3", Synced, first)]).await;
@@ -135,6 +147,10 @@ async fn three_agents_one_rejecting_then_a_fix_syncs_all() {
     let same = c.put(ns, "port", "8080").await.unwrap();
     wait_states(&c, ns, &[("web-1", Synced, same), ("web-2", Synced, same), ("web-3", Synced, same)]).await;
     assert_eq!(read(reloads).lines().count(), 3, "unchanged output reloads nothing");
+    eventually(Duration::from_secs(5), "the app got one SIGHUP per new revision", || async {
+        (read(hups.clone()).lines().count() == 3).then_some(())
+    })
+    .await;
 
     // A killed agent is DISCONNECTED.
     drop(_b);
