@@ -1,14 +1,15 @@
 //! Real agent processes against real servers: three agents on a namespace
-//! (one reloading its app by signal), one whose --check rejects the new value (REJECTED in the ledger with the
-//! check's error, last good files kept) until a fixing write; a health check
-//! that fails after reload puts the previous files back and NACKs with step
-//! health; a burst of writes coalesced by --wait; --once; a killed agent is
-//! DISCONNECTED; a cold start from the state directory with the servers down;
-//! a template output, and a template with a missing key NACKed at render; an
-//! agent that stops acknowledging (SIGSTOP) turns PENDING then STALE;
-//! agents behind a load balancer reconnect to either query replica after
-//! every replica restarted, keep their ledger entries and reload nothing;
-//! the agent's /healthz and /metrics.
+//! (one reloading its app by signal), one whose --check rejects the new
+//! value (REJECTED in the ledger with the check's error, last good files
+//! kept) until a fixing write; a health check that fails after reload puts
+//! the previous files back and NACKs with step health; a burst of writes
+//! coalesced by --wait; --once; a killed agent is DISCONNECTED; a cold start
+//! from the state directory with the servers down; a template output, and a
+//! template with a missing key NACKed at render; an agent that stops
+//! acknowledging (SIGSTOP) turns PENDING then STALE; agents behind a load
+//! balancer reconnect to either query replica after every replica
+//! restarted, keep their ledger entries and reload nothing; the agent's
+//! /healthz and /metrics.
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
 use std::{

@@ -70,7 +70,12 @@ async fn a_thousand_sync_clients_give_exact_counts() {
         .await;
     let c = client(&sys);
     let ns = "fleet/big";
-    c.put(ns, "port", "80").await.unwrap();
+    let first = c.put(ns, "port", "80").await.unwrap();
+    // Every snapshot below is at or after the write.
+    eventually(Duration::from_secs(10), "the write is readable", || async {
+        (c.revision(ns).await.unwrap() >= first).then_some(())
+    })
+    .await;
     let mut handles = Vec::new();
     for i in 0..1000 {
         let mut o = SyncOptions::new(format!("web-{i:04}"));
@@ -160,7 +165,7 @@ async fn a_live_config_acks_what_it_takes_nacks_what_it_refuses_and_the_ledger_s
     let mut sys = system().await;
     let c = client(&sys);
     let ns = "fleet/live";
-    c.put(ns, "port", "80").await.unwrap();
+    let first = c.put(ns, "port", "80").await.unwrap();
     let validate: veltrix_client::Validator = Arc::new(|s: &veltrix_client::Snapshot| match s.entries.get("port") {
         Some(e) if e.value.as_ref() == b"bad" => Err("port must be a number".to_owned()),
         _ => Ok(()),
@@ -172,7 +177,11 @@ async fn a_live_config_acks_what_it_takes_nacks_what_it_refuses_and_the_ledger_s
             .await
             .unwrap();
     live.wait_synced(Duration::from_secs(10)).await.unwrap();
-    let first = live.revision();
+    // The snapshot may predate the write's projection; the change follows.
+    eventually(Duration::from_secs(10), "the live copy has the write", || async {
+        (live.revision() >= first).then_some(())
+    })
+    .await;
     let state = |c: Client| async move {
         let all = c.clients(ns, &ClientFilter::default()).await.unwrap();
         all.into_iter().next().map(|i| (i.state, i.applied_revision))
