@@ -112,10 +112,17 @@ async fn three_agents_one_rejecting_then_a_fix_syncs_all() {
     let reload = format!("echo x >> {}", reloads.display());
     // web-2 reloads its app by signal: a process that counts its SIGHUPs.
     let (pid_file, hups) = (tmp.path().join("app.pid"), tmp.path().join("hups"));
-    let (h, p) = (hups.display(), pid_file.display());
-    let app = format!("trap 'echo hup >> {h}' HUP; echo $$ > {p}.tmp; mv {p}.tmp {p}; while :; do sleep 0.05; done");
+    let app = format!(
+        "import os, signal, time\n\
+         signal.signal(signal.SIGHUP, lambda *_: open({h:?}, 'a').write('hup\\n'))\n\
+         open({p:?} + '.tmp', 'w').write(str(os.getpid()))\n\
+         os.rename({p:?} + '.tmp', {p:?})\n\
+         while True: time.sleep(1)\n",
+        h = hups.display().to_string(),
+        p = pid_file.display().to_string()
+    );
     let _app = spawn({
-        let mut c = Command::new("sh");
+        let mut c = Command::new("python3");
         c.args(["-c", &app]);
         c
     });
