@@ -76,10 +76,15 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// One file per key; a key's `/` makes directories.
+/// One file per key; a key's `/` makes directories. A key whose path has
+/// an empty, `.` or `..` segment is refused: it would name a file outside
+/// the directory (or the directory itself).
 fn files(config: &Config) -> anyhow::Result<BTreeMap<String, Vec<u8>>> {
     let mut out = BTreeMap::new();
     for (key, entry) in &config.entries {
+        if key.split('/').any(|segment| segment.is_empty() || segment == "." || segment == "..") {
+            bail!("key '{key}' cannot be a file in --dir: its path has an empty, '.' or '..' segment");
+        }
         let clash = out.keys().any(|k: &String| k.starts_with(&format!("{key}/")) || key.starts_with(&format!("{k}/")));
         if clash {
             bail!("key '{key}' is both a file and a directory in --dir");
@@ -243,6 +248,17 @@ mod tests {
 
     fn doc(format: Format) -> String {
         String::from_utf8(document(&config(), format).expect("renders")).expect("utf-8")
+    }
+
+    #[test]
+    fn a_key_cannot_name_a_file_outside_the_directory() {
+        for key in ["a/../../etc/passwd", "..", "a/./b", "a//b"] {
+            let mut c = config();
+            c.entries.insert(key.to_owned(), entry("x", ""));
+            let e = files(&c).expect_err(key).to_string();
+            assert!(e.contains("segment"), "{key}: {e}");
+        }
+        assert!(files(&config()).is_ok());
     }
 
     #[test]

@@ -133,7 +133,7 @@ impl Agent {
         let mut options = self.who();
         options.applied = self.applied();
         options.start = match &self.good {
-            Some(g) => WatchStart::From(g.config.revision + 1),
+            Some(g) => WatchStart::From(g.config.revision.saturating_add(1)),
             None => WatchStart::Snapshot,
         };
         let mut sync = client.sync(&self.settings.namespace, options);

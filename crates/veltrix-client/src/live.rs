@@ -108,7 +108,7 @@ impl LiveConfig {
             source: Source::Empty,
         });
         let start = match initial.source {
-            Source::Cache => WatchStart::From(initial.revision + 1),
+            Source::Cache => WatchStart::From(initial.revision.saturating_add(1)),
             _ => WatchStart::Snapshot,
         };
         let initial_revision = if initial.source == Source::Cache { initial.revision } else { 0 };

@@ -49,8 +49,18 @@ impl LedgerStore for RedisLedger {
             .query_async(&mut self.conn.clone())
             .await
             .map_err(unavailable)?;
-        let mut records =
-            entries.iter().map(|(id, bytes)| decode(namespace, id, bytes)).collect::<Result<Vec<_>, _>>()?;
+        // An entry that does not decode (written by a newer version, or
+        // damaged) is skipped with a warning, not allowed to hide the rest.
+        let mut records: Vec<ClientRecord> = entries
+            .iter()
+            .filter_map(|(id, bytes)| match decode(namespace, id, bytes) {
+                Ok(record) => Some(record),
+                Err(e) => {
+                    tracing::warn!(namespace = %namespace, client_id = %id, error = %e, "skipping a ledger entry that does not decode");
+                    None
+                }
+            })
+            .collect();
         records.sort_by(|a, b| a.client_id.cmp(&b.client_id));
         Ok(records)
     }

@@ -463,6 +463,15 @@ async fn clients_and_status_show_what_the_fleet_runs() {
         };
         client.report_status(ns, &who(id), nack).await.unwrap();
     }
+    // A NACK that claims to still run the revision it rejects is refused.
+    let confused = veltrix_client::StatusReport::Nack {
+        revision: rev,
+        applied: rev,
+        step: veltrix_client::SyncStep::Check,
+        error: "x".into(),
+    };
+    let refused = client.report_status(ns, &who("web-8"), confused).await.unwrap_err().to_string();
+    assert!(refused.contains("nack.applied_revision"), "{refused}");
     let status = env.ok(&["status", ns]).await;
     assert_eq!(
         status.trim(),

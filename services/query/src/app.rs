@@ -48,7 +48,11 @@ pub async fn start(config: Config) -> Result<Started, BoxError> {
     let shutdown = server.shutdown();
     let ledger = ServingGate::new("connecting to Redis");
     let fleet = Fleet::new(ledger.clone(), config.fleet_timing(), config.replica_name(server.addr()));
-    tokio::spawn(fleet.writer.clone().run(ledger.clone(), config.fleet.ledger_flush_interval, shutdown.clone()));
+    tokio::spawn(fleet.writer.clone().run(
+        ledger.clone(),
+        config.fleet.ledger_flush_interval.max(std::time::Duration::from_millis(10)),
+        shutdown.clone(),
+    ));
     tokio::spawn(fleet.clone().export_gauge(
         gate.clone(),
         state.clone(),

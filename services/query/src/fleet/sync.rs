@@ -104,6 +104,9 @@ pub(super) fn apply_report(record: &mut ClientRecord, report: Report, now: Syste
             if nack.revision == 0 {
                 return Err(invalid("nack.revision", "must be the rejected revision (at least 1)"));
             }
+            if nack.applied_revision >= nack.revision {
+                return Err(invalid("nack.applied_revision", "must be older than the rejected revision"));
+            }
             record.nack(Revision::new(nack.revision), Revision::new(nack.applied_revision), step, &nack.error, now);
             metrics::counter!(metric::REPORTS, "kind" => "nack").increment(1);
         }
