@@ -127,7 +127,7 @@ impl Agent {
     /// Runs until SIGTERM or Ctrl-C.
     pub async fn run(mut self) -> anyhow::Result<u8> {
         if let Some(good) = self.good.clone() {
-            self.restore_from_state(&good)?;
+            self.restore_from_state(&good).await?;
         }
         let client = client(&self.settings)?;
         let mut options = self.who();
@@ -173,21 +173,40 @@ impl Agent {
     }
 
     /// With the servers away the last good files stay; if they are missing
-    /// (a new volume), they are written again from the state directory.
-    fn restore_from_state(&mut self, good: &Good) -> anyhow::Result<()> {
-        let rendered = render::render(&good.config, &self.settings.outputs)?;
+    /// (a new volume), they are written again from the state directory. If
+    /// the outputs changed since the state was saved (another template, say),
+    /// the saved revision goes through check, reload and health like any
+    /// other before it replaces what is in place.
+    async fn restore_from_state(&mut self, good: &Good) -> anyhow::Result<()> {
         let present = self.settings.outputs.iter().all(|o| match o {
             crate::config::Output::Dir(d) => output::current_version(d).is_some(),
             crate::config::Output::File { path, .. } | crate::config::Output::Template { dest: path, .. } => {
                 path.exists()
             }
         });
-        if !present || rendered.digest != good.digest {
-            output::stage(&rendered)?.swap()?.finish();
+        let revision = good.config.revision;
+        match render::render(&good.config, &self.settings.outputs) {
+            Ok(rendered) if rendered.digest == good.digest => {
+                if !present {
+                    output::stage(&rendered)?.swap()?.finish();
+                }
+            }
+            Ok(_) => {
+                if let Outcome::Nack { step, error, .. } = self.apply(&good.config).await {
+                    tracing::warn!(revision, step = step.as_str(), %error, "the saved revision fails with the current outputs; keeping what is in place");
+                    self.healthy.store(present, Ordering::Relaxed);
+                    return Ok(());
+                }
+            }
+            Err(e) => {
+                tracing::warn!(revision, error = %format!("{e:#}"), "the saved revision does not render with the current outputs; keeping what is in place");
+                self.healthy.store(present, Ordering::Relaxed);
+                return Ok(());
+            }
         }
         self.healthy.store(true, Ordering::Relaxed);
-        metrics::gauge!("veltrix_agent_applied_revision").set(good.config.revision as f64);
-        tracing::info!(revision = good.config.revision, "serving the last good revision from the state directory");
+        metrics::gauge!("veltrix_agent_applied_revision").set(revision as f64);
+        tracing::info!(revision, "serving the last good revision from the state directory");
         Ok(())
     }
 

@@ -254,6 +254,36 @@ async fn once_reports_and_exits_and_a_cold_start_serves_the_state_directory() {
     })
     .await;
     assert_eq!(code, 503);
+
+    // The outputs changed since the state was saved (a template is new):
+    // the saved revision goes through --check before it is written.
+    drop(_cold);
+    let (tpl, dest) = (tmp.path().join("greeting.j2"), tmp.path().join("greeting.txt"));
+    std::fs::write(&tpl, "{{ raw.greeting }}, world\n").unwrap();
+    let t = format!("{}:{}", tpl.display(), dest.display());
+    let port = veltrix_testsystem::free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mark = tmp.path().join("checked");
+    let check = format!("touch {}; echo no >&2; exit 1", mark.display());
+    let refused = spawn(agent(
+        &sys,
+        ns,
+        "init-1",
+        tmp.path(),
+        &["--template", &t, "--check", &check, "--metrics-listen", &listen],
+    ));
+    eventually(Duration::from_secs(10), "the check ran", || async { mark.exists().then_some(()) }).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(http_get(addr, "/healthz").await.0, 503, "a new output that fails its check is not served");
+    assert!(!dest.exists());
+    assert_eq!(read(tmp.path().join("init-1/greeting")), "hello", "what was in place stays");
+    drop(refused);
+    let _accepted = spawn(agent(&sys, ns, "init-1", tmp.path(), &["--template", &t]));
+    eventually(Duration::from_secs(10), "the new output is written from the state directory", || async {
+        (read(dest.clone()) == "hello, world\n").then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -124,8 +124,16 @@ impl SyncHandle {
     pub(crate) fn start(client: Client, namespace: String, options: SyncOptions) -> Self {
         let (tx, rx) = mpsc::channel(64);
         let (reports_tx, reports) = mpsc::unbounded_channel();
-        let syncer =
-            Syncer { client, namespace, applied: options.applied, digest: String::new(), options, tx, reports };
+        let syncer = Syncer {
+            client,
+            namespace,
+            applied: options.applied,
+            digest: String::new(),
+            rejected: None,
+            options,
+            tx,
+            reports,
+        };
         let task = tokio::spawn(syncer.run());
         Self { rx, reporter: Reporter { tx: reports_tx }, task }
     }
@@ -165,6 +173,10 @@ struct Syncer {
     /// What the client last said it runs (repeated as keepalive).
     applied: Revision,
     digest: String,
+    /// The last NACK not superseded by an ACK of its revision or newer:
+    /// sent again after every subscribe, so that a NACK lost with a broken
+    /// stream still reaches the ledger.
+    rejected: Option<SyncNack>,
     tx: mpsc::Sender<Result<WatchEvent>>,
     reports: mpsc::UnboundedReceiver<Report>,
 }
@@ -206,6 +218,9 @@ impl Syncer {
             applied_revision: self.applied,
         };
         let _ = out.try_send(SyncRequest { request: Some(Request::Subscribe(subscribe)) });
+        if let Some(nack) = &self.rejected {
+            let _ = out.try_send(SyncRequest { request: Some(Request::Nack(nack.clone())) });
+        }
         let mut request = tonic::Request::new(ReceiverStream::new(out_rx));
         self.client.add_metadata(request.metadata_mut());
         let mut stream = match self.client.query().sync(request).await {
@@ -253,11 +268,16 @@ impl Syncer {
             Report::Ack { revision, digest } => {
                 self.applied = revision;
                 self.digest.clone_from(&digest);
+                if self.rejected.as_ref().is_some_and(|n| n.revision <= revision) {
+                    self.rejected = None;
+                }
                 Request::Ack(SyncAck { revision, digest })
             }
             Report::Nack { revision, applied, step, error } => {
                 self.applied = applied;
-                Request::Nack(SyncNack { revision, applied_revision: applied, step: step_wire(step).into(), error })
+                let nack = SyncNack { revision, applied_revision: applied, step: step_wire(step).into(), error };
+                self.rejected = Some(nack.clone());
+                Request::Nack(nack)
             }
         };
         SyncRequest { request: Some(request) }

@@ -3,8 +3,9 @@
 //! GetRevisionStatus; a client that stops acknowledging turns PENDING then
 //! STALE; a dropped stream is DISCONNECTED; a LiveConfig with a validator
 //! NACKs what it refuses and keeps its copy; restarting the query service
-//! keeps the ledger. The metrics (`veltrix_clients` per namespace and state,
-//! `veltrix_sync_reports_total` per kind) follow the ledger.
+//! keeps the ledger; a NACK is said again on the next stream. The metrics
+//! (`veltrix_clients` per namespace and state, `veltrix_sync_reports_total`
+//! per kind) follow the ledger.
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
 use std::{sync::Arc, time::Duration};
@@ -216,4 +217,47 @@ async fn a_live_config_acks_what_it_takes_nacks_what_it_refuses_and_the_ledger_s
     })
     .await;
     assert_eq!(live.get("port").unwrap().value.as_ref(), b"81");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nack_is_sent_again_after_a_reconnect() {
+    let mut sys = system().await;
+    let c = client(&sys);
+    let ns = "fleet/again";
+    let first = c.put(ns, "port", "80").await.unwrap();
+    eventually(Duration::from_secs(10), "the write is readable", || async {
+        (c.revision(ns).await.unwrap() >= first).then_some(())
+    })
+    .await;
+    let mut o = SyncOptions::new("web-1");
+    o.keepalive = Duration::from_millis(300);
+    let mut h = c.sync(ns, o);
+    let base = next_revision(&mut h).await;
+    h.ack(base, "");
+    let bad = c.put(ns, "port", "x").await.unwrap();
+    assert_eq!(next_revision(&mut h).await, bad);
+    h.nack(bad, base, SyncStep::Check, "invalid port");
+    let rejected = |c: Client| async move {
+        let all = c.clients(ns, &ClientFilter::default()).await.unwrap();
+        let i = all.into_iter().next()?;
+        let e = i.last_error?;
+        (i.state == ClientState::Rejected
+            && i.applied_revision == base
+            && e.revision == bad
+            && e.error == "invalid port")
+            .then_some(())
+    };
+    eventually(Duration::from_secs(10), "rejected", || rejected(c.clone())).await;
+
+    // The report is lost (as if it had died with a broken stream) and the
+    // stream breaks: the client says it again on its next stream.
+    sys.stop_query(0).await;
+    let out = std::process::Command::new("redis-cli")
+        .args(["-u", &sys.redis_url(), "HDEL", &format!("veltrix:ledger:{{{ns}}}"), "web-1"])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1", "the entry was there and is gone");
+    sys.start_query(0).await;
+    let c = client(&sys);
+    eventually(Duration::from_secs(20), "rejected again after the reconnect", || rejected(c.clone())).await;
 }

@@ -58,7 +58,12 @@ impl QueryService {
                 permit,
             )
             .await?;
-        if let Some(earlier) = self.fleet.ledger()?.record(&namespace, &record.client_id).await? {
+        // What this replica has not written yet is newer than the ledger.
+        let earlier = match self.fleet.writer.pending(&namespace, &record.client_id) {
+            Some(pending) => Some(pending),
+            None => self.fleet.ledger()?.record(&namespace, &record.client_id).await?,
+        };
+        if let Some(earlier) = earlier {
             record.continue_from(&earlier);
         }
         metrics::counter!(metric::REPORTS, "kind" => "subscribe").increment(1);

@@ -45,6 +45,11 @@ impl Writer {
         dirty.insert(key, (record.clone(), since));
     }
 
+    /// The client's newest record not written yet, if any.
+    pub fn pending(&self, namespace: &Namespace, client_id: &ClientId) -> Option<ClientRecord> {
+        self.lock().get(&(namespace.clone(), client_id.clone())).map(|(record, _)| record.clone())
+    }
+
     /// Records waiting to be written (tests, the benchmark).
     pub fn waiting(&self) -> usize {
         self.lock().len()
