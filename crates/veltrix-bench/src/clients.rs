@@ -44,12 +44,18 @@ pub async fn serving(proc: &Proc) -> anyhow::Result<()> {
     }
 }
 
-/// The value of an unlabelled metric on a Prometheus endpoint.
-pub async fn metric(port: u16, name: &str) -> anyhow::Result<Option<f64>> {
+/// The text of a Prometheus endpoint.
+pub async fn scrape(port: u16) -> anyhow::Result<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.context("metrics endpoint")?;
     conn.write_all(b"GET /metrics HTTP/1.1\r\nhost: bench\r\n\r\n").await?;
     let mut text = String::new();
     conn.read_to_string(&mut text).await?;
+    Ok(text)
+}
+
+/// The value of an unlabelled metric on a Prometheus endpoint.
+pub async fn metric(port: u16, name: &str) -> anyhow::Result<Option<f64>> {
+    let text = scrape(port).await?;
     Ok(text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok()))
 }

@@ -17,7 +17,7 @@ use veltrix_proto::v1::{
 };
 
 use crate::{
-    clients::{Command, Query},
+    clients::{self, Command, Query},
     load::{CpuMeter, Figure, histogram},
     procs::Proc,
     watches,
@@ -64,19 +64,9 @@ pub async fn run(
     let mut q = Query::new(channels[0].clone());
     wait_applied(&mut q, &ns, first, clients, Duration::from_secs(120)).await?;
     let (query_cpu, redis_cpu) = (query.cpu_seconds(), redis.cpu_seconds());
-    let before = scrape(metrics_port).await?;
+    let before = clients::scrape(metrics_port).await?;
     let meter = CpuMeter::start();
-    let commits = watches::paced(rate, d, |i| {
-        let mut cmd = cmd.clone();
-        let req = PutRequest {
-            namespace: ns.clone(),
-            key: format!("k{}", i % 10),
-            value: vec![b'v'; 64],
-            ..Default::default()
-        };
-        async move { Ok(cmd.put(req).await?.into_inner().revision) }
-    })
-    .await?;
+    let commits = watches::paced_puts(&cmd, &ns, rate, d).await?;
     let last = commits.keys().max().copied().unwrap_or(0);
     let last_commit = commits.values().max().copied().unwrap_or_else(Instant::now);
     wait_applied(&mut q, &ns, last, clients, Duration::from_secs(120)).await?;
@@ -84,7 +74,7 @@ pub async fn run(
     let (delivery, missing) = watches::finish(commits, stop, tasks, meter, clients).await?;
     // The writer flushes what came in last on its next pass.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let after = scrape(metrics_port).await?;
+    let after = clients::scrape(metrics_port).await?;
     let counter = |name: &str, label: &str| sum(&after, name, label) - sum(&before, name, label);
     let reports = counter("veltrix_sync_reports_total", "kind=\"ack\"");
     let per = |cpu: f64| cpu * 1e6 / reports.max(1.0);
@@ -177,15 +167,6 @@ async fn wait_applied(q: &mut Query, ns: &str, revision: u64, clients: usize, wi
         anyhow::ensure!(Instant::now() < deadline, "the ledger did not count {clients} clients on revision {revision}");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-async fn scrape(port: u16) -> anyhow::Result<String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
-    conn.write_all(b"GET /metrics HTTP/1.1\r\nhost: bench\r\n\r\n").await?;
-    let mut text = String::new();
-    conn.read_to_string(&mut text).await?;
-    Ok(text)
 }
 
 /// The sum of a metric's lines that contain `label` (empty: all).

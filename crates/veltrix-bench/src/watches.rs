@@ -170,18 +170,23 @@ pub async fn ours(
     let tasks = our_watchers(channels, &ns, watchers, &stop).await?;
     opened();
     let meter = CpuMeter::start();
-    let commits = paced(rate, d, |i| {
+    let commits = paced_puts(&cmd, &ns, rate, d).await?;
+    finish(commits, stop, tasks, meter, watchers).await
+}
+
+/// Puts of 64 bytes to ten keys of `ns` at `rate`/s for `d`, as [`paced`].
+pub async fn paced_puts(cmd: &Command, ns: &str, rate: u32, d: Duration) -> anyhow::Result<HashMap<u64, Instant>> {
+    paced(rate, d, |i| {
         let mut cmd = cmd.clone();
         let req = PutRequest {
-            namespace: ns.clone(),
+            namespace: ns.to_owned(),
             key: format!("k{}", i % 10),
             value: vec![b'v'; 64],
             ..Default::default()
         };
         async move { Ok(cmd.put(req).await?.into_inner().revision) }
     })
-    .await?;
-    finish(commits, stop, tasks, meter, watchers).await
+    .await
 }
 
 /// Raw: JetStream publishes (acked) to one subject, `watchers` core NATS
