@@ -9,8 +9,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let well_known = protoc_bin_vendored::include_path()?;
 
     let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
-    let files = ["command.proto", "event.proto", "fleet.proto", "origin.proto", "query.proto", "readmodel.proto"]
-        .map(|f| root.join("veltrix/config/v1").join(f));
+    let files = [
+        "command.proto",
+        "event.proto",
+        "fleet.proto",
+        "origin.proto",
+        "query.proto",
+        "readmodel.proto",
+        "rollout.proto",
+    ]
+    .map(|f| root.join("veltrix/config/v1").join(f));
     let out = PathBuf::from(env::var("OUT_DIR")?);
     // The protos live outside this package: cargo watches only the package
     // itself unless told.

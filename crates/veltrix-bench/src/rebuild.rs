@@ -48,6 +48,7 @@ pub async fn fill(url: &str, count: u64, namespaces: u64) -> anyhow::Result<()> 
             trace: TraceContext::default(),
             origin: veltrix_domain::Origin::Write,
             schema_changes: Vec::new(),
+            rollout: None,
         };
         let mut headers = HeaderMap::new();
         headers.insert("Veltrix-Event", EVENT_TYPE);

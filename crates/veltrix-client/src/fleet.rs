@@ -67,6 +67,11 @@ impl ClientState {
     }
 }
 
+/// Clients that rejected the same way, from the wire.
+pub(crate) fn rejection(g: v1::RejectionGroup) -> Rejection {
+    Rejection { step: step_name(g.step), error: g.error, count: g.count, client_ids: g.client_ids }
+}
+
 fn step_name(step: i32) -> String {
     match v1::SyncStep::try_from(step) {
         Ok(v1::SyncStep::Render) => "render",
@@ -216,16 +221,7 @@ impl Client {
             stale: s.stale,
             rejected: s.rejected,
             disconnected: s.disconnected,
-            rejections: s
-                .rejections
-                .into_iter()
-                .map(|g| Rejection {
-                    step: step_name(g.step),
-                    error: g.error,
-                    count: g.count,
-                    client_ids: g.client_ids,
-                })
-                .collect(),
+            rejections: s.rejections.into_iter().map(rejection).collect(),
         })
     }
 

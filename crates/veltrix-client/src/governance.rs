@@ -22,6 +22,8 @@ pub enum OriginKind {
     /// SetSchema or DeleteSchema.
     Schema,
     NamespaceDelete,
+    /// A rollout's transition, or its target committed at completion.
+    Rollout,
     /// Written by a newer version.
     Unknown,
 }
@@ -52,6 +54,7 @@ impl From<Option<v1::Origin>> for Origin {
             Ok(Kind::Promotion) => OriginKind::Promotion,
             Ok(Kind::Schema) => OriginKind::Schema,
             Ok(Kind::NamespaceDelete) => OriginKind::NamespaceDelete,
+            Ok(Kind::Rollout) => OriginKind::Rollout,
             Err(_) => OriginKind::Unknown,
         };
         Self { kind, source_namespace: o.source_namespace, source_revision: o.source_revision }
@@ -66,6 +69,7 @@ impl std::fmt::Display for Origin {
             OriginKind::Promotion => write!(f, "promoted from {}@{}", self.source_namespace, self.source_revision),
             OriginKind::Schema => f.write_str("schema change"),
             OriginKind::NamespaceDelete => f.write_str("namespace deleted"),
+            OriginKind::Rollout => f.write_str("rollout"),
             OriginKind::Unknown => f.write_str("unknown origin"),
         }
     }

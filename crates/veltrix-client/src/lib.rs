@@ -35,6 +35,7 @@ mod error;
 mod fleet;
 mod governance;
 mod live;
+mod rollout;
 mod sync;
 mod types;
 mod watch;
@@ -45,10 +46,14 @@ pub use error::{Error, REVISION_COMPACTED, REVISION_CONFLICT, Result};
 pub use fleet::{ClientError, ClientFilter, ClientInfo, ClientState, Rejection, RevisionStatus, StatusReport};
 pub use governance::{AdminOptions, Blamed, Origin, OriginKind, SchemaChange, SchemaInfo};
 pub use live::{LiveConfig, LiveOptions, Snapshot, Source, Validator};
+pub use rollout::{
+    GateInputs, Rollout, RolloutActionOptions, RolloutChange, RolloutOptions, RolloutStep, RolloutStrategy,
+    RolloutTransition,
+};
 pub use sync::{Reporter, SyncHandle, SyncOptions, SyncStep};
 pub use types::{
-    Change, ChangeOp, ChangeSet, Entry, KeyChange, NamespaceInfo, Revision, WatchEvent, decode_value, encode_value,
-    rfc3339,
+    Change, ChangeOp, ChangeSet, Entry, KeyChange, NamespaceInfo, Revision, RolloutMark, WatchEvent, decode_value,
+    encode_value, rfc3339,
 };
 pub use watch::{WatchStart, WatchStream};
 

@@ -72,6 +72,23 @@ pub struct ChangeSet {
     /// Changes to the namespace's schemas (not keys).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub schema_changes: Vec<crate::SchemaChange>,
+    /// Set when it is a rollout's transition (History), or a rollout's
+    /// target (or, at an abort, its base values) sent to this Sync client.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Box<RolloutMark>>,
+}
+
+/// How a change set is part of a rollout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RolloutMark {
+    pub rollout_id: String,
+    /// started, advanced, paused, resumed, aborted, completed.
+    pub kind: String,
+    /// The rollout's step (0-based) and its share of the clients.
+    pub step: u32,
+    pub percent: u32,
+    /// user, gate, timeout.
+    pub triggered_by: String,
 }
 
 /// A change to make, for [`crate::Client::apply`].
@@ -121,6 +138,9 @@ pub struct NamespaceInfo {
 
 /// What a watch stream yields.
 #[derive(Debug, Clone, PartialEq)]
+// Changes is the variant nearly every event is: boxing it would add an
+// allocation per change set to save bytes in the rare other two.
+#[allow(clippy::large_enum_variant)]
 pub enum WatchEvent {
     /// The matching keys as of `revision` (when a snapshot was asked for, or
     /// when the history needed to resume was gone). Replaces what the
@@ -177,6 +197,15 @@ impl From<v1::ChangeRecord> for ChangeSet {
             changes,
             origin: crate::Origin::from(r.origin),
             schema_changes: r.schema_changes.into_iter().map(crate::SchemaChange::from).collect(),
+            rollout: r.rollout.map(|m| {
+                Box::new(RolloutMark {
+                    rollout_id: m.rollout_id,
+                    kind: crate::rollout::kind_name(m.kind).to_owned(),
+                    step: m.step,
+                    percent: m.percent,
+                    triggered_by: crate::rollout::trigger_name(m.triggered_by).to_owned(),
+                })
+            }),
         }
     }
 }

@@ -14,6 +14,7 @@ use crate::{
     command::{ChangeSetCommand, Expectation, Operation},
     event::{ChangeSetCommitted, KeyChange, KeyOp},
     names::{Key, Namespace, RequestId},
+    rollout::{Rollout, RolloutError, RolloutId},
     schema::{MAX_VIOLATIONS, Schemas, Violation},
 };
 
@@ -43,6 +44,8 @@ pub struct NamespaceState {
     /// Request ids in commit order with their commit time, for pruning.
     request_order: VecDeque<(SystemTime, RequestId)>,
     idempotency_window: Duration,
+    /// The latest rollout (running, paused or over).
+    rollout: Option<Rollout>,
 }
 
 impl NamespaceState {
@@ -56,6 +59,7 @@ impl NamespaceState {
             requests: HashMap::new(),
             request_order: VecDeque::new(),
             idempotency_window,
+            rollout: None,
         }
     }
 
@@ -66,6 +70,16 @@ impl NamespaceState {
 
     pub fn key(&self, key: &Key) -> Option<&KeyMeta> {
         self.keys.get(key)
+    }
+
+    /// The latest rollout (running, paused or over).
+    pub fn rollout(&self) -> Option<&Rollout> {
+        self.rollout.as_ref()
+    }
+
+    /// The running (or paused) rollout.
+    pub fn live_rollout(&self) -> Option<&Rollout> {
+        self.rollout.as_ref().filter(|r| r.is_live())
     }
 
     /// The schemas in force.
@@ -119,6 +133,7 @@ impl NamespaceState {
                 }
             }
         }
+        crate::rollout::event::fold(&mut self.rollout, revision, event);
         self.remember_request(revision, event);
     }
 
@@ -170,6 +185,17 @@ pub enum Rejection {
     /// [`MAX_VIOLATIONS`]).
     #[error("{} value(s) break the namespace's schemas: {}", .0.len(), join(.0))]
     SchemaViolation(Vec<Violation>),
+    /// A write to a key that a running (or paused) rollout changes.
+    #[error("key '{key}' is held by rollout {rollout}: promote or abort it first")]
+    HeldByRollout { key: Key, rollout: RolloutId },
+    /// A rollout is running (or paused) in the namespace already.
+    #[error("rollout {0} is still running in this namespace: one runs at a time")]
+    RolloutRunning(RolloutId),
+    #[error("rollout {0} does not exist in this namespace (or is not its latest)")]
+    RolloutNotFound(String),
+    /// A person's command the rollout's state or version refuses.
+    #[error(transparent)]
+    Rollout(#[from] RolloutError),
 }
 
 fn join(violations: &[Violation]) -> String {
@@ -218,6 +244,16 @@ pub fn decide(state: &NamespaceState, cmd: &ChangeSetCommand) -> Result<Decision
     {
         return Err(Rejection::NamespaceMoved { expected: computed_at, current: state.revision() });
     }
+    if let Some(rollout) = state.live_rollout()
+        && *cmd.origin() == crate::Origin::NamespaceDelete
+    {
+        return Err(Rejection::RolloutRunning(rollout.id.clone()));
+    }
+    if let Some(rollout) = state.live_rollout()
+        && let Some(c) = cmd.changes().iter().find(|c| rollout.holds(&c.key))
+    {
+        return Err(Rejection::HeldByRollout { key: c.key.clone(), rollout: rollout.id.clone() });
+    }
     let mut changes = Vec::with_capacity(cmd.changes().len());
     for c in cmd.changes() {
         let meta = state.key(&c.key).copied();
@@ -265,6 +301,7 @@ pub fn decide(state: &NamespaceState, cmd: &ChangeSetCommand) -> Result<Decision
         trace: meta.trace.clone(),
         origin: cmd.origin().clone(),
         schema_changes: cmd.schema_changes().to_vec(),
+        rollout: None,
     })))
 }
 

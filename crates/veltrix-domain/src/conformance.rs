@@ -34,6 +34,7 @@ pub fn event(ns: &str, key: &str, request_id: &str) -> ChangeSetCommitted {
         },
         origin: crate::Origin::Write,
         schema_changes: Vec::new(),
+        rollout: None,
     }
 }
 

@@ -7,6 +7,7 @@ use crate::{
     Revision,
     command::Expectation,
     names::{Actor, ContentType, Key, Namespace, Reason, RequestId},
+    rollout::RolloutEvent,
     schema::SchemaChange,
 };
 
@@ -35,6 +36,9 @@ pub enum Origin {
     /// DeleteNamespace: every key and schema deleted; the namespace leaves
     /// the listings until it is written again.
     NamespaceDelete,
+    /// A rollout's transition (see `ChangeSetCommitted::rollout`); at the
+    /// completion, its target committed.
+    Rollout,
     /// A kind this version does not know (written by a newer one), kept as
     /// it was stored.
     Other(Box<UnknownOrigin>),
@@ -63,6 +67,9 @@ pub struct ChangeSetCommitted {
     /// Changes to the namespace's schemas, in force for this change set's own
     /// key changes (empty for most change sets).
     pub schema_changes: Vec<SchemaChange>,
+    /// Set when the change set is a rollout's transition (boxed: most
+    /// change sets are not).
+    pub rollout: Option<Box<RolloutEvent>>,
 }
 
 /// What happened to one key.

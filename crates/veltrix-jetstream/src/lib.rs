@@ -18,6 +18,8 @@ mod store;
 mod stream;
 
 pub use args::NatsArgs;
+/// A connection to NATS, as [`connect`] opens it.
+pub type NatsClient = async_nats::Client;
 pub use connect::{ConnectionEvents, NatsOptions, connect};
 pub use error::Error;
 pub use feed::{JetStreamFeed, JetStreamReader};

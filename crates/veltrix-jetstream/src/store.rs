@@ -51,6 +51,22 @@ impl JetStreamEventStore {
         Ok(Self { js, stream, settings })
     }
 
+    /// The store on a stream that exists (created by the command service):
+    /// for a process that appends but does not own the stream's setup (the
+    /// query service's rollout controller).
+    pub async fn attach(
+        client: async_nats::Client,
+        settings: StreamSettings,
+        request_timeout: Duration,
+    ) -> Result<Self, Error> {
+        let js = jetstream::ContextBuilder::new().timeout(request_timeout).build(client);
+        let stream = js
+            .get_stream(&settings.name)
+            .await
+            .map_err(|e| Error::JetStream { context: "looking up the event stream", source: Box::new(e) })?;
+        Ok(Self { js, stream, settings })
+    }
+
     pub fn settings(&self) -> &StreamSettings {
         &self.settings
     }

@@ -5,14 +5,18 @@ use std::sync::LazyLock;
 use prost::Message;
 use redis::Script;
 use veltrix_domain::{ChangeSetCommitted, KeyOp, Origin, Revision};
-use veltrix_proto::convert::read::{change_record, key_history_entry, key_value_after, schema_history_entry};
+use veltrix_proto::convert::{
+    encode_event,
+    read::{change_record, key_history_entry, key_value_after, schema_history_entry},
+};
 
 use crate::{Error, Generation, ReadModel};
 
-/// KEYS: kv, mods, live, all, log, meta, schemas, then one history key per
-/// change. ARGV: revision, change record, keep, n, deletes the namespace
-/// (1|0), m, then per change: key, op (s|d), key value (empty for a
-/// delete), history entry; then m schema history entries.
+/// KEYS: kv, mods, live, all, log, meta, schemas, rollouts, then one
+/// history key per change. ARGV: revision, change record, keep, n, deletes
+/// the namespace (1|0), m, then per change: key, op (s|d), key value (empty
+/// for a delete), history entry; then m schema history entries; then the
+/// stored event when it is a rollout's transition (else empty).
 ///
 /// Per key the change is applied only if it is newer than the last applied
 /// one (`mods`), so replays and out-of-order deliveries change nothing; the
@@ -29,6 +33,10 @@ local m = tonumber(ARGV[6])
 redis.call('ZADD', KEYS[5], rev, ARGV[2])
 for j = 1, m do
   redis.call('ZADD', KEYS[7], rev, ARGV[6 + n * 4 + j])
+end
+local rollout = ARGV[7 + n * 4 + m]
+if rollout ~= '' then
+  redis.call('ZADD', KEYS[8], rev, rollout)
 end
 if ARGV[5] == '1' then
   local deleted = tonumber(redis.call('HGET', KEYS[6], 'deleted') or '0')
@@ -51,7 +59,7 @@ end
 for i = 0, n - 1 do
   local a = 7 + i * 4
   local key, op, kv, hist = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
-  local hkey = KEYS[8 + i]
+  local hkey = KEYS[9 + i]
   redis.call('ZADD', hkey, rev, hist)
   redis.call('ZADD', KEYS[4], 0, key)
   local cur = tonumber(redis.call('HGET', KEYS[2], key) or '0')
@@ -146,6 +154,9 @@ impl ReadModel {
                 if seen.insert(event.namespace.as_str()) {
                     p.cmd("ZADD").arg(self.keys.namespaces(generation)).arg(0).arg(event.namespace.as_str()).ignore();
                 }
+                if event.rollout.is_some() {
+                    p.cmd("SADD").arg(self.keys.rollout_namespaces(generation)).arg(event.namespace.as_str()).ignore();
+                }
             }
             for invocation in &invocations {
                 p.invoke_script(invocation).ignore();
@@ -178,6 +189,7 @@ impl ReadModel {
             .key(ns.log())
             .key(ns.meta())
             .key(ns.schemas())
+            .key(ns.rollouts())
             .arg(revision.get())
             .arg(change_record(revision, event).encode_to_vec())
             .arg(options.history_keep)
@@ -199,6 +211,10 @@ impl ReadModel {
         for c in &event.schema_changes {
             invocation.arg(schema_history_entry(revision, c).encode_to_vec());
         }
+        // Rollouts are folded from their own events (the start carries the
+        // target and strategy, which no change record holds); they are
+        // never trimmed, like schema changes.
+        invocation.arg(if event.rollout.is_some() { encode_event(event) } else { Vec::new() });
         invocation
     }
 

@@ -50,6 +50,12 @@ impl Keys {
         format!("{{{}}}:g{generation}:namespaces", self.prefix)
     }
 
+    /// SET of the namespaces that have had a rollout (the controller's
+    /// round).
+    pub fn rollout_namespaces(&self, generation: Generation) -> String {
+        format!("{{{}}}:g{generation}:rollout-namespaces", self.prefix)
+    }
+
     /// Patterns of every key of a generation (for deleting an old one).
     pub fn generation_patterns(&self, generation: Generation) -> [String; 2] {
         [format!("{}:g{generation}:*", self.prefix), format!("{{{}}}:g{generation}:*", self.prefix)]
@@ -104,6 +110,12 @@ impl NsKeys {
         format!("{}:schemas", self.base)
     }
 
+    /// ZSET of the stored events of the namespace's rollout transitions,
+    /// scored by revision (never trimmed).
+    pub fn rollouts(&self) -> String {
+        format!("{}:rollouts", self.base)
+    }
+
     /// ZSET of the key's `KeyHistoryEntry`s scored by revision.
     pub fn history(&self, key: &str) -> String {
         format!("{}:h:{key}", self.base)
@@ -119,7 +131,7 @@ mod tests {
     fn namespace_keys_share_one_hash_tag() {
         let k = Keys::new("vx{bad}");
         let ns = k.namespace(Generation::from_u64(3), &Namespace::parse("payments/prod").unwrap());
-        for key in [ns.kv(), ns.live(), ns.log(), ns.meta(), ns.history("db/url")] {
+        for key in [ns.kv(), ns.live(), ns.log(), ns.meta(), ns.rollouts(), ns.history("db/url")] {
             assert!(key.starts_with("vxbad:g3:{payments/prod}:"), "{key}");
         }
     }

@@ -8,11 +8,13 @@ use prost::Message;
 use redis::aio::ConnectionManager;
 use veltrix_domain::{
     Namespace, Revision,
-    fleet::{Agent, ClientError, ClientId, ClientRecord, LedgerError, LedgerStore, Step},
+    fleet::{Agent, ClientError, ClientId, ClientRecord, LedgerError, LedgerStore, RolloutTarget},
+    rollout::RolloutId,
 };
 use veltrix_proto::v1::{self as pb, LedgerEntry};
 
 use crate::{Error, Keys, RedisOptions};
+pub use veltrix_proto::convert::{step_from_wire, step_to_wire};
 
 #[derive(Clone)]
 pub struct RedisLedger {
@@ -88,25 +90,6 @@ impl LedgerStore for RedisLedger {
     }
 }
 
-pub fn step_to_wire(step: Step) -> pb::SyncStep {
-    match step {
-        Step::Render => pb::SyncStep::Render,
-        Step::Check => pb::SyncStep::Check,
-        Step::Reload => pb::SyncStep::Reload,
-        Step::Health => pb::SyncStep::Health,
-    }
-}
-
-pub fn step_from_wire(step: pb::SyncStep) -> Option<Step> {
-    match step {
-        pb::SyncStep::Render => Some(Step::Render),
-        pb::SyncStep::Check => Some(Step::Check),
-        pb::SyncStep::Reload => Some(Step::Reload),
-        pb::SyncStep::Health => Some(Step::Health),
-        pb::SyncStep::Unspecified => None,
-    }
-}
-
 fn time(t: SystemTime) -> Option<prost_types::Timestamp> {
     Some(t.into())
 }
@@ -137,6 +120,8 @@ fn encode(r: &ClientRecord) -> Vec<u8> {
         replica: r.replica.clone(),
         connected: r.connected,
         replica_seen: time(r.replica_seen),
+        rollout_id: r.rollout.as_ref().map(|t| t.id.to_string()).unwrap_or_default(),
+        rollout_revision: r.rollout.as_ref().map_or(0, |t| t.revision.get()),
     }
     .encode_to_vec()
 }
@@ -172,5 +157,12 @@ fn decode(namespace: &Namespace, id: &str, bytes: &[u8]) -> Result<ClientRecord,
         replica: e.replica,
         connected: e.connected,
         replica_seen: from_time(e.replica_seen.as_ref()),
+        rollout: match e.rollout_id.as_str() {
+            "" => None,
+            id => Some(RolloutTarget {
+                id: RolloutId::parse(id).map_err(|_| corrupt("rollout id"))?,
+                revision: Revision::new(e.rollout_revision),
+            }),
+        },
     })
 }

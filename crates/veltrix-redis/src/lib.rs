@@ -19,6 +19,7 @@ mod governance;
 mod keys;
 mod ledger;
 mod query;
+mod rollouts;
 
 use std::time::Duration;
 
@@ -169,4 +170,10 @@ async fn open(options: &RedisOptions) -> Result<ConnectionManager, Error> {
         .set_number_of_retries(2)
         .set_max_delay(Duration::from_secs(1));
     Ok(ConnectionManager::new_with_config(client, config).await?)
+}
+
+impl From<veltrix_proto::convert::EventDecodeError> for Error {
+    fn from(e: veltrix_proto::convert::EventDecodeError) -> Self {
+        Self::Corrupt(e.to_string())
+    }
 }

@@ -275,6 +275,9 @@ pub enum Command {
     /// The JSON Schemas (draft 2020-12) that values of matching keys must satisfy.
     #[command(subcommand)]
     Schema(SchemaCommand),
+    /// Gradual rollouts: a change set to a growing share of the Sync clients, gated on their ACKs.
+    #[command(subcommand)]
+    Rollout(RolloutCommand),
     /// Delete every key and schema of a namespace in one change set (its history stays).
     DeleteNamespace {
         namespace: String,
@@ -311,6 +314,78 @@ pub enum SchemaCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum RolloutCommand {
+    /// Start a rollout of the change set in FILE (as `apply` reads it; "-": stdin).
+    Start {
+        namespace: String,
+        file: PathBuf,
+        /// Cumulative shares of the Sync clients, the last 100: e.g. 10,50,100.
+        #[arg(long, value_delimiter = ',', required = true)]
+        steps: Vec<u32>,
+        /// Each step runs at least this long (e.g. 30s, 5m, 1h).
+        #[arg(long, default_value = "0s", value_parser = parse_duration)]
+        bake: Duration,
+        /// Share of a step's cohort that must ACK before it advances (default 100%).
+        #[arg(long, value_parser = parse_percent)]
+        min_applied: Option<u32>,
+        /// Above this share of NACKs the rollout aborts (default 0%).
+        #[arg(long, value_parser = parse_percent)]
+        max_rejected: Option<u32>,
+        /// Clients with this label are in from the first step (k=v; repeatable).
+        #[arg(long)]
+        canary: Vec<String>,
+        /// Not enough ACKs this long after a step began: the rollout pauses.
+        #[arg(long, value_parser = parse_duration)]
+        ack_timeout: Option<Duration>,
+        /// The namespace's current revision must be this.
+        #[arg(long)]
+        expect_revision: Option<u64>,
+        /// Why (overrides the file's `reason`).
+        #[arg(long)]
+        reason: Option<String>,
+        #[arg(long)]
+        request_id: Option<String>,
+    },
+    /// The running rollout (or --id): step, cohort, applied/rejected/pending, the next gate.
+    Status {
+        namespace: String,
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// Pause the running rollout (or --id): no step advances until resumed.
+    Pause(RolloutAction),
+    /// Resume a paused rollout.
+    Resume(RolloutAction),
+    /// Abort it: the cohort gets the base values back.
+    Abort(RolloutAction),
+    /// Straight to 100%: commit the target for every client.
+    Promote(RolloutAction),
+    /// Every rollout of a namespace, newest first.
+    List { namespace: String },
+}
+
+#[derive(Debug, Args)]
+pub struct RolloutAction {
+    pub namespace: String,
+    /// The rollout (default: the namespace's running one).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// The rollout's version must be this (see `rollout status -o json`).
+    #[arg(long)]
+    pub expect_version: Option<u64>,
+    #[arg(long)]
+    pub reason: Option<String>,
+    #[arg(long)]
+    pub request_id: Option<String>,
+}
+
+/// `95%` or `95`: 0 to 100.
+fn parse_percent(s: &str) -> Result<u32, String> {
+    let n: u32 = s.trim_end_matches('%').parse().map_err(|_| format!("invalid percentage '{s}' (e.g. 95%)"))?;
+    if n > 100 { Err(format!("invalid percentage '{s}': at most 100%")) } else { Ok(n) }
+}
+
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let (number, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len()));
     let n: f64 = number.parse().map_err(|_| format!("invalid duration '{s}' (e.g. 500ms, 5s, 1m)"))?;
@@ -318,7 +393,8 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         "ms" => n / 1000.0,
         "s" | "" => n,
         "m" => n * 60.0,
-        _ => return Err(format!("invalid duration unit in '{s}' (ms, s or m)")),
+        "h" => n * 3600.0,
+        _ => return Err(format!("invalid duration unit in '{s}' (ms, s, m or h)")),
     };
     Duration::try_from_secs_f64(seconds).map_err(|e| format!("invalid duration '{s}': {e}"))
 }

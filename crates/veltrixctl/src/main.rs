@@ -9,6 +9,7 @@ mod fleet;
 mod govern;
 mod output;
 mod read;
+mod rollout;
 mod watch;
 mod write;
 
@@ -127,6 +128,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Blame { namespace, prefix, revision } => govern::blame(c, out, &namespace, &prefix, revision).await,
         Command::Clients { namespace, state, selector } => fleet::clients(c, out, &namespace, state, selector).await,
         Command::Status { namespace, revision } => fleet::status(c, out, &namespace, revision).await,
+        Command::Rollout(command) => rollout::run(c, out, command).await,
         Command::Schema(command) => govern::schema(c, out, command).await,
         Command::DeleteNamespace { namespace, computed } => {
             govern::delete_namespace(c, out, &namespace, computed).await

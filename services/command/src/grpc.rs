@@ -5,7 +5,14 @@ use std::{sync::Arc, time::SystemTime};
 
 use tonic::{Request, Response, Status, metadata::MetadataMap};
 use veltrix_access::{AccessError, Auth, Role};
-use veltrix_domain::{Actor, EventStore, Limits, TraceContext, ValidationError};
+use veltrix_domain::{Actor, EventStore, Limits, TraceContext, ValidationError, rollout::RolloutCommand};
+use veltrix_proto::{
+    convert::rollout::{ActionRequest, rollout_action, rollout_to_wire, start_rollout},
+    v1::{
+        AbortRolloutRequest, PauseRolloutRequest, PromoteRolloutRequest, ResumeRolloutRequest, RolloutActionResponse,
+        StartRolloutRequest, StartRolloutResponse,
+    },
+};
 use veltrix_proto::{
     convert::{self, CallContext, IntoCommand, read},
     v1::{
@@ -106,6 +113,45 @@ impl<S: EventStore> CommandService<S> {
         caller.require(Role::Admin, namespace(&validated).as_str())?;
         let handler = self.handler.get()?;
         run(handler.clone(), validated, self.limits, deadline).await
+    }
+}
+
+impl<S: EventStore> CommandService<S> {
+    /// StartRollout: the write role on the namespace.
+    #[tracing::instrument(level = "debug", skip_all, fields(rpc = "StartRollout"))]
+    async fn run_start_rollout(
+        &self,
+        request: Request<StartRolloutRequest>,
+    ) -> Result<StartRolloutResponse, CommandError> {
+        let caller = self.auth.caller(&request)?;
+        let deadline = tokio::time::Instant::now() + self.call_time.budget(request.metadata());
+        let ctx = call_context(request.metadata(), caller.identity())?;
+        let start = start_rollout(request.into_inner(), ctx, &self.limits)?;
+        caller.require(Role::Write, start.target.namespace().as_str())?;
+        let handler = self.handler.get()?;
+        let revision = handler.start_rollout(&start, deadline).await?;
+        tracing::info!(namespace = %start.target.namespace(), rollout = %start.id, %revision, "rollout started");
+        Ok(StartRolloutResponse { rollout_id: start.id.to_string(), revision: revision.get() })
+    }
+
+    /// Pause, resume, abort, promote: the write role on the namespace.
+    async fn run_rollout_action<R>(
+        &self,
+        request: Request<R>,
+        command: RolloutCommand,
+    ) -> Result<RolloutActionResponse, CommandError>
+    where
+        for<'a> ActionRequest<'a>: From<&'a R>,
+    {
+        let caller = self.auth.caller(&request)?;
+        let deadline = tokio::time::Instant::now() + self.call_time.budget(request.metadata());
+        let ctx = call_context(request.metadata(), caller.identity())?;
+        let (namespace, action) = rollout_action(ActionRequest::from(request.get_ref()), command, ctx)?;
+        caller.require(Role::Write, namespace.as_str())?;
+        let handler = self.handler.get()?;
+        let (revision, rollout) = handler.rollout_action(&namespace, &action, deadline).await?;
+        tracing::info!(%namespace, rollout = %action.id, ?command, %revision, "rollout transition");
+        Ok(RolloutActionResponse { revision: revision.get(), rollout: rollout.map(|r| rollout_to_wire(&r, None)) })
     }
 }
 
@@ -220,5 +266,40 @@ impl<S: EventStore> ConfigCommand for CommandService<S> {
             .map_err(to_status)?;
         let ChangeSetResponse { revision, changes, schema_changes } = change_set_response(&outcome);
         Ok(Response::new(DeleteNamespaceResponse { revision, changes, schema_changes }))
+    }
+
+    async fn start_rollout(
+        &self,
+        request: Request<StartRolloutRequest>,
+    ) -> Result<Response<StartRolloutResponse>, Status> {
+        self.run_start_rollout(request).await.map(Response::new).map_err(to_status)
+    }
+
+    async fn pause_rollout(
+        &self,
+        request: Request<PauseRolloutRequest>,
+    ) -> Result<Response<RolloutActionResponse>, Status> {
+        self.run_rollout_action(request, RolloutCommand::Pause).await.map(Response::new).map_err(to_status)
+    }
+
+    async fn resume_rollout(
+        &self,
+        request: Request<ResumeRolloutRequest>,
+    ) -> Result<Response<RolloutActionResponse>, Status> {
+        self.run_rollout_action(request, RolloutCommand::Resume).await.map(Response::new).map_err(to_status)
+    }
+
+    async fn abort_rollout(
+        &self,
+        request: Request<AbortRolloutRequest>,
+    ) -> Result<Response<RolloutActionResponse>, Status> {
+        self.run_rollout_action(request, RolloutCommand::Abort).await.map(Response::new).map_err(to_status)
+    }
+
+    async fn promote_rollout(
+        &self,
+        request: Request<PromoteRolloutRequest>,
+    ) -> Result<Response<RolloutActionResponse>, Status> {
+        self.run_rollout_action(request, RolloutCommand::Promote).await.map(Response::new).map_err(to_status)
     }
 }

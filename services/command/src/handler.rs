@@ -92,9 +92,20 @@ impl<S: EventStore> CommandHandler<S> {
     /// Runs a command to completion or until `deadline`; answers the revision
     /// of its change set.
     pub async fn execute(&self, cmd: &ChangeSetCommand, deadline: Instant) -> Result<Revision, CommandError> {
-        let slot = self.slot(cmd.namespace());
+        self.execute_with(cmd.namespace(), deadline, |state| decide(state, cmd)).await
+    }
+
+    /// Runs the command that `decide` makes of the namespace's latest state
+    /// (decided again after every conflict) to completion or `deadline`.
+    pub(crate) async fn execute_with(
+        &self,
+        namespace: &Namespace,
+        deadline: Instant,
+        decide: impl Fn(&NamespaceState) -> Result<Decision, Rejection>,
+    ) -> Result<Revision, CommandError> {
+        let slot = self.slot(namespace);
         let mut state = timeout_at(deadline, slot.lock()).await.map_err(|_| CommandError::Timeout)?;
-        match timeout_at(deadline, self.execute_locked(&mut state, cmd)).await {
+        match timeout_at(deadline, self.execute_locked(&mut state, namespace, decide)).await {
             Ok(result) => result,
             Err(_) => {
                 // An append may still land: forget the state, reload it next time.
@@ -128,7 +139,7 @@ impl<S: EventStore> CommandHandler<S> {
 
     /// Runs `f` on the namespace's state caught up with the stream, under
     /// the namespace's lock.
-    async fn with_latest<T>(
+    pub(crate) async fn with_latest<T>(
         &self,
         namespace: &Namespace,
         deadline: Instant,
@@ -151,8 +162,14 @@ impl<S: EventStore> CommandHandler<S> {
     async fn execute_locked(
         &self,
         slot: &mut Option<NamespaceState>,
-        cmd: &ChangeSetCommand,
+        namespace: &Namespace,
+        decide: impl Fn(&NamespaceState) -> Result<Decision, Rejection>,
     ) -> Result<Revision, CommandError> {
+        // Whether the state has been caught up with the store in this call:
+        // a rejection decided on a cached state that another process has
+        // moved past (another replica's write, the rollout controller's
+        // transition) is decided again on the caught-up state first.
+        let mut fresh = false;
         for attempt in 0..MAX_ATTEMPTS {
             if attempt > 0 {
                 metrics::counter!(metric::RETRIES).increment(1);
@@ -160,9 +177,22 @@ impl<S: EventStore> CommandHandler<S> {
             }
             let state = match slot {
                 Some(state) => state,
-                None => slot.insert(self.load(cmd.namespace()).await?),
+                None => {
+                    fresh = true;
+                    slot.insert(self.load(namespace).await?)
+                }
             };
-            let event = match decide(state, cmd)? {
+            let decided = match decide(state) {
+                Err(_) if !fresh => {
+                    if let Err(e) = self.catch_up(namespace, state).await {
+                        *slot = None;
+                        return Err(e);
+                    }
+                    decide(state)
+                }
+                decided => decided,
+            };
+            let event = match decided? {
                 Decision::AlreadyApplied(revision) => return Ok(revision),
                 Decision::Append(event) => event,
             };
@@ -180,10 +210,11 @@ impl<S: EventStore> CommandHandler<S> {
                 Ok(Appended::Duplicate(_)) | Err(StoreError::WrongLastRevision { .. }) => {
                     let counter = if appended.is_ok() { metric::APPEND_DUPLICATES } else { metric::APPEND_CONFLICTS };
                     metrics::counter!(counter).increment(1);
-                    if let Err(e) = self.catch_up(cmd.namespace(), state).await {
+                    if let Err(e) = self.catch_up(namespace, state).await {
                         *slot = None;
                         return Err(e);
                     }
+                    fresh = true;
                 }
                 Err(e) => {
                     metrics::counter!(metric::APPEND_ERRORS).increment(1);
@@ -192,7 +223,7 @@ impl<S: EventStore> CommandHandler<S> {
                 }
             }
         }
-        Err(CommandError::Contention(cmd.namespace().clone()))
+        Err(CommandError::Contention(namespace.clone()))
     }
 
     async fn load(&self, namespace: &Namespace) -> Result<NamespaceState, CommandError> {
@@ -295,6 +326,20 @@ mod tests {
         // ...and a retry of the other writer's request is answered, not appended.
         assert_eq!(h.execute(&cmd("b", None, "other-1"), deadline()).await.unwrap(), 2);
         assert_eq!(h.store().all().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_rejection_on_a_stale_cache_is_decided_again_on_the_stream() {
+        let h = CommandHandler::new(MemoryEventStore::new(), Duration::from_secs(3600), 1000);
+        assert_eq!(h.execute(&cmd("a", None, ""), deadline()).await.unwrap(), 1);
+        // Another process sets `a` again: the cache still says revision 1.
+        h.store().append(Revision::new(1), &event_of(&cmd("a", None, "other-1"))).await.unwrap();
+        // A compare-and-set on the real revision succeeds...
+        assert_eq!(h.execute(&cmd("a", Some(2), ""), deadline()).await.unwrap(), 3);
+        // ...and one on a revision that is really gone is refused, naming
+        // the real current one.
+        let err = h.execute(&cmd("a", Some(2), ""), deadline()).await.unwrap_err();
+        assert!(matches!(err, CommandError::Rejected(Rejection::Conflict { current, .. }) if current == 3), "{err:?}");
     }
 
     #[tokio::test]

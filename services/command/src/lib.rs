@@ -9,6 +9,7 @@ pub mod derived;
 pub mod grpc;
 pub mod handler;
 pub mod metric;
+pub mod rollout;
 pub mod status;
 
 pub use app::start;

@@ -1,7 +1,7 @@
 //! The one place where command errors become gRPC statuses.
 
 use tonic::{Code, Status};
-use veltrix_domain::{Rejection, StoreError, plan::PlanRefusal};
+use veltrix_domain::{Rejection, StoreError, plan::PlanRefusal, rollout::RolloutError};
 use veltrix_server::details;
 
 use crate::handler::CommandError;
@@ -25,6 +25,12 @@ pub fn to_status(err: CommandError) -> Status {
                     .collect();
                 details::invalid_arguments(r.to_string(), fields)
             }
+            Rejection::HeldByRollout { .. } | Rejection::RolloutRunning(_) => {
+                Status::failed_precondition(r.to_string())
+            }
+            Rejection::RolloutNotFound(_) => Status::not_found(r.to_string()),
+            Rejection::Rollout(RolloutError::Version { .. }) => Status::aborted(r.to_string()),
+            Rejection::Rollout(RolloutError::State { .. }) => Status::failed_precondition(r.to_string()),
         },
         CommandError::Plan(refusal) => match &refusal {
             PlanRefusal::NoSuchNamespace(_) | PlanRefusal::NoSuchSchema { .. } => {

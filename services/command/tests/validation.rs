@@ -97,3 +97,72 @@ async fn bad_input_is_invalid_argument_and_appends_nothing() {
     client.apply(exactly_1000).await.expect("1000 changes are allowed");
     client.put(put("ns", "k", &"x".repeat(1024))).await.expect("a value at the limit is allowed");
 }
+
+#[tokio::test]
+async fn a_bad_rollout_strategy_is_invalid_argument_naming_the_field_and_appends_nothing() {
+    use veltrix_proto::v1::{RolloutStep, RolloutStrategy, StartRolloutRequest};
+    let sys = TestSystem::builder().queries(0).start().await;
+    let mut client = sys.cmd();
+    let mut reader = StreamReader::new(&sys.nats_url()).await;
+    let secs = |s: i64| Some(prost_types::Duration { seconds: s, nanos: 0 });
+    let step = |percent: u32| RolloutStep { percent, bake_time: secs(60), ..Default::default() };
+    let strategy = |steps: Vec<RolloutStep>| Some(RolloutStrategy { steps, ..Default::default() });
+    let start = |strategy: Option<RolloutStrategy>| StartRolloutRequest {
+        namespace: "ns".into(),
+        changes: vec![set("k")],
+        strategy,
+        ..Default::default()
+    };
+    let week_and_a_bit = 7 * 24 * 3600 + 1;
+    let cases: Vec<(&str, StartRolloutRequest, &str)> = vec![
+        ("no strategy", start(None), "strategy: must be set"),
+        ("no steps", start(strategy(vec![])), "strategy.steps: must hold 1 to 20 steps"),
+        ("zero percent", start(strategy(vec![step(0), step(100)])), "strategy.steps[0].percent: "),
+        ("not increasing", start(strategy(vec![step(50), step(50), step(100)])), "strategy.steps[1].percent: "),
+        (
+            "last is not 100",
+            start(strategy(vec![step(10), step(50)])),
+            "strategy.steps[1].percent: the last step must be 100",
+        ),
+        (
+            "a gate above 100",
+            start(strategy(vec![RolloutStep { min_applied_percent: Some(101), ..step(100) }])),
+            "strategy.steps[0].min_applied_percent: ",
+        ),
+        (
+            "a negative bake time",
+            start(strategy(vec![RolloutStep { bake_time: secs(-1), ..step(100) }])),
+            "strategy.steps[0].bake_time: ",
+        ),
+        (
+            "a bake time over a week",
+            start(strategy(vec![RolloutStep { bake_time: secs(week_and_a_bit), ..step(100) }])),
+            "strategy.steps[0].bake_time: must be at most 7 days",
+        ),
+        (
+            "a zero ack timeout",
+            start(Some(RolloutStrategy { steps: vec![step(100)], ack_timeout: secs(0), ..Default::default() })),
+            "strategy.ack_timeout: ",
+        ),
+        (
+            "a bad canary label",
+            start(Some(RolloutStrategy {
+                steps: vec![step(100)],
+                canary_selector: [("bad key".to_owned(), "x".to_owned())].into(),
+                ..Default::default()
+            })),
+            "strategy.canary_selector: ",
+        ),
+        (
+            "a bad change",
+            StartRolloutRequest { changes: vec![set("a b")], ..start(strategy(vec![step(100)])) },
+            "changes[0].key: ",
+        ),
+        ("no changes", StartRolloutRequest { changes: vec![], ..start(strategy(vec![step(100)])) }, "changes: "),
+    ];
+    for (what, req, prefix) in cases {
+        let status = assert_code(client.start_rollout(req).await, Code::InvalidArgument);
+        assert!(status.message().starts_with(prefix), "{what}: {}", status.message());
+    }
+    assert_eq!(reader.count().await, 0, "nothing appended by any invalid start");
+}

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use veltrix_jetstream::JetStreamFeed;
+use veltrix_jetstream::{JetStreamEventStore, JetStreamFeed};
 use veltrix_proto::v1::config_query_server::ConfigQueryServer;
 use veltrix_redis::{ReadModel, RedisLedger};
 use veltrix_server::{
@@ -59,6 +59,17 @@ pub async fn start(config: Config) -> Result<Started, BoxError> {
         config.fleet.clients_gauge_interval.max(std::time::Duration::from_millis(100)),
         shutdown.clone(),
     ));
+    let store = ServingGate::new("attaching to the event stream");
+    let controller = crate::rollout::controller::Controller {
+        store: store.clone(),
+        model: gate.clone(),
+        state: state.clone(),
+        fleet: fleet.clone(),
+        interval: config.fleet.rollout_interval.max(std::time::Duration::from_millis(50)),
+        actor: veltrix_domain::Actor::parse("rollout-controller")
+            .unwrap_or_else(|_| veltrix_domain::Actor::anonymous()),
+    };
+    tokio::spawn(controller.run(shutdown.clone()));
     let service = QueryService {
         auth: server.auth.clone(),
         state: state.clone(),
@@ -77,7 +88,7 @@ pub async fn start(config: Config) -> Result<Started, BoxError> {
         fleet,
     };
     let ready = server.ready_tx.take().ok_or("readiness already taken")?;
-    let gates = Gates { model: gate, ledger };
+    let gates = Gates { model: gate, ledger, store };
     tokio::spawn(prepare(config.clone(), gates, state.clone(), hub, server.health.clone(), ready, shutdown));
     let api = ConfigQueryServer::new(service).max_decoding_message_size(config.max_request_bytes);
     let running = server.serve(api, &config.serve, async { Ok(()) })?;
@@ -88,6 +99,8 @@ pub async fn start(config: Config) -> Result<Started, BoxError> {
 struct Gates {
     model: ServingGate<ReadModel>,
     ledger: ServingGate<RedisLedger>,
+    /// Where the rollout controller appends (once the stream exists).
+    store: ServingGate<JetStreamEventStore>,
 }
 
 /// Connects to NATS and Redis (retrying while they are away), then runs the
@@ -112,12 +125,14 @@ async fn prepare(
         let ledger = RedisLedger::connect_with(&config.redis_options(), &config.redis_prefix)
             .await
             .map_err(|e| retry(e.into()))?;
-        Ok((JetStreamFeed::new(client, config.stream_settings()), model, ledger))
+        Ok((client, model, ledger))
     })
     .await;
-    let Ok(Some((feed, model, ledger_store))) = connected else { return };
+    let Ok(Some((client, model, ledger_store))) = connected else { return };
+    let feed = JetStreamFeed::new(client.clone(), config.stream_settings());
     gates.model.open(model.clone());
     gates.ledger.open(ledger_store);
+    tokio::spawn(attach_store(client, config.clone(), gates.store, shutdown.clone()));
     let projector = Projector {
         feed,
         model,
@@ -145,6 +160,33 @@ async fn prepare(
         None => projection.await,
     };
     supervise(ended, &state, &health, &shutdown).await;
+}
+
+/// Attaches the rollout controller to the event stream, waiting quietly
+/// while it does not exist yet (the command service creates it; the
+/// projection already says so once).
+async fn attach_store(
+    client: veltrix_jetstream::NatsClient,
+    config: Config,
+    gate: ServingGate<JetStreamEventStore>,
+    shutdown: CancellationToken,
+) {
+    let mut pause = std::time::Duration::from_millis(100);
+    loop {
+        match JetStreamEventStore::attach(client.clone(), config.stream_settings(), config.serve.default_deadline).await
+        {
+            Ok(store) => {
+                gate.open(store);
+                return;
+            }
+            Err(e) => tracing::debug!(error = %e, "the rollout controller waits for the event stream"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            () = shutdown.cancelled() => return,
+        }
+        pause = (pause * 2).min(std::time::Duration::from_secs(5));
+    }
 }
 
 /// The projection runs until shutdown; if it ends otherwise (a panic, a

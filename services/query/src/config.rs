@@ -124,6 +124,11 @@ pub struct FleetArgs {
     /// recomputed from the ledger.
     #[arg(long, env = "VELTRIX_CLIENTS_GAUGE_INTERVAL", default_value = "15s", value_parser = parse_duration)]
     pub clients_gauge_interval: Duration,
+
+    /// How often the rollout controller evaluates the gates of the running
+    /// rollouts (and appends the transitions they decide).
+    #[arg(long, env = "VELTRIX_ROLLOUT_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub rollout_interval: Duration,
 }
 
 /// Watch streams.

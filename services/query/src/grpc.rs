@@ -15,6 +15,7 @@ use veltrix_proto::v1::{
     ListNamespacesRequest, ListNamespacesResponse, ListRequest, ListResponse, ListSchemasRequest, ListSchemasResponse,
     ReportStatusRequest, ReportStatusResponse, SyncRequest, WatchRequest, config_query_server::ConfigQuery,
 };
+use veltrix_proto::v1::{GetRolloutRequest, GetRolloutResponse, ListRolloutsRequest, ListRolloutsResponse};
 use veltrix_redis::ReadModel;
 use veltrix_server::{CallTime, CancellationToken, ServingGate};
 
@@ -181,6 +182,27 @@ impl ConfigQuery for QueryService {
         let answer = async {
             authorize_read(&self.auth, &request, &request.get_ref().namespace)?;
             QueryService::list_schemas(self, request.into_inner(), deadline).await
+        };
+        within(deadline, answer).await.map(Response::new).map_err(to_status)
+    }
+
+    async fn get_rollout(&self, request: Request<GetRolloutRequest>) -> Result<Response<GetRolloutResponse>, Status> {
+        let deadline = self.deadline(&request);
+        let answer = async {
+            authorize_read(&self.auth, &request, &request.get_ref().namespace)?;
+            self.get_rollout(request.into_inner()).await
+        };
+        within(deadline, answer).await.map(Response::new).map_err(to_status)
+    }
+
+    async fn list_rollouts(
+        &self,
+        request: Request<ListRolloutsRequest>,
+    ) -> Result<Response<ListRolloutsResponse>, Status> {
+        let deadline = self.deadline(&request);
+        let answer = async {
+            authorize_read(&self.auth, &request, &request.get_ref().namespace)?;
+            self.list_rollouts(request.into_inner()).await
         };
         within(deadline, answer).await.map(Response::new).map_err(to_status)
     }

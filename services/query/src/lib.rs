@@ -11,6 +11,7 @@ pub mod grpc;
 pub mod metric;
 pub mod projection;
 pub mod read;
+pub mod rollout;
 pub mod state;
 pub mod status;
 pub mod watch;

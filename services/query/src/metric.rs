@@ -21,3 +21,6 @@ pub const REPORTS: &str = "veltrix_sync_reports_total";
 pub const LEDGER_LAG: &str = "veltrix_ledger_report_lag_seconds";
 pub const LEDGER_WRITES: &str = "veltrix_ledger_writes_total";
 pub const LEDGER_ERRORS: &str = "veltrix_ledger_write_errors_total";
+pub const ROLLOUTS: &str = "veltrix_rollouts";
+pub const ROLLOUT_TRANSITIONS: &str = "veltrix_rollout_transitions_total";
+pub const ROLLOUT_DELIVERIES: &str = "veltrix_rollout_deliveries_total";

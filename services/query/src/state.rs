@@ -113,6 +113,24 @@ pub fn describe_metrics() {
         "Age of the last applied event while events are pending; 0 when caught up."
     );
     describe_gauge!(metric::WATCHERS, "Watch streams open.");
+    describe_gauge!(metric::ROLLOUTS, "Live rollouts seen by this replica's controller, by state (running, paused).");
+    describe_counter!(
+        metric::ROLLOUT_TRANSITIONS,
+        "Rollout transitions this replica's controller appended, by kind and trigger (gate, timeout)."
+    );
+    describe_counter!(
+        metric::ROLLOUT_DELIVERIES,
+        "Rollout targets (kind=target) and base values after an abort (kind=base) sent to Sync clients."
+    );
+    for state in ["running", "paused"] {
+        metrics::gauge!(metric::ROLLOUTS, "state" => state).increment(0.0);
+    }
+    for (kind, trigger) in [("advanced", "gate"), ("completed", "gate"), ("aborted", "gate"), ("paused", "timeout")] {
+        metrics::counter!(metric::ROLLOUT_TRANSITIONS, "kind" => kind, "triggered_by" => trigger).increment(0);
+    }
+    for kind in ["target", "base"] {
+        metrics::counter!(metric::ROLLOUT_DELIVERIES, "kind" => kind).increment(0);
+    }
     // Gauges exist from the start too (a fresh replica's panels show 0).
     for gauge in [metric::WATCHERS, metric::APPLIED_REVISION, metric::HALTED, metric::LAG_EVENTS, metric::LAG_SECONDS] {
         metrics::gauge!(gauge).increment(0.0);

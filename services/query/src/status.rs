@@ -25,6 +25,8 @@ pub enum ReadError {
     NotReached { wanted: Revision, applied: Revision, halted: &'static str },
     #[error("revision {revision} is not a change of namespace '{namespace}'")]
     NoSuchRevision { namespace: String, revision: Revision },
+    #[error("{0}")]
+    NoRollout(String),
     #[error(transparent)]
     Ledger(#[from] veltrix_domain::fleet::LedgerError),
     #[error("not ready yet: the read model has no generation")]
@@ -53,7 +55,9 @@ pub fn to_status(err: ReadError) -> Status {
         ReadError::NotReady(e) => details::not_ready(&e),
         ReadError::Invalid(e) => details::invalid_argument(&e.field, &e.rule),
         ReadError::BadToken(msg) => Status::invalid_argument(msg),
-        ReadError::NotFound { .. } | ReadError::NoSuchRevision { .. } => Status::not_found(err.to_string()),
+        ReadError::NotFound { .. } | ReadError::NoSuchRevision { .. } | ReadError::NoRollout(_) => {
+            Status::not_found(err.to_string())
+        }
         ReadError::Ledger(e @ veltrix_domain::fleet::LedgerError::Unavailable(_)) => {
             tracing::warn!(error = %e, "fleet ledger unavailable");
             Status::unavailable("fleet ledger unavailable, retry")

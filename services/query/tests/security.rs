@@ -10,8 +10,9 @@ use tonic::{Code, Request, Status, metadata::MetadataValue};
 use veltrix_auth::token_digest;
 use veltrix_client::{Client, Error as ClientError};
 use veltrix_proto::v1::{
-    ApplyRequest, Change, DeleteRequest, GetRequest, HistoryRequest, ListNamespacesRequest, ListRequest, SetValue,
-    WatchRequest, change,
+    AbortRolloutRequest, ApplyRequest, Change, DeleteRequest, GetRequest, GetRolloutRequest, HistoryRequest,
+    ListNamespacesRequest, ListRequest, ListRolloutsRequest, PauseRolloutRequest, PromoteRolloutRequest,
+    ResumeRolloutRequest, RolloutStep, RolloutStrategy, SetValue, StartRolloutRequest, WatchRequest, change,
 };
 use veltrix_testkit::pki::TestCa;
 use veltrix_testsystem::*;
@@ -158,6 +159,90 @@ async fn every_rpc_checks_who_calls_and_refusals_change_or_leak_nothing() {
     assert_eq!(names(Some(READER)).await.unwrap(), ["payments/api"]);
     assert_eq!(names(Some(OUTSIDER)).await.unwrap(), ["billing/eu"]);
     assert!(names(Some(WRITER)).await.unwrap().is_empty(), "write without read lists nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollouts_need_write_to_change_and_read_to_see() {
+    let dir = tempfile::tempdir().unwrap();
+    let auth = dir.path().join("auth.yaml");
+    std::fs::write(&auth, policy("")).unwrap();
+    let env = start(&auth, None).await;
+    let mut cmd = Command::new(channel(env.command_addr()).await);
+    let mut q = Query::new(channel(env.query_addr()).await);
+    let ns = "payments/roll";
+    let start = |request_id: &str| StartRolloutRequest {
+        namespace: ns.into(),
+        changes: vec![Change {
+            key: "port".into(),
+            expected_revision: None,
+            op: Some(change::Op::Set(SetValue { value: b"81".to_vec(), content_type: String::new() })),
+        }],
+        strategy: Some(RolloutStrategy {
+            steps: vec![RolloutStep {
+                percent: 100,
+                bake_time: Some(prost_types::Duration { seconds: 3600, nanos: 0 }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }),
+        request_id: request_id.into(),
+        ..Default::default()
+    };
+    let mut id = String::new();
+    for (token, expected) in callers(WRITER) {
+        let r = cmd.start_rollout(with_token(start("first"), token)).await;
+        assert_eq!(code(r.as_ref().map(|_| ())), expected, "StartRollout with {token:?}");
+        if let Ok(r) = r {
+            id = r.into_inner().rollout_id;
+        }
+    }
+    let action = |rollout_id: &str| (ns.to_owned(), rollout_id.to_owned());
+    for (token, expected) in callers(WRITER) {
+        let (namespace, rollout_id) = action(&id);
+        let pause = PauseRolloutRequest { namespace, rollout_id, ..Default::default() };
+        assert_eq!(code(cmd.pause_rollout(with_token(pause, token)).await), expected, "PauseRollout with {token:?}");
+    }
+    for (token, expected) in callers(WRITER) {
+        let (namespace, rollout_id) = action(&id);
+        let resume = ResumeRolloutRequest { namespace, rollout_id, ..Default::default() };
+        assert_eq!(code(cmd.resume_rollout(with_token(resume, token)).await), expected, "ResumeRollout with {token:?}");
+    }
+    for (token, expected) in callers(WRITER) {
+        let (namespace, rollout_id) = action(&id);
+        let abort = AbortRolloutRequest { namespace, rollout_id, ..Default::default() };
+        assert_eq!(code(cmd.abort_rollout(with_token(abort, token)).await), expected, "AbortRollout with {token:?}");
+    }
+    let second = cmd.start_rollout(with_token(start("second"), Some(WRITER))).await.unwrap().into_inner().rollout_id;
+    for (token, expected) in callers(WRITER) {
+        let (namespace, rollout_id) = action(&second);
+        let promote = PromoteRolloutRequest { namespace, rollout_id, ..Default::default() };
+        assert_eq!(
+            code(cmd.promote_rollout(with_token(promote, token)).await),
+            expected,
+            "PromoteRollout with {token:?}"
+        );
+    }
+    // Reads need read: the writer sees nothing, the reader both rollouts.
+    eventually(Duration::from_secs(10), "both rollouts are projected", || {
+        let mut q = q.clone();
+        async move {
+            let list = ListRolloutsRequest { namespace: ns.into(), ..Default::default() };
+            let r = q.list_rollouts(with_token(list, Some(READER))).await.ok()?.into_inner();
+            (r.rollouts.len() == 2).then_some(())
+        }
+    })
+    .await;
+    for (token, expected) in callers(READER) {
+        let get = GetRolloutRequest { namespace: ns.into(), rollout_id: id.clone() };
+        assert_eq!(code(q.get_rollout(with_token(get, token)).await), expected, "GetRollout with {token:?}");
+        let list = ListRolloutsRequest { namespace: ns.into(), ..Default::default() };
+        assert_eq!(code(q.list_rollouts(with_token(list, token)).await), expected, "ListRollouts with {token:?}");
+    }
+    // Every transition was made by the writer, whatever x-veltrix-actor said.
+    let get = GetRolloutRequest { namespace: ns.into(), rollout_id: id.clone() };
+    let first = q.get_rollout(with_token(get, Some(READER))).await.unwrap().into_inner().rollout.unwrap();
+    let actors: Vec<_> = first.transitions.iter().map(|t| t.actor.as_str()).collect();
+    assert_eq!(actors, ["writer", "writer", "writer", "writer"], "started, paused, resumed, aborted");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

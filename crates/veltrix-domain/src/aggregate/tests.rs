@@ -243,6 +243,7 @@ proptest! {
                 Err(Rejection::RequestIdReused { .. }) => Outcome::Reused,
                 Err(e @ Rejection::NamespaceMoved { .. }) => panic!("a write is never derived: {e}"),
                 Err(e @ Rejection::SchemaViolation(_)) => panic!("no schemas here: {e}"),
+                Err(e) => panic!("no rollouts here: {e}"),
             };
             prop_assert_eq!(got, expected);
         }

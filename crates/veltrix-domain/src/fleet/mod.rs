@@ -18,7 +18,7 @@ use std::{
 };
 
 pub use names::{ClientId, LabelSelector, Labels, MAX_ERROR_BYTES, check_labels};
-pub use status::{RejectionGroup, RevisionStatus, Touch, revision_status};
+pub use status::{RejectionGroup, RevisionStatus, Touch, group_rejections, revision_status};
 pub use store::{LedgerError, LedgerStore, MemoryLedger};
 
 use crate::{Namespace, Revision};
@@ -121,6 +121,16 @@ pub struct ClientRecord {
     /// is recent).
     pub connected: bool,
     pub replica_seen: SystemTime,
+    /// The rollout whose target it was sent, and the revision of the
+    /// message that carried it (cleared when the base is sent back).
+    pub rollout: Option<RolloutTarget>,
+}
+
+/// A rollout's target sent to a client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RolloutTarget {
+    pub id: crate::rollout::RolloutId,
+    pub revision: Revision,
 }
 
 impl ClientRecord {
@@ -143,6 +153,7 @@ impl ClientRecord {
             replica: replica.to_owned(),
             connected: false,
             replica_seen: now,
+            rollout: None,
         }
     }
 
@@ -154,6 +165,9 @@ impl ClientRecord {
         }
         if self.last_error.is_none() {
             self.last_error.clone_from(&earlier.last_error);
+        }
+        if self.rollout.is_none() {
+            self.rollout.clone_from(&earlier.rollout);
         }
     }
 

@@ -85,6 +85,21 @@ impl LabelSelector {
         self.0.is_empty()
     }
 
+    /// A selector of these pairs (a canary selector as a map), checked like
+    /// labels; `field` names it in the error.
+    pub fn from_pairs<'a>(
+        field: &str,
+        pairs: impl IntoIterator<Item = (&'a String, &'a String)>,
+    ) -> Result<Self, ValidationError> {
+        let labels = check_labels(pairs).map_err(|e| ValidationError::new(field, e.rule))?;
+        Ok(Self(labels.into_iter().collect()))
+    }
+
+    /// Its pairs, as given.
+    pub fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     pub fn matches(&self, labels: &Labels) -> bool {
         self.0.iter().all(|(k, v)| labels.get(k) == Some(v))
     }

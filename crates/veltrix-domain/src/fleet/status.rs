@@ -58,9 +58,9 @@ pub fn revision_status<'a>(
     timing: &Timing,
 ) -> RevisionStatus {
     let mut status = RevisionStatus { revision, ..RevisionStatus::default() };
-    let mut groups: BTreeMap<(Step, String), (u32, Vec<String>)> = BTreeMap::new();
     let mut records: Vec<_> = records.into_iter().filter(|r| touch.covers(&r.prefix)).collect();
     records.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+    let mut rejected = Vec::new();
     for record in records {
         let counter = match record.standing(revision, committed_at, now, timing) {
             ClientState::Synced => &mut status.applied,
@@ -68,22 +68,34 @@ pub fn revision_status<'a>(
             ClientState::Stale => &mut status.stale,
             ClientState::Disconnected => &mut status.disconnected,
             ClientState::Rejected => {
-                if let Some(e) = &record.last_error {
-                    let group = groups.entry((e.step, e.error.clone())).or_default();
-                    group.0 = group.0.saturating_add(1);
-                    if group.1.len() < NAMED {
-                        group.1.push(record.client_id.as_str().to_owned());
-                    }
-                }
+                rejected.push(record);
                 &mut status.rejected
             }
         };
         *counter = counter.saturating_add(1);
     }
-    status.rejections = groups
+    status.rejections = group_rejections(rejected);
+    status
+}
+
+/// The last errors of `records`, grouped by step and error, largest group
+/// first, each naming its first few clients in client id order.
+pub fn group_rejections<'a>(records: impl IntoIterator<Item = &'a ClientRecord>) -> Vec<RejectionGroup> {
+    let mut records: Vec<_> = records.into_iter().collect();
+    records.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+    let mut groups: BTreeMap<(Step, String), (u32, Vec<String>)> = BTreeMap::new();
+    for e in records.into_iter().filter_map(|r| r.last_error.as_ref().map(|e| (r, e))) {
+        let (record, e) = e;
+        let group = groups.entry((e.step, e.error.clone())).or_default();
+        group.0 = group.0.saturating_add(1);
+        if group.1.len() < NAMED {
+            group.1.push(record.client_id.as_str().to_owned());
+        }
+    }
+    let mut out: Vec<_> = groups
         .into_iter()
         .map(|((step, error), (count, client_ids))| RejectionGroup { step, error, count, client_ids })
         .collect();
-    status.rejections.sort_by_key(|g| std::cmp::Reverse(g.count));
-    status
+    out.sort_by_key(|g| std::cmp::Reverse(g.count));
+    out
 }

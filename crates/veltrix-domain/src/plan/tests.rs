@@ -32,6 +32,7 @@ fn event(changes: &[(&str, Option<&str>)]) -> ChangeSetCommitted {
         trace: TraceContext::default(),
         origin: Origin::Write,
         schema_changes: Vec::new(),
+        rollout: None,
     }
 }
 

@@ -7,6 +7,7 @@
 use std::time::SystemTime;
 
 use super::{Rollout, RolloutState};
+use crate::fleet::{ClientRecord, RejectionGroup, Timing, Touch, group_rejections};
 
 /// What the ledger says of a step's cohort.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -54,4 +55,37 @@ pub fn evaluate(rollout: &Rollout, inputs: GateInputs, now: SystemTime) -> Verdi
         Some(timeout) if !enough && elapsed >= timeout => Verdict::Pause,
         _ => Verdict::Wait,
     }
+}
+
+/// What the ledger says of the current step's cohort: the live clients
+/// whose prefix covers a key the rollout changes and who are in the cohort;
+/// of those, who run the target (ACKed the message that carried it), who
+/// rejected it (NACKed it or newer and run something older), and the rest.
+/// With the rejections grouped, for an abort.
+pub fn cohort_inputs<'a>(
+    rollout: &Rollout,
+    records: impl IntoIterator<Item = &'a ClientRecord>,
+    now: SystemTime,
+    timing: &Timing,
+) -> (GateInputs, Vec<RejectionGroup>) {
+    let touch = Touch { keys: rollout.keys.iter().map(|k| k.as_str().to_owned()).collect(), whole_namespace: false };
+    let cohort = rollout.cohort();
+    let mut inputs = GateInputs::default();
+    let mut rejected = Vec::new();
+    for r in records {
+        if !r.is_live(now, timing) || !touch.covers(&r.prefix) || !cohort.includes(&r.client_id, &r.labels) {
+            continue;
+        }
+        inputs.cohort = inputs.cohort.saturating_add(1);
+        let sent = r.rollout.as_ref().filter(|t| t.id == rollout.id).map(|t| t.revision);
+        match sent {
+            Some(at) if r.applied >= at => inputs.applied = inputs.applied.saturating_add(1),
+            Some(at) if r.rejected.is_some_and(|n| n >= at) => {
+                inputs.rejected = inputs.rejected.saturating_add(1);
+                rejected.push(r);
+            }
+            _ => inputs.pending = inputs.pending.saturating_add(1),
+        }
+    }
+    (inputs, group_rejections(rejected))
 }

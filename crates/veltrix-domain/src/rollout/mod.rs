@@ -7,6 +7,8 @@
 //! are [`gate::evaluate`]; who sees the target is [`cohort`].
 
 pub mod cohort;
+pub mod decide;
+pub mod event;
 pub mod gate;
 pub mod strategy;
 #[cfg(test)]
@@ -15,10 +17,12 @@ mod tests;
 use std::{collections::BTreeSet, fmt, time::SystemTime};
 
 pub use cohort::{BUCKETS, Cohort, bucket, covers};
-pub use gate::{GateInputs, Verdict, evaluate};
+pub use decide::{RolloutAction, StartRollout, decide_action, decide_gate, decide_start};
+pub use event::{RolloutChange, RolloutEvent, Started, fold, fold_all};
+pub use gate::{GateInputs, Verdict, cohort_inputs, evaluate};
 pub use strategy::{Step, StepInput, Strategy};
 
-use crate::{Key, Namespace, Revision, ValidationError};
+use crate::{Key, KeyChange, Namespace, Revision, ValidationError, fleet::RejectionGroup};
 
 /// A rollout's id: 1 to 64 letters, digits, `-` and `_`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -36,6 +40,23 @@ impl RolloutId {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The id of a start: from its request id, so a retry names the same
+    /// rollout; without one, from the time of the call as well.
+    pub fn derive(namespace: &Namespace, request_id: &crate::RequestId, at: SystemTime) -> Self {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(namespace.as_str().as_bytes());
+        h.update([0]);
+        h.update(request_id.as_str().as_bytes());
+        if request_id.is_empty() {
+            let nanos = at.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_nanos();
+            h.update(nanos.to_be_bytes());
+        }
+        let digest: [u8; 32] = h.finalize().into();
+        let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();
+        Self(format!("r-{hex}"))
     }
 }
 
@@ -97,6 +118,27 @@ pub struct Transition {
     pub triggered_by: Trigger,
     /// What the ledger said of the cohort when a gate (or a person) decided.
     pub inputs: Option<GateInputs>,
+    /// At an abort by the gate: the cohort's rejections, grouped.
+    pub rejections: Vec<RejectionGroup>,
+    /// The revision of its event (zero until it is committed).
+    pub revision: Revision,
+    /// Who made it (the controller's name for a gate's transition).
+    pub actor: String,
+}
+
+impl Transition {
+    pub fn new(kind: TransitionKind, at: SystemTime, reason: &str, triggered_by: Trigger) -> Self {
+        Self {
+            kind,
+            at,
+            reason: reason.to_owned(),
+            triggered_by,
+            inputs: None,
+            rejections: Vec::new(),
+            revision: Revision::ZERO,
+            actor: String::new(),
+        }
+    }
 }
 
 /// What a person asks of a running rollout.
@@ -126,6 +168,12 @@ pub struct Rollout {
     pub base: Revision,
     /// The keys the target changes (writes to them are refused meanwhile).
     pub keys: BTreeSet<Key>,
+    /// The target, decided against the base: the completion commits it.
+    pub target: Vec<KeyChange>,
+    /// The revision of the start event.
+    pub started_revision: Revision,
+    /// The revision of the completion's change set.
+    pub completed_revision: Option<Revision>,
     pub strategy: Strategy,
     pub state: RolloutState,
     /// Index of the current step.
@@ -143,7 +191,7 @@ impl Rollout {
         id: RolloutId,
         namespace: Namespace,
         base: Revision,
-        keys: BTreeSet<Key>,
+        target: Vec<KeyChange>,
         strategy: Strategy,
         started: Transition,
     ) -> Self {
@@ -151,7 +199,10 @@ impl Rollout {
             id,
             namespace,
             base,
-            keys,
+            keys: target.iter().map(|c| c.key.clone()).collect(),
+            target,
+            started_revision: started.revision,
+            completed_revision: None,
             strategy,
             state: RolloutState::Running,
             step: 0,
@@ -185,6 +236,32 @@ impl Rollout {
         !self.state.is_over() && self.keys.contains(key)
     }
 
+    /// Whether it has not completed or aborted.
+    pub fn is_live(&self) -> bool {
+        !self.state.is_over()
+    }
+
+    /// The revision of the last transition (where the current cohort was
+    /// last defined).
+    pub fn last_revision(&self) -> Revision {
+        self.transitions.last().map_or(self.started_revision, |t| t.revision)
+    }
+
+    /// The transition's kind and the step after it, for a change record.
+    pub fn last_kind(&self) -> TransitionKind {
+        self.transitions.last().map_or(TransitionKind::Started, |t| t.kind)
+    }
+
+    /// When the current step's bake time ends.
+    pub fn bake_until(&self) -> Option<SystemTime> {
+        self.current_step().and_then(|s| self.step_since.checked_add(s.bake))
+    }
+
+    /// When the rollout pauses without enough ACKs.
+    pub fn ack_deadline(&self) -> Option<SystemTime> {
+        self.strategy.ack_timeout.and_then(|t| self.step_since.checked_add(t))
+    }
+
     /// The cohort of the current step.
     pub fn cohort(&self) -> Cohort<'_> {
         Cohort { rollout: &self.id, percent: self.percent(), canary: &self.strategy.canary }
@@ -213,7 +290,7 @@ impl Rollout {
             (RolloutCommand::Abort, _) => return refuse("abort (it is over)"),
             (RolloutCommand::Promote, _) => return refuse("be promoted (it is over)"),
         };
-        Ok(Transition { kind, at, reason: reason.to_owned(), triggered_by: Trigger::User, inputs: None })
+        Ok(Transition::new(kind, at, reason, Trigger::User))
     }
 
     /// The transition a gate verdict makes, if any.
@@ -235,7 +312,7 @@ impl Rollout {
                 format!("{} of {} clients applied the target by the ACK timeout", inputs.applied, inputs.cohort),
             ),
         };
-        Some(Transition { kind, at, reason, triggered_by, inputs: Some(inputs) })
+        Some(Transition { inputs: Some(inputs), ..Transition::new(kind, at, &reason, triggered_by) })
     }
 
     /// Folds a transition in (as read from the log: never refused; one that
@@ -259,6 +336,7 @@ impl Rollout {
             (TransitionKind::Aborted, _) => self.state = RolloutState::Aborted,
             (TransitionKind::Completed, _) => {
                 self.state = RolloutState::Completed;
+                self.completed_revision = Some(t.revision);
                 self.step = self.strategy.steps.len().saturating_sub(1);
             }
         }

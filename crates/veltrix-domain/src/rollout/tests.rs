@@ -1,9 +1,6 @@
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
-use std::{
-    collections::BTreeSet,
-    time::{Duration, SystemTime},
-};
+use std::time::{Duration, SystemTime};
 
 use proptest::prelude::{Just, prop, prop_assert, prop_assert_eq, prop_oneof, proptest};
 
@@ -31,15 +28,16 @@ fn t0() -> SystemTime {
 }
 
 fn rollout(s: Strategy) -> Rollout {
-    let started = Transition {
-        kind: TransitionKind::Started,
-        at: t0(),
-        reason: "new limits".into(),
-        triggered_by: Trigger::User,
-        inputs: None,
-    };
-    let keys = BTreeSet::from([Key::parse("limits").unwrap()]);
-    Rollout::start(id("r-1"), Namespace::parse("payments/prod").unwrap(), Revision::new(7), keys, s, started)
+    let started = Transition::new(TransitionKind::Started, t0(), "new limits", Trigger::User);
+    let target = vec![crate::KeyChange {
+        key: Key::parse("limits").unwrap(),
+        op: crate::KeyOp::Delete,
+        previous_mod_revision: Revision::new(3),
+        expected: None,
+        create_revision: Revision::ZERO,
+        version: 0,
+    }];
+    Rollout::start(id("r-1"), Namespace::parse("payments/prod").unwrap(), Revision::new(7), target, s, started)
 }
 
 fn inputs(cohort: u32, applied: u32, rejected: u32) -> GateInputs {
@@ -216,7 +214,7 @@ proptest! {
         let mut r = rollout(strategy(&percents, Duration::from_secs(1), None));
         let mut m = Model::Running(0);
         let clients: Vec<ClientId> = (0..200).map(|i| client(&format!("pod-{i}"))).collect();
-        let members = |r: &Rollout| -> BTreeSet<usize> {
+        let members = |r: &Rollout| -> std::collections::BTreeSet<usize> {
             let c = r.cohort();
             clients.iter().enumerate().filter(|(_, id)| c.includes(id, &Labels::new())).map(|(i, _)| i).collect()
         };

@@ -28,7 +28,7 @@ pub trait IntoCommand {
     fn into_command(self, ctx: CallContext, limits: &Limits) -> Result<ChangeSetCommand, ValidationError>;
 }
 
-fn meta(ctx: CallContext, request_id: &str, reason: &str) -> Result<CommandMeta, ValidationError> {
+pub(super) fn meta(ctx: CallContext, request_id: &str, reason: &str) -> Result<CommandMeta, ValidationError> {
     Ok(CommandMeta {
         actor: ctx.actor,
         reason: Reason::parse(reason)?,

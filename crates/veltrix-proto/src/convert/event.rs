@@ -20,10 +20,17 @@ pub const EVENT_TYPE: &str = "ChangeSetCommitted/1";
 /// a deleted namespace, so it refuses these events (visibly) instead.
 pub const EVENT_TYPE_V2: &str = "ChangeSetCommitted/2";
 
+/// The version of events that carry a rollout's transition. A version
+/// that ignored the field would read a rollout's start as an empty change
+/// set and never hold its keys, so it refuses these events instead.
+pub const EVENT_TYPE_V3: &str = "ChangeSetCommitted/3";
+
 /// The `Veltrix-Event` header of an event: the oldest version that reads it
 /// right.
 pub fn event_type(event: &ChangeSetCommitted) -> &'static str {
-    if event.schema_changes.is_empty() && event.origin != veltrix_domain::Origin::NamespaceDelete {
+    if event.rollout.is_some() || event.origin == veltrix_domain::Origin::Rollout {
+        EVENT_TYPE_V3
+    } else if event.schema_changes.is_empty() && event.origin != veltrix_domain::Origin::NamespaceDelete {
         EVENT_TYPE
     } else {
         EVENT_TYPE_V2
@@ -40,7 +47,9 @@ pub enum EventDecodeError {
     UnknownOp(usize),
     #[error("schema_changes[{0}].op is not set or is an operation this version does not know")]
     UnknownSchemaOp(usize),
-    #[error("unsupported event type {0:?} (this version reads {EVENT_TYPE:?} and {EVENT_TYPE_V2:?})")]
+    #[error("rollout: {0}")]
+    Rollout(String),
+    #[error("unsupported event type {0:?} (this version reads {EVENT_TYPE:?} to {EVENT_TYPE_V3:?})")]
     UnsupportedType(String),
     #[error("time {seconds}s {nanos}ns is not a time this version can hold")]
     Time { seconds: i64, nanos: i32 },
@@ -59,6 +68,7 @@ pub fn encode_event(event: &ChangeSetCommitted) -> Vec<u8> {
         tracestate: event.trace.tracestate.clone(),
         origin: Some(super::origin::origin_to_wire(&event.origin, &event.namespace)),
         schema_changes: event.schema_changes.iter().map(encode_schema_change).collect(),
+        rollout: event.rollout.as_deref().map(super::rollout_event::encode),
     };
     wire.encode_to_vec()
 }
@@ -82,7 +92,7 @@ fn decode_schema_change(i: usize, c: v1::EventSchemaChange) -> Result<SchemaChan
     }
 }
 
-fn encode_change(c: &KeyChange) -> v1::EventKeyChange {
+pub(super) fn encode_change(c: &KeyChange) -> v1::EventKeyChange {
     let op = match &c.op {
         KeyOp::Set { value, content_type } => v1::event_key_change::Op::Set(v1::EventSetValue {
             value: value.clone(),
@@ -106,6 +116,7 @@ pub fn decode_event(event_type: Option<&str>, payload: &[u8]) -> Result<ChangeSe
     if let Some(t) = event_type
         && t != EVENT_TYPE
         && t != EVENT_TYPE_V2
+        && t != EVENT_TYPE_V3
     {
         return Err(EventDecodeError::UnsupportedType(t.to_owned()));
     }
@@ -114,23 +125,7 @@ pub fn decode_event(event_type: Option<&str>, payload: &[u8]) -> Result<ChangeSe
         .changes
         .into_iter()
         .enumerate()
-        .map(|(i, c)| {
-            let op = match c.op {
-                Some(v1::event_key_change::Op::Set(s)) => {
-                    KeyOp::Set { value: s.value, content_type: ContentType::parse(&s.content_type)? }
-                }
-                Some(v1::event_key_change::Op::Delete(_)) => KeyOp::Delete,
-                None => return Err(EventDecodeError::UnknownOp(i)),
-            };
-            Ok(KeyChange {
-                key: Key::parse(&c.key)?,
-                op,
-                previous_mod_revision: Revision::new(c.previous_mod_revision),
-                expected: Expectation::from_wire(c.expected_revision),
-                create_revision: Revision::new(c.create_revision),
-                version: c.version,
-            })
-        })
+        .map(|(i, c)| decode_change(i, c))
         .collect::<Result<Vec<_>, EventDecodeError>>()?;
     let schema_changes = wire
         .schema_changes
@@ -153,6 +148,25 @@ pub fn decode_event(event_type: Option<&str>, payload: &[u8]) -> Result<ChangeSe
         trace: TraceContext { traceparent: wire.traceparent, tracestate: wire.tracestate },
         origin: super::origin::origin_from_wire(wire.origin),
         schema_changes,
+        rollout: wire.rollout.map(super::rollout_event::decode).transpose()?.map(Box::new),
+    })
+}
+
+pub(super) fn decode_change(i: usize, c: v1::EventKeyChange) -> Result<KeyChange, EventDecodeError> {
+    let op = match c.op {
+        Some(v1::event_key_change::Op::Set(s)) => {
+            KeyOp::Set { value: s.value, content_type: ContentType::parse(&s.content_type)? }
+        }
+        Some(v1::event_key_change::Op::Delete(_)) => KeyOp::Delete,
+        None => return Err(EventDecodeError::UnknownOp(i)),
+    };
+    Ok(KeyChange {
+        key: Key::parse(&c.key)?,
+        op,
+        previous_mod_revision: Revision::new(c.previous_mod_revision),
+        expected: Expectation::from_wire(c.expected_revision),
+        create_revision: Revision::new(c.create_revision),
+        version: c.version,
     })
 }
 
@@ -206,7 +220,73 @@ mod tests {
                 }],
                 _ => vec![SchemaChange::Delete { pattern: KeyPattern::parse("a/*").unwrap() }],
             },
+            rollout: None,
         }
+    }
+
+    fn rollout_events() -> Vec<veltrix_domain::rollout::RolloutEvent> {
+        use veltrix_domain::{
+            fleet::{LabelSelector, RejectionGroup, Step as ReportStep},
+            rollout::{GateInputs, RolloutChange, RolloutEvent, RolloutId, Started, Step, Strategy, Trigger},
+        };
+        let target = event(vec![(1, Some(b"v".to_vec()), Some(3)), (2, None, None)], 1, 0).changes;
+        let strategy = Strategy {
+            steps: vec![
+                Step { percent: 10, bake: Duration::from_secs(300), min_applied_percent: 95, max_rejected_percent: 2 },
+                Step { percent: 100, bake: Duration::ZERO, min_applied_percent: 100, max_rejected_percent: 0 },
+            ],
+            canary: LabelSelector::parse("canary=true,zone=a").unwrap(),
+            ack_timeout: Some(Duration::from_millis(600_500)),
+        };
+        let inputs = Some(GateInputs { cohort: 10, applied: 7, rejected: 2, pending: 1 });
+        let id = RolloutId::parse("r-0123abcd").unwrap();
+        let rejections = vec![RejectionGroup {
+            step: ReportStep::Health,
+            error: "probe failed".into(),
+            count: 2,
+            client_ids: vec!["a".into(), "b".into()],
+        }];
+        let started = Started { base: Revision::new(41), target, strategy };
+        [
+            (RolloutChange::Started(Box::new(started)), Trigger::User, None),
+            (RolloutChange::Advanced { step: 1 }, Trigger::Gate, inputs),
+            (RolloutChange::Paused, Trigger::Timeout, inputs),
+            (RolloutChange::Resumed, Trigger::User, None),
+            (RolloutChange::Aborted { rejections }, Trigger::Gate, inputs),
+            (RolloutChange::Completed, Trigger::Gate, inputs),
+        ]
+        .into_iter()
+        .map(|(change, triggered_by, inputs)| RolloutEvent { id: id.clone(), change, triggered_by, inputs })
+        .collect()
+    }
+
+    #[test]
+    fn rollout_transitions_round_trip_as_version_3() {
+        for r in rollout_events() {
+            let e = ChangeSetCommitted {
+                origin: veltrix_domain::Origin::Rollout,
+                schema_changes: Vec::new(),
+                rollout: Some(Box::new(r)),
+                ..event(vec![], 2, 0)
+            };
+            assert_eq!(event_type(&e), EVENT_TYPE_V3);
+            assert_eq!(decode_event(Some(EVENT_TYPE_V3), &encode_event(&e)).unwrap(), e);
+        }
+    }
+
+    #[test]
+    fn a_rollout_event_with_an_unknown_transition_or_trigger_is_an_error() {
+        let e = ChangeSetCommitted { rollout: rollout_events().pop().map(Box::new), ..event(vec![], 2, 0) };
+        let mut wire = v1::ChangeSetCommitted::decode(encode_event(&e).as_slice()).unwrap();
+        if let Some(r) = wire.rollout.as_mut() {
+            r.triggered_by = 9;
+        }
+        assert!(matches!(decode_event(Some(EVENT_TYPE_V3), &wire.encode_to_vec()), Err(EventDecodeError::Rollout(_))));
+        if let Some(r) = wire.rollout.as_mut() {
+            r.triggered_by = 1;
+            r.transition = None;
+        }
+        assert!(matches!(decode_event(Some(EVENT_TYPE_V3), &wire.encode_to_vec()), Err(EventDecodeError::Rollout(_))));
     }
 
     #[test]
@@ -240,7 +320,7 @@ mod tests {
     fn unknown_versions_and_ops_are_errors_not_skips() {
         let e = event(vec![(1, None, None)], 1, 1);
         assert!(matches!(
-            decode_event(Some("ChangeSetCommitted/3"), &encode_event(&e)),
+            decode_event(Some("ChangeSetCommitted/4"), &encode_event(&e)),
             Err(EventDecodeError::UnsupportedType(_))
         ));
         let mut wire = v1::ChangeSetCommitted::decode(encode_event(&e).as_slice()).unwrap();

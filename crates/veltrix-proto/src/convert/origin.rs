@@ -20,6 +20,7 @@ pub fn origin_to_wire(origin: &Origin, namespace: &Namespace) -> v1::Origin {
         },
         Origin::Schema => v1::Origin { kind: v1::origin::Kind::Schema as i32, ..Default::default() },
         Origin::NamespaceDelete => v1::Origin { kind: v1::origin::Kind::NamespaceDelete as i32, ..Default::default() },
+        Origin::Rollout => v1::Origin { kind: v1::origin::Kind::Rollout as i32, ..Default::default() },
         Origin::Other(unknown) => v1::Origin {
             kind: unknown.kind,
             source_namespace: unknown.source_namespace.clone(),
@@ -44,6 +45,7 @@ pub fn origin_from_wire(origin: Option<v1::Origin>) -> Origin {
         },
         Ok(v1::origin::Kind::Schema) => Origin::Schema,
         Ok(v1::origin::Kind::NamespaceDelete) => Origin::NamespaceDelete,
+        Ok(v1::origin::Kind::Rollout) => Origin::Rollout,
         Err(_) => unknown(o),
     }
 }
@@ -71,6 +73,7 @@ mod tests {
             Origin::Promotion { source_namespace: staging, source_revision: Revision::new(88) },
             Origin::Schema,
             Origin::NamespaceDelete,
+            Origin::Rollout,
         ] {
             assert_eq!(origin_from_wire(Some(origin_to_wire(&origin, &ns))), origin);
         }

@@ -15,7 +15,7 @@ pub fn timestamp(t: SystemTime) -> prost_types::Timestamp {
     }
 }
 
-fn wire_change(c: &KeyChange) -> WireKeyChange {
+pub fn wire_change(c: &KeyChange) -> WireKeyChange {
     let (op, value, content_type) = match &c.op {
         KeyOp::Set { value, content_type } => (Op::Set, value.clone(), content_type.to_string()),
         KeyOp::Delete => (Op::Delete, Vec::new(), String::new()),
@@ -90,6 +90,7 @@ fn change_record_meta(revision: Revision, event: &ChangeSetCommitted) -> ChangeR
         traceparent: event.trace.traceparent.clone(),
         origin: Some(super::origin::origin_to_wire(&event.origin, &event.namespace)),
         schema_changes: Vec::new(),
+        rollout: event.rollout.as_deref().map(super::rollout::change_rollout),
     }
 }
 

@@ -68,7 +68,7 @@ impl Fleet {
 
     /// Every client of `ns` the ledger still remembers (the forgotten ones
     /// are dropped on the way).
-    async fn remembered(&self, ns: &Namespace, now: SystemTime) -> Result<Vec<ClientRecord>, ReadError> {
+    pub(crate) async fn remembered(&self, ns: &Namespace, now: SystemTime) -> Result<Vec<ClientRecord>, ReadError> {
         let ledger = self.ledger()?;
         let (keep, forgotten): (Vec<_>, Vec<_>) =
             ledger.records(ns).await?.into_iter().partition(|r| !r.is_forgotten(now, &self.timing));

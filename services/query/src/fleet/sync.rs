@@ -12,15 +12,25 @@ use tonic::{Status, Streaming};
 use veltrix_access::Caller;
 use veltrix_domain::{
     Namespace, Revision, ValidationError,
-    fleet::{Agent, ClientId, ClientRecord, LedgerStore, check_labels},
+    fleet::{Agent, ClientId, ClientRecord, LedgerStore, RolloutTarget, check_labels},
+    rollout::RolloutId,
 };
 use veltrix_proto::v1::{
     SyncRequest, SyncResponse, SyncSubscribe, WatchRequest, WatchResponse, sync_request::Request as Report,
     sync_response, watch_response,
 };
+use veltrix_redis::ReadModel;
+use veltrix_server::ServingGate;
 
 use super::Fleet;
-use crate::{grpc::QueryService, metric, status::ReadError, watch::WatchStream};
+use crate::{
+    grpc::QueryService,
+    metric,
+    rollout::delivery::{self, Action},
+    state::ReadState,
+    status::ReadError,
+    watch::WatchStream,
+};
 
 pub type SyncStream = ReceiverStream<Result<SyncResponse, Status>>;
 
@@ -47,17 +57,6 @@ impl QueryService {
         caller.require(veltrix_access::Role::Read, namespace.as_str())?;
         let mut record = subscribed(&subscribe, namespace.clone(), &self.fleet.replica)?;
         let permit = caller.watcher()?;
-        let watch = self
-            .open_watch(
-                WatchRequest {
-                    namespace: subscribe.namespace,
-                    prefix: subscribe.prefix,
-                    start_revision: subscribe.start_revision,
-                    include_snapshot: subscribe.include_snapshot,
-                },
-                permit,
-            )
-            .await?;
         // What this replica has not written yet is newer than the ledger.
         let earlier = match self.fleet.writer.pending(&namespace, &record.client_id) {
             Some(pending) => Some(pending),
@@ -66,11 +65,40 @@ impl QueryService {
         if let Some(earlier) = earlier {
             record.continue_from(&earlier);
         }
+        let (generation, _) = self.generation()?;
+        let model = self.model.get().map_err(|_| ReadError::NoGeneration)?;
+        let rollout = delivery::latest_at(model, generation, &namespace, Revision::new(u64::MAX)).await?;
+        let snapshot = subscribe.include_snapshot;
+        // A snapshot shows the cohort's clients the target; resuming without
+        // one, the client runs what the ledger says it was sent.
+        let overlay = rollout.as_ref().filter(|r| snapshot && delivery::in_cohort(r, &record));
+        let overlay_of = overlay.map(|r| r.id.clone());
+        let overlay = overlay.map(|r| delivery::Overlay::of(r, &record.prefix));
+        let holds = match &rollout {
+            Some(r) if !snapshot && record.rollout.as_ref().is_some_and(|t| t.id == r.id) => Some(r.id.clone()),
+            _ => None,
+        };
+        if snapshot {
+            record.rollout = None;
+        }
+        let watch = self
+            .open_watch_for(
+                WatchRequest {
+                    namespace: subscribe.namespace,
+                    prefix: subscribe.prefix,
+                    start_revision: subscribe.start_revision,
+                    include_snapshot: subscribe.include_snapshot,
+                },
+                permit,
+                Some(overlay),
+            )
+            .await?;
         metrics::counter!(metric::REPORTS, "kind" => "subscribe").increment(1);
         self.fleet.writer.update(&record);
         self.fleet.session_started(&namespace);
         let (tx, rx) = mpsc::channel(self.watch.queue.max(1));
-        let session = Session { record, fleet: self.fleet.clone(), watch, inbound, tx };
+        let rollouts = Rollouts { model: self.model.clone(), state: self.state.clone(), holds, overlay_of };
+        let session = Session { record, fleet: self.fleet.clone(), watch, inbound, tx, rollouts };
         tokio::spawn(session.run());
         Ok(ReceiverStream::new(rx))
     }
@@ -126,6 +154,17 @@ struct Session {
     watch: WatchStream,
     inbound: Streaming<SyncRequest>,
     tx: mpsc::Sender<Result<SyncResponse, Status>>,
+    rollouts: Rollouts,
+}
+
+/// What the session knows of the namespace's rollout.
+struct Rollouts {
+    model: ServingGate<ReadModel>,
+    state: Arc<ReadState>,
+    /// The rollout whose target the client runs.
+    holds: Option<RolloutId>,
+    /// The rollout whose target the snapshot being sent shows.
+    overlay_of: Option<RolloutId>,
 }
 
 impl Session {
@@ -137,6 +176,14 @@ impl Session {
             tokio::select! {
                 item = self.watch.next() => match item {
                     Some(Ok(message)) => {
+                        let message = match self.rollout_view(message).await {
+                            Ok(Some(message)) => message,
+                            Ok(None) => continue,
+                            Err(e) => {
+                                let _ = self.tx.send(Err(crate::status::to_status(e))).await;
+                                break;
+                            }
+                        };
                         let delivered = delivered_revision(&message);
                         if self.tx.send(Ok(to_sync(message))).await.is_err() {
                             break;
@@ -178,6 +225,61 @@ impl Session {
         self.record.replica_seen = SystemTime::now();
         self.fleet.writer.update(&self.record);
         self.fleet.session_ended(&self.record.namespace);
+    }
+}
+
+impl Session {
+    /// The message as this client must see it: a rollout transition becomes
+    /// the target (the client enters the cohort), the base values (an
+    /// abort took the target away), or nothing; a snapshot that shows the
+    /// target records it in the ledger.
+    async fn rollout_view(&mut self, message: WatchResponse) -> Result<Option<WatchResponse>, ReadError> {
+        let r = &mut self.rollouts;
+        let change = match &message.event {
+            Some(watch_response::Event::Snapshot(s)) if s.last => {
+                if let Some(id) = r.overlay_of.take() {
+                    self.record.rollout = Some(RolloutTarget { id: id.clone(), revision: Revision::new(s.revision) });
+                    r.holds = Some(id);
+                    metrics::counter!(metric::ROLLOUT_DELIVERIES, "kind" => "target").increment(1);
+                }
+                return Ok(Some(message));
+            }
+            Some(watch_response::Event::Change(c)) if c.rollout.is_some() => c,
+            _ => return Ok(Some(message)),
+        };
+        let revision = Revision::new(change.revision);
+        // A transition alone changes no key; the completion does (for all).
+        let forward = if change.changes.is_empty() { None } else { Some(message.clone()) };
+        let generation = r.state.generation().ok_or(ReadError::NoGeneration)?;
+        let model = r.model.get().map_err(|_| ReadError::NoGeneration)?;
+        let ns = self.record.namespace.clone();
+        let Some(rollout) = delivery::latest_at(model, generation, &ns, revision).await? else {
+            return Ok(forward);
+        };
+        let holds = r.holds.as_ref() == Some(&rollout.id);
+        let prefix = self.record.prefix.clone();
+        let record = match delivery::action(&rollout, &self.record, holds) {
+            Action::Target => {
+                r.holds = Some(rollout.id.clone());
+                self.record.rollout = Some(RolloutTarget { id: rollout.id.clone(), revision });
+                metrics::counter!(metric::ROLLOUT_DELIVERIES, "kind" => "target").increment(1);
+                delivery::target_record(&rollout, &prefix, revision)
+            }
+            Action::Base => {
+                r.holds = None;
+                self.record.rollout = None;
+                metrics::counter!(metric::ROLLOUT_DELIVERIES, "kind" => "base").increment(1);
+                delivery::base_record(model, generation, &rollout, &prefix, revision).await?
+            }
+            Action::Forget | Action::Nothing => {
+                if holds && rollout.last_kind() == veltrix_domain::rollout::TransitionKind::Completed {
+                    r.holds = None;
+                    self.record.rollout = None;
+                }
+                return Ok(forward);
+            }
+        };
+        Ok(Some(WatchResponse { event: Some(watch_response::Event::Change(record)) }))
     }
 }
 

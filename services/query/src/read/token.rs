@@ -61,6 +61,10 @@ pub enum Scope<'a> {
         page_size: u32,
         caller: Option<&'a str>,
     },
+    Rollouts {
+        namespace: &'a Namespace,
+        page_size: u32,
+    },
     Diff {
         from: &'a Namespace,
         from_revision: Option<Revision>,
@@ -116,6 +120,11 @@ impl Scope<'_> {
                 field(namespace.as_str().as_bytes());
                 field(&state.to_be_bytes());
                 field(selector.as_bytes());
+                field(&page_size.to_be_bytes());
+            }
+            Self::Rollouts { namespace, page_size } => {
+                field(b"rollouts");
+                field(namespace.as_str().as_bytes());
                 field(&page_size.to_be_bytes());
             }
             Self::Namespaces { prefix, page_size, caller } => {

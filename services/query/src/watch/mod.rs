@@ -49,6 +49,12 @@ pub struct WatchSpec {
     pub prefix: String,
     pub start_revision: Option<Revision>,
     pub include_snapshot: bool,
+    /// A Sync stream: rollout transitions (records without key changes)
+    /// come through, for the session to turn into what its client applies;
+    /// a plain Watch skips them (the committed state does not change).
+    pub rollouts: bool,
+    /// A Sync client in a rollout's cohort: its snapshot shows the target.
+    pub overlay: Option<crate::rollout::delivery::Overlay>,
 }
 
 /// The response stream: queued messages, then the status the watcher ended
@@ -222,9 +228,15 @@ impl Watcher {
                 (page, revision)
             }
         };
+        let mut before: Option<String> = None;
         loop {
             let after = page.kvs.last().map(|kv| kv.key.clone());
             let more = page.more;
+            if let Some(overlay) = &self.spec.overlay {
+                let upto = if more { after.as_deref() } else { None };
+                overlay.apply(&mut page.kvs, before.as_deref(), upto, revision);
+            }
+            before.clone_from(&after);
             self.send(WatchResponse {
                 event: Some(Event::Snapshot(Snapshot { kvs: page.kvs, revision: revision.get(), last: !more })),
             })
@@ -261,6 +273,11 @@ impl Watcher {
         if self.sent >= record.revision {
             return Ok(false);
         }
+        let transition = record.rollout.is_some() && record.changes.is_empty();
+        if transition && !self.spec.rollouts {
+            self.sent = Revision::new(record.revision);
+            return Ok(false);
+        }
         let prefix = self.spec.prefix.as_str();
         let matching = if prefix.is_empty() {
             record.clone()
@@ -268,7 +285,7 @@ impl Watcher {
             let changes: Vec<_> = record.changes.iter().filter(|c| c.key.starts_with(prefix)).cloned().collect();
             // Schema changes are changes to the namespace: every watcher of
             // it receives them, with the key changes under its prefix.
-            if changes.is_empty() && record.schema_changes.is_empty() {
+            if changes.is_empty() && record.schema_changes.is_empty() && !transition {
                 self.sent = Revision::new(record.revision);
                 return Ok(false);
             }
@@ -341,6 +358,17 @@ fn deliver_span(record: &ChangeRecord, live: bool) -> tracing::Span {
 
 impl QueryService {
     pub(crate) async fn open_watch(&self, req: WatchRequest, permit: WatcherPermit) -> Result<WatchStream, ReadError> {
+        self.open_watch_for(req, permit, None).await
+    }
+
+    /// A watch; `sync` for a Sync stream (rollout transitions come
+    /// through, and a cohort client's snapshot shows `overlay`).
+    pub(crate) async fn open_watch_for(
+        &self,
+        req: WatchRequest,
+        permit: WatcherPermit,
+        sync: Option<Option<crate::rollout::delivery::Overlay>>,
+    ) -> Result<WatchStream, ReadError> {
         let ns = Namespace::parse(&req.namespace)?;
         key_prefix(&req.prefix)?;
         let start_revision = positive("start_revision", req.start_revision)?;
@@ -354,8 +382,14 @@ impl QueryService {
                 return Err(veltrix_redis::Error::Compacted { requested: start, oldest }.into());
             }
         }
-        let spec =
-            WatchSpec { namespace: ns, prefix: req.prefix, start_revision, include_snapshot: req.include_snapshot };
+        let spec = WatchSpec {
+            namespace: ns,
+            prefix: req.prefix,
+            start_revision,
+            include_snapshot: req.include_snapshot,
+            rollouts: sync.is_some(),
+            overlay: sync.flatten(),
+        };
         start(
             spec,
             model.clone(),

@@ -1,0 +1,393 @@
+//! Gradual rollouts against real servers, with in-process Sync clients that
+//! apply what they receive and ACK (or NACK) it: a rollout advances step by
+//! step on the clients' ACKs and commits the target (origin ROLLOUT); a
+//! canary's NACK aborts it and the cohort gets the base values back; too few
+//! ACKs by the ACK timeout pause it; writes to the keys it holds are refused
+//! while others reach everyone; with two query replicas (each running the
+//! controller), restarts of a query and a command replica mid-rollout, every
+//! transition is in the history exactly once.
+#![allow(clippy::unwrap_used)] // tests may unwrap
+
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use futures::StreamExt;
+use veltrix_client::{
+    Change, Client, Error, Rollout, RolloutActionOptions, RolloutOptions, RolloutStep, RolloutStrategy, SyncOptions,
+    SyncStep, WatchEvent, WriteOptions,
+};
+use veltrix_testsystem::{TestSystem, eventually};
+
+const NS: &str = "rollout/app";
+
+fn client_at(sys: &TestSystem, query: usize) -> Client {
+    Client::builder()
+        .command_url(sys.command_url())
+        .query_url(format!("http://{}", sys.query_addr_at(query)))
+        .actor("tester")
+        .backoff(Duration::from_millis(50))
+        .build()
+        .unwrap()
+}
+
+async fn system(queries: usize, commands: usize) -> TestSystem {
+    TestSystem::builder()
+        .queries(queries)
+        .commands(commands)
+        .query(|c| {
+            c.fleet.client_heartbeat = Duration::from_secs(1);
+            c.fleet.ledger_flush_interval = Duration::from_millis(20);
+            c.fleet.rollout_interval = Duration::from_millis(100);
+        })
+        .start()
+        .await
+}
+
+/// What one in-process client runs and saw.
+#[derive(Debug, Default)]
+struct Seen {
+    /// Everything received (what it would run).
+    working: BTreeMap<String, String>,
+    /// What it runs: the last working copy it accepted.
+    values: BTreeMap<String, String>,
+    revision: u64,
+    /// (kind, revision) of every rollout mark received.
+    marks: Vec<(String, u64)>,
+    /// Every value of `port` it applied, in order.
+    ports: Vec<String>,
+}
+
+/// A client that applies every message and ACKs it, or, like a sidecar
+/// whose health check fails, NACKs while `port` is `refuse` (and keeps
+/// running what it ran).
+fn spawn_client(c: &Client, id: String, labels: &[(&str, &str)], refuse: Option<&'static str>) -> Arc<Mutex<Seen>> {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let mut o = SyncOptions::new(id);
+    o.labels = labels.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    o.keepalive = Duration::from_millis(500);
+    let mut handle = c.sync(NS, o);
+    let out = seen.clone();
+    tokio::spawn(async move {
+        while let Some(event) = handle.next().await {
+            let Ok(event) = event else { continue };
+            let mut next = out.lock().unwrap().working.clone();
+            let (revision, mark) = match event {
+                WatchEvent::Snapshot { entries, revision } => {
+                    next =
+                        entries.into_iter().map(|e| (e.key, String::from_utf8_lossy(&e.value).into_owned())).collect();
+                    (revision, None)
+                }
+                WatchEvent::Changes(set) => {
+                    for ch in set.changes {
+                        match ch.value {
+                            Some(v) => next.insert(ch.key, String::from_utf8_lossy(&v).into_owned()),
+                            None => next.remove(&ch.key),
+                        };
+                    }
+                    (set.revision, set.rollout.map(|m| m.kind))
+                }
+                WatchEvent::Progress(_) => continue,
+            };
+            let bad = refuse.is_some_and(|r| next.get("port").map(String::as_str) == Some(r));
+            let mut s = out.lock().unwrap();
+            s.working = next.clone();
+            if let Some(kind) = mark {
+                s.marks.push((kind, revision));
+            }
+            if bad {
+                handle.nack(revision, s.revision.min(revision.saturating_sub(1)), SyncStep::Health, "unhealthy");
+                continue;
+            }
+            if next.get("port") != s.values.get("port")
+                && let Some(p) = next.get("port")
+            {
+                s.ports.push(p.clone());
+            }
+            s.values = next;
+            s.revision = revision.max(s.revision);
+            handle.ack(revision, "");
+        }
+    });
+    seen
+}
+
+fn port(seen: &Arc<Mutex<Seen>>) -> Option<String> {
+    seen.lock().unwrap().values.get("port").cloned()
+}
+
+async fn all_synced(c: &Client, n: usize) {
+    eventually(Duration::from_secs(30), "every client synced", || async {
+        let synced =
+            c.clients(NS, &Default::default()).await.unwrap().iter().filter(|i| i.state.as_str() == "SYNCED").count();
+        (synced == n).then_some(())
+    })
+    .await;
+}
+
+async fn state_is(c: &Client, id: &str, state: &str) -> Rollout {
+    eventually(Duration::from_secs(60), &format!("the rollout is {state}"), || async {
+        // NOT_FOUND until the start is projected.
+        c.rollout(NS, Some(id)).await.ok().filter(|r| r.state == state)
+    })
+    .await
+}
+
+fn strategy(steps: &[u32], bake: Duration) -> RolloutStrategy {
+    RolloutStrategy { steps: steps.iter().map(|p| RolloutStep::new(*p, bake)).collect(), ..Default::default() }
+}
+
+fn reason(r: &str) -> RolloutOptions {
+    RolloutOptions { reason: r.into(), ..Default::default() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_goes_step_by_step_on_acks_and_commits_the_target() {
+    let sys = system(1, 1).await;
+    let c = client_at(&sys, 0);
+    let base = c.put(NS, "port", "80").await.unwrap();
+    eventually(Duration::from_secs(10), "the base is readable", || async {
+        (c.revision(NS).await.unwrap() >= base).then_some(())
+    })
+    .await;
+    let clients: Vec<_> = (0..100)
+        .map(|i| {
+            let labels: &[(&str, &str)] = if i < 5 { &[("canary", "true")] } else { &[] };
+            spawn_client(&c, format!("web-{i:03}"), labels, None)
+        })
+        .collect();
+    all_synced(&c, 100).await;
+
+    let mut s = strategy(&[10, 50, 100], Duration::from_millis(700));
+    s.canary.insert("canary".into(), "true".into());
+    let (id, started) = c.start_rollout(NS, vec![Change::set("port", "81")], &s, &reason("new port")).await.unwrap();
+    // The committed state is the base while it runs.
+    assert_eq!(c.get(NS, "port").await.unwrap().value, "80");
+    // The canaries are in from the first step.
+    eventually(Duration::from_secs(20), "the canaries run the target", || async {
+        clients[..5].iter().all(|s| port(s).as_deref() == Some("81")).then_some(())
+    })
+    .await;
+    let running = c.rollout(NS, None).await.unwrap();
+    assert_eq!((running.id.as_str(), running.base_revision), (id.as_str(), base));
+    assert_eq!(running.changes[0].key, "port");
+    let done = state_is(&c, &id, "COMPLETED").await;
+
+    let kinds: Vec<_> = done.transitions.iter().map(|t| (t.kind, t.triggered_by, t.step)).collect();
+    assert_eq!(
+        kinds,
+        [("started", "user", 0), ("advanced", "gate", 1), ("advanced", "gate", 2), ("completed", "gate", 2)],
+        "{done:#?}"
+    );
+    assert_eq!(done.transitions[0].revision, started);
+    // Each gate saw its whole cohort ACK; the cohort only grew.
+    let cohorts: Vec<u32> = done.transitions[1..].iter().map(|t| t.inputs.unwrap().cohort).collect();
+    for t in &done.transitions[1..] {
+        let i = t.inputs.unwrap();
+        assert_eq!((i.applied, i.rejected, i.pending), (i.cohort, 0, 0), "{t:?}");
+    }
+    assert!(cohorts[0] >= 5 && cohorts[0] < 50, "step 1: the canaries and about 10%: {cohorts:?}");
+    assert!(cohorts.windows(2).all(|w| w[0] <= w[1]) && cohorts[2] == 100, "{cohorts:?}");
+    // Committed: reads and everyone see the target; History says ROLLOUT.
+    assert_eq!(c.get(NS, "port").await.unwrap().value, "81");
+    eventually(Duration::from_secs(20), "every client runs the target", || async {
+        clients.iter().all(|s| port(s).as_deref() == Some("81")).then_some(())
+    })
+    .await;
+    let history = c.history(NS, None, Default::default()).await.unwrap();
+    let last = history.iter().max_by_key(|h| h.revision).unwrap();
+    assert_eq!(last.revision, done.completed_revision);
+    assert_eq!(last.origin.kind, veltrix_client::OriginKind::Rollout);
+    assert_eq!(last.changes.len(), 1);
+    // No client ran the base again after the target (the cohort grew
+    // monotonically), and none received the target twice.
+    for s in &clients {
+        let s = s.lock().unwrap();
+        assert_eq!(s.ports, ["80", "81"], "{s:?}");
+        let targets = s.marks.iter().filter(|(k, _)| k == "started" || k == "advanced").count();
+        assert!(targets <= 1, "{s:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_canary_nack_aborts_the_rollout_and_the_cohort_gets_the_base_back() {
+    let sys = system(1, 1).await;
+    let c = client_at(&sys, 0);
+    c.put(NS, "port", "80").await.unwrap();
+    let clients: Vec<_> = (0..20)
+        .map(|i| {
+            let (labels, refuse): (&[(&str, &str)], _) =
+                if i < 3 { (&[("canary", "true")], Some("81")) } else { (&[], None) };
+            spawn_client(&c, format!("api-{i:02}"), labels, refuse)
+        })
+        .collect();
+    all_synced(&c, 20).await;
+    let mut s = strategy(&[10, 100], Duration::from_secs(30));
+    s.canary.insert("canary".into(), "true".into());
+    let (id, _) = c.start_rollout(NS, vec![Change::set("port", "81")], &s, &reason("try 81")).await.unwrap();
+    let aborted = state_is(&c, &id, "ABORTED").await;
+    let last = aborted.transitions.last().unwrap();
+    assert_eq!((last.kind, last.triggered_by), ("aborted", "gate"));
+    let inputs = last.inputs.unwrap();
+    assert!(inputs.rejected >= 1 && inputs.cohort >= 3, "{inputs:?}");
+    assert_eq!(last.rejections[0].error, "unhealthy");
+    assert_eq!(last.rejections[0].step, "health");
+    assert!(last.rejections[0].client_ids.iter().all(|c| c.starts_with("api-0")), "{last:?}");
+    // The base is what everyone runs: the cohort got it back, marked.
+    eventually(Duration::from_secs(20), "the cohort runs the base again", || async {
+        clients.iter().all(|s| port(s).as_deref() == Some("80")).then_some(())
+    })
+    .await;
+    for s in &clients {
+        let s = s.lock().unwrap();
+        if s.ports.contains(&"81".to_owned()) {
+            assert!(s.marks.iter().any(|(k, _)| k == "aborted"), "{s:?}");
+        }
+    }
+    assert_eq!(c.get(NS, "port").await.unwrap().value, "80");
+    // The namespace is free again: a new rollout may start.
+    c.start_rollout(NS, vec![Change::set("port", "82")], &strategy(&[100], Duration::ZERO), &reason("82"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_few_acks_pause_it_held_keys_are_refused_and_a_person_promotes_it() {
+    let sys = system(1, 1).await;
+    let c = client_at(&sys, 0);
+    c.put(NS, "port", "80").await.unwrap();
+    // Clients that read but never ACK the target.
+    let clients: Vec<_> = (0..10).map(|i| spawn_client(&c, format!("db-{i}"), &[], Some("81"))).collect();
+    all_synced(&c, 10).await;
+    let mut s = strategy(&[50, 100], Duration::ZERO);
+    for step in &mut s.steps {
+        step.max_rejected_percent = Some(100);
+    }
+    s.ack_timeout = Some(Duration::from_secs(1));
+    let (id, _) = c.start_rollout(NS, vec![Change::set("port", "81")], &s, &reason("slow")).await.unwrap();
+
+    // While it runs: a write to a held key is refused naming the rollout,
+    // a write to another key reaches everyone, and no second one starts.
+    let refused = c.put(NS, "port", "99").await.unwrap_err();
+    assert!(matches!(&refused, Error::FailedPrecondition { message } if message.contains(&id)), "{refused:?}");
+    let other = c.put(NS, "color", "blue").await.unwrap();
+    let (one_step, second) = (strategy(&[100], Duration::ZERO), reason("2nd"));
+    let second = c.start_rollout(NS, vec![Change::set("x", "1")], &one_step, &second).await;
+    assert!(matches!(second.unwrap_err(), Error::FailedPrecondition { .. }));
+    eventually(Duration::from_secs(20), "the other write reaches every client", || async {
+        clients.iter().all(|s| s.lock().unwrap().working.get("color").map(String::as_str) == Some("blue")).then_some(())
+    })
+    .await;
+    assert!(other > 0);
+
+    let paused = state_is(&c, &id, "PAUSED").await;
+    let last = paused.transitions.last().unwrap();
+    assert_eq!((last.kind, last.triggered_by), ("paused", "timeout"));
+    assert_eq!(last.inputs.unwrap().applied, 0);
+    // A stale expected version is a conflict; the right one resumes it.
+    let stale = RolloutActionOptions { expected_version: Some(1), reason: "go".into(), ..Default::default() };
+    assert!(matches!(c.resume_rollout(NS, &id, &stale).await.unwrap_err(), Error::Conflict { .. }));
+    let resume = RolloutActionOptions {
+        expected_version: Some(paused.version),
+        reason: "try again".into(),
+        ..Default::default()
+    };
+    let resumed = c.resume_rollout(NS, &id, &resume).await.unwrap();
+    assert_eq!((resumed.state, resumed.transitions.last().unwrap().triggered_by), ("RUNNING", "user"));
+    // The ACK timeout may pause it again in between: promote works from
+    // PAUSED too.
+    let ship = RolloutActionOptions { reason: "ship".into(), ..Default::default() };
+    let promoted = c.promote_rollout(NS, &id, &ship).await.unwrap();
+    assert_eq!(promoted.state, "COMPLETED");
+    assert_eq!(
+        c.get_with(
+            NS,
+            "port",
+            veltrix_client::ReadOptions { min_revision: Some(promoted.completed_revision), ..Default::default() }
+        )
+        .await
+        .unwrap()
+        .value,
+        "81"
+    );
+    // The held key is free again.
+    c.put_with(NS, "port", "82", &WriteOptions::default()).await.unwrap();
+    let all = c.rollouts(NS).await.unwrap();
+    assert_eq!(all.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_replicas_and_restarts_append_every_transition_once() {
+    let mut sys = system(2, 2).await;
+    let c = client_at(&sys, 0);
+    c.put(NS, "port", "80").await.unwrap();
+    let clients: Vec<_> = (0..30).map(|i| spawn_client(&c, format!("edge-{i:02}"), &[], None)).collect();
+    all_synced(&c, 30).await;
+    let (id, _) = c
+        .start_rollout(
+            NS,
+            vec![Change::set("port", "81")],
+            &strategy(&[20, 60, 100], Duration::from_secs(1)),
+            &reason("two"),
+        )
+        .await
+        .unwrap();
+    // Restart the second query replica and the first command replica while
+    // the rollout bakes; the controllers resume from the events.
+    sys.stop_query(1).await;
+    sys.stop_command(0).await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    sys.start_query(1).await;
+    sys.start_command(0).await;
+    let done = state_is(&c, &id, "COMPLETED").await;
+    let kinds: Vec<_> = done.transitions.iter().map(|t| t.kind).collect();
+    assert_eq!(kinds, ["started", "advanced", "advanced", "completed"], "{done:#?}");
+    let mut history = c.history(NS, None, Default::default()).await.unwrap();
+    history.sort_by_key(|h| h.revision);
+    let marks: Vec<_> = history.iter().filter_map(|h| h.rollout.as_ref().map(|m| m.kind.clone())).collect();
+    assert_eq!(marks, ["started", "advanced", "advanced", "completed"], "each transition once in History");
+    eventually(Duration::from_secs(20), "every client runs the target", || async {
+        clients.iter().all(|s| port(s).as_deref() == Some("81")).then_some(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_connects_mid_rollout_gets_the_target_in_its_snapshot_and_the_base_on_abort() {
+    let sys = system(1, 1).await;
+    let c = client_at(&sys, 0);
+    c.put(NS, "port", "80").await.unwrap();
+    let (id, _) = c
+        .start_rollout(
+            NS,
+            vec![Change::set("port", "81")],
+            &strategy(&[100], Duration::from_secs(3600)),
+            &reason("all"),
+        )
+        .await
+        .unwrap();
+    state_is(&c, &id, "RUNNING").await;
+    // Connects after the start: in the cohort (100%), so its snapshot shows
+    // the target, while reads show the base.
+    let late = spawn_client(&c, "late-1".into(), &[], None);
+    eventually(Duration::from_secs(20), "the late client runs the target", || async {
+        (port(&late).as_deref() == Some("81")).then_some(())
+    })
+    .await;
+    assert_eq!(c.get(NS, "port").await.unwrap().value, "80");
+    let counted = eventually(Duration::from_secs(20), "the ledger counts its ACK", || async {
+        let r = c.rollout(NS, None).await.unwrap();
+        r.current.filter(|i| i.applied == 1 && i.cohort == 1)
+    })
+    .await;
+    assert_eq!((counted.rejected, counted.pending), (0, 0));
+    let abort = RolloutActionOptions { reason: "no".into(), ..Default::default() };
+    c.abort_rollout(NS, &id, &abort).await.unwrap();
+    eventually(Duration::from_secs(20), "the late client runs the base again", || async {
+        (port(&late).as_deref() == Some("80")).then_some(())
+    })
+    .await;
+    assert_eq!(late.lock().unwrap().ports, ["81", "80"]);
+}

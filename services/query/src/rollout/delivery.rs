@@ -1,0 +1,184 @@
+//! What a Sync session sends its client of the namespace's rollout.
+//!
+//! While a rollout is live the committed state (Get, List, Watch) is the
+//! base; a Sync client in the cohort runs the target. The session turns the
+//! rollout's transition records (which carry no key changes) into what its
+//! client must apply: the target, when the transition brings the client
+//! into the cohort; the base values back, when an abort takes it away; for
+//! everyone else nothing (the record is dropped). A client that subscribes
+//! with a snapshot while in the cohort gets the target in the snapshot. The
+//! completion is an ordinary change set with the target, for everyone.
+
+use std::time::SystemTime;
+
+use veltrix_domain::{
+    KeyChange, KeyOp, Namespace, Origin, Revision,
+    fleet::ClientRecord,
+    rollout::{Rollout, TransitionKind},
+};
+use veltrix_proto::{
+    convert::{
+        origin::origin_to_wire,
+        read::{timestamp, wire_change},
+        rollout::delivery_rollout,
+    },
+    v1::{ChangeRecord, KeyChange as WireKeyChange, KeyValue, key_change::Op},
+};
+use veltrix_redis::{Generation, ReadModel};
+
+use crate::status::ReadError;
+
+/// The namespace's latest rollout as of `at` (every transition up to it).
+pub(crate) async fn latest_at(
+    model: &ReadModel,
+    generation: Generation,
+    ns: &Namespace,
+    at: Revision,
+) -> Result<Option<Rollout>, ReadError> {
+    let events = model.rollout_events(generation, ns).await?;
+    let upto = events.iter().filter(|(r, _)| *r <= at).map(|(r, e)| (*r, e));
+    Ok(veltrix_domain::rollout::fold_all(upto).pop())
+}
+
+/// The target's changes under `prefix`.
+fn under<'a>(rollout: &'a Rollout, prefix: &'a str) -> impl Iterator<Item = &'a KeyChange> + 'a {
+    rollout.target.iter().filter(move |c| c.key.as_str().starts_with(prefix))
+}
+
+/// Whether the live rollout's current step includes this client: it reads
+/// a key the rollout changes and the cohort holds it.
+pub fn in_cohort(rollout: &Rollout, client: &ClientRecord) -> bool {
+    rollout.is_live()
+        && under(rollout, &client.prefix).next().is_some()
+        && rollout.cohort().includes(&client.client_id, &client.labels)
+}
+
+/// What the session does with a rollout transition it sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Send the target (the client enters the cohort).
+    Target,
+    /// Send the base values back (an abort; the client ran the target).
+    Base,
+    /// The client no longer runs a live rollout's target (completed: the
+    /// committed change set carries the same values).
+    Forget,
+    Nothing,
+}
+
+/// What the client should get of `rollout`, given whether it runs the
+/// target now.
+pub fn action(rollout: &Rollout, client: &ClientRecord, holds: bool) -> Action {
+    if holds {
+        match rollout.last_kind() {
+            TransitionKind::Aborted => Action::Base,
+            TransitionKind::Completed => Action::Forget,
+            _ => Action::Nothing,
+        }
+    } else if in_cohort(rollout, client) {
+        Action::Target
+    } else {
+        Action::Nothing
+    }
+}
+
+fn record(rollout: &Rollout, revision: Revision, changes: Vec<WireKeyChange>) -> ChangeRecord {
+    let last = rollout.transitions.last();
+    ChangeRecord {
+        revision: revision.get(),
+        namespace: rollout.namespace.to_string(),
+        time: last.map(|t| timestamp(t.at)),
+        actor: last.map(|t| t.actor.clone()).unwrap_or_default(),
+        reason: last.map(|t| t.reason.clone()).unwrap_or_default(),
+        request_id: String::new(),
+        changes,
+        traceparent: String::new(),
+        origin: Some(origin_to_wire(&Origin::Rollout, &rollout.namespace)),
+        schema_changes: Vec::new(),
+        rollout: Some(delivery_rollout(rollout, rollout.last_kind())),
+    }
+}
+
+/// The target under `prefix` as a change at `revision` (the transition
+/// that brought the client in).
+pub fn target_record(rollout: &Rollout, prefix: &str, revision: Revision) -> ChangeRecord {
+    record(rollout, revision, under(rollout, prefix).map(wire_change).collect())
+}
+
+/// The base values of the target's keys under `prefix` (what the committed
+/// state holds: the keys could not change while the rollout ran), as a
+/// change at `revision` (the abort).
+pub async fn base_record(
+    model: &ReadModel,
+    generation: Generation,
+    rollout: &Rollout,
+    prefix: &str,
+    revision: Revision,
+) -> Result<ChangeRecord, ReadError> {
+    let mut changes = Vec::new();
+    for c in under(rollout, prefix) {
+        let (kv, _) = model.get(generation, &rollout.namespace, c.key.as_str()).await?;
+        changes.push(match kv {
+            Some(kv) => WireKeyChange {
+                key: kv.key,
+                op: Op::Set.into(),
+                value: kv.value,
+                content_type: kv.content_type,
+                previous_mod_revision: kv.mod_revision,
+            },
+            None => WireKeyChange {
+                key: c.key.to_string(),
+                op: Op::Delete.into(),
+                value: Default::default(),
+                content_type: String::new(),
+                previous_mod_revision: 0,
+            },
+        });
+    }
+    Ok(record(rollout, revision, changes))
+}
+
+/// What a cohort client's snapshot shows instead of the base.
+#[derive(Debug, Clone)]
+pub struct Overlay {
+    pub changes: Vec<KeyChange>,
+    pub time: SystemTime,
+    pub actor: String,
+}
+
+impl Overlay {
+    pub fn of(rollout: &Rollout, prefix: &str) -> Self {
+        let last = rollout.transitions.last();
+        Self {
+            changes: under(rollout, prefix).cloned().collect(),
+            time: last.map_or(SystemTime::UNIX_EPOCH, |t| t.at),
+            actor: last.map(|t| t.actor.clone()).unwrap_or_default(),
+        }
+    }
+
+    /// Puts the target into one page of a snapshot at `revision`: the page
+    /// holds the keys after `after` up to `upto` (the last page: to the
+    /// end), in key order.
+    pub fn apply(&self, kvs: &mut Vec<KeyValue>, after: Option<&str>, upto: Option<&str>, revision: Revision) {
+        let mine = self.changes.iter().filter(|c| {
+            let k = c.key.as_str();
+            after.is_none_or(|a| k > a) && upto.is_none_or(|u| k <= u)
+        });
+        for c in mine {
+            kvs.retain(|kv| kv.key != c.key.as_str());
+            if let KeyOp::Set { value, content_type } = &c.op {
+                kvs.push(KeyValue {
+                    key: c.key.to_string(),
+                    value: value.clone().into(),
+                    content_type: content_type.to_string(),
+                    create_revision: if c.create_revision == 0 { revision } else { c.create_revision }.get(),
+                    mod_revision: revision.get(),
+                    version: c.version.max(1),
+                    updated_at: Some(timestamp(self.time)),
+                    updated_by: self.actor.clone(),
+                });
+            }
+        }
+        kvs.sort_by(|a, b| a.key.cmp(&b.key));
+    }
+}
