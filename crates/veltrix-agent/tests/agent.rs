@@ -393,3 +393,79 @@ async fn agents_reconnect_to_either_replica_after_every_replica_restarts_and_rel
     wait_states(&c, ns, &want(Synced, last)).await;
     assert_eq!(read(reloads).lines().count(), reloaded.lines().count() + ids.len());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_follow_a_rollout_a_canary_check_aborts_it_and_the_files_come_back() {
+    use veltrix_client::{Change, RolloutOptions, RolloutStep, RolloutStrategy};
+    let sys = TestSystem::builder()
+        .query(|c| {
+            c.fleet.client_heartbeat = Duration::from_millis(500);
+            c.fleet.ledger_flush_interval = Duration::from_millis(50);
+            c.fleet.rollout_interval = Duration::from_millis(100);
+        })
+        .start()
+        .await;
+    let c = client(&sys);
+    let tmp = tempfile::tempdir().unwrap();
+    let ns = "agents/rollout";
+    let first = c.put(ns, "port", "80").await.unwrap();
+    // The canary's check refuses port 81; the other agent takes anything.
+    let refuse_81 = "! grep -qx 81 \"$VELTRIX_STAGED/port\" || { echo 'port 81 is taken' >&2; exit 1; }";
+    let reloads = tmp.path().join("reloads");
+    let reload = format!("echo x >> {}", reloads.display());
+    let _canary = spawn(agent(&sys, ns, "edge-canary", tmp.path(), &["--label", "canary=true", "--check", refuse_81]));
+    let _edge = spawn(agent(&sys, ns, "edge-1", tmp.path(), &["--reload", &reload]));
+    use ClientState::*;
+    wait_states(&c, ns, &[("edge-1", Synced, first), ("edge-canary", Synced, first)]).await;
+    let strategy = |canary: bool| RolloutStrategy {
+        steps: vec![RolloutStep::new(50, Duration::from_secs(1)), RolloutStep::new(100, Duration::from_secs(1))],
+        canary: if canary { [("canary".to_owned(), "true".to_owned())].into() } else { Default::default() },
+        ack_timeout: None,
+    };
+    let options = |r: &str| RolloutOptions { reason: r.into(), ..Default::default() };
+
+    let (id, _) = c.start_rollout(ns, vec![Change::set("port", "81")], &strategy(true), &options("81")).await.unwrap();
+    let aborted = eventually(Duration::from_secs(30), "the canary's NACK aborts the rollout", || async {
+        c.rollout(ns, Some(&id)).await.ok().filter(|r| r.state == "ABORTED")
+    })
+    .await;
+    let last = aborted.transitions.last().unwrap();
+    assert_eq!((last.kind, last.triggered_by), ("aborted", "gate"));
+    assert_eq!(last.rejections[0].step, "check");
+    assert_eq!(last.rejections[0].error, "port 81 is taken");
+    assert_eq!(last.rejections[0].client_ids, ["edge-canary"]);
+    // Both run the base: the canary kept it, and edge-1, had it taken the
+    // target, got the base back; the ledger says so.
+    eventually(Duration::from_secs(20), "every file holds the base", || async {
+        (read(tmp.path().join("edge-1/port")) == "80" && read(tmp.path().join("edge-canary/port")) == "80")
+            .then_some(())
+    })
+    .await;
+    assert_eq!(c.get(ns, "port").await.unwrap().value, "80");
+    // The canary ACKs the abort's base values; the other agent (in the
+    // cohort or not) runs the base too: the transitions touch no key, so
+    // nobody is behind.
+    let abort_revision = last.revision;
+    eventually(Duration::from_secs(20), "both agents are synced on the base", || async {
+        let all = clients(&c, ns).await;
+        let canary = all.iter().find(|i| i.client_id == "edge-canary")?;
+        (all.iter().all(|i| i.state == Synced) && canary.applied_revision == abort_revision).then_some(())
+    })
+    .await;
+
+    // A rollout both accept completes: the target is committed and in
+    // every file.
+    let (id, _) = c.start_rollout(ns, vec![Change::set("port", "82")], &strategy(false), &options("82")).await.unwrap();
+    let done = eventually(Duration::from_secs(30), "the second rollout completes", || async {
+        c.rollout(ns, Some(&id)).await.ok().filter(|r| r.state == "COMPLETED")
+    })
+    .await;
+    wait_states(
+        &c,
+        ns,
+        &[("edge-1", Synced, done.completed_revision), ("edge-canary", Synced, done.completed_revision)],
+    )
+    .await;
+    assert_eq!(read(tmp.path().join("edge-1/port")), "82");
+    assert_eq!(read(tmp.path().join("edge-canary/port")), "82");
+}

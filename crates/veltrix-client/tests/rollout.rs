@@ -34,13 +34,18 @@ fn client_at(sys: &TestSystem, query: usize) -> Client {
 }
 
 async fn system(queries: usize, commands: usize) -> TestSystem {
+    system_with(queries, commands, None).await
+}
+
+async fn system_with(queries: usize, commands: usize, metrics: Option<std::net::SocketAddr>) -> TestSystem {
     TestSystem::builder()
         .queries(queries)
         .commands(commands)
-        .query(|c| {
+        .query(move |c| {
             c.fleet.client_heartbeat = Duration::from_secs(1);
             c.fleet.ledger_flush_interval = Duration::from_millis(20);
             c.fleet.rollout_interval = Duration::from_millis(100);
+            c.serve.metrics_listen = metrics;
         })
         .start()
         .await
@@ -54,8 +59,8 @@ struct Seen {
     /// What it runs: the last working copy it accepted.
     values: BTreeMap<String, String>,
     revision: u64,
-    /// (kind, revision) of every rollout mark received.
-    marks: Vec<(String, u64)>,
+    /// (kind, revision, step) of every rollout mark received.
+    marks: Vec<(String, u64, u32)>,
     /// Every value of `port` it applied, in order.
     ports: Vec<String>,
 }
@@ -87,15 +92,15 @@ fn spawn_client(c: &Client, id: String, labels: &[(&str, &str)], refuse: Option<
                             None => next.remove(&ch.key),
                         };
                     }
-                    (set.revision, set.rollout.map(|m| m.kind))
+                    (set.revision, set.rollout.map(|m| (m.kind, m.step)))
                 }
                 WatchEvent::Progress(_) => continue,
             };
             let bad = refuse.is_some_and(|r| next.get("port").map(String::as_str) == Some(r));
             let mut s = out.lock().unwrap();
             s.working = next.clone();
-            if let Some(kind) = mark {
-                s.marks.push((kind, revision));
+            if let Some((kind, step)) = mark {
+                s.marks.push((kind, revision, step));
             }
             if bad {
                 handle.nack(revision, s.revision.min(revision.saturating_sub(1)), SyncStep::Health, "unhealthy");
@@ -145,7 +150,8 @@ fn reason(r: &str) -> RolloutOptions {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rollout_goes_step_by_step_on_acks_and_commits_the_target() {
-    let sys = system(1, 1).await;
+    let metrics = veltrix_testsystem::metrics_addr();
+    let sys = system_with(1, 1, Some(metrics)).await;
     let c = client_at(&sys, 0);
     let base = c.put(NS, "port", "80").await.unwrap();
     eventually(Duration::from_secs(10), "the base is readable", || async {
@@ -160,7 +166,20 @@ async fn a_rollout_goes_step_by_step_on_acks_and_commits_the_target() {
         .collect();
     all_synced(&c, 100).await;
 
-    let mut s = strategy(&[10, 50, 100], Duration::from_millis(700));
+    // A plain watcher of the namespace: it sees the base until the target
+    // is committed.
+    let watched = Arc::new(Mutex::new(Vec::new()));
+    let mut watch = c.watch(NS, "", veltrix_client::WatchStart::Now);
+    let seen_by_watch = watched.clone();
+    tokio::spawn(async move {
+        while let Some(Ok(event)) = watch.next().await {
+            if let WatchEvent::Changes(set) = event {
+                seen_by_watch.lock().unwrap().push(set);
+            }
+        }
+    });
+    let steps = [10, 50, 100];
+    let mut s = strategy(&steps, Duration::from_secs(1));
     s.canary.insert("canary".into(), "true".into());
     let (id, started) = c.start_rollout(NS, vec![Change::set("port", "81")], &s, &reason("new port")).await.unwrap();
     // The committed state is the base while it runs.
@@ -201,14 +220,49 @@ async fn a_rollout_goes_step_by_step_on_acks_and_commits_the_target() {
     assert_eq!(last.revision, done.completed_revision);
     assert_eq!(last.origin.kind, veltrix_client::OriginKind::Rollout);
     assert_eq!(last.changes.len(), 1);
-    // No client ran the base again after the target (the cohort grew
-    // monotonically), and none received the target twice.
-    for s in &clients {
-        let s = s.lock().unwrap();
+    // Each client got the target at exactly the first step whose
+    // hash-selected cohort holds it (the canaries at the first), never
+    // earlier, never twice, and never ran the base again after it: at each
+    // step the clients running the target were exactly that step's cohort,
+    // a superset of the step before's.
+    let rollout_id = veltrix_domain::rollout::RolloutId::parse(&id).unwrap();
+    for (i, seen) in clients.iter().enumerate() {
+        let client = veltrix_domain::fleet::ClientId::parse(&format!("web-{i:03}")).unwrap();
+        let bucket = veltrix_domain::rollout::bucket(&rollout_id, &client);
+        let first_step = if i < 5 {
+            0
+        } else {
+            steps.iter().position(|p| veltrix_domain::rollout::covers(*p as u8, bucket)).unwrap() as u32
+        };
+        let s = seen.lock().unwrap();
         assert_eq!(s.ports, ["80", "81"], "{s:?}");
-        let targets = s.marks.iter().filter(|(k, _)| k == "started" || k == "advanced").count();
-        assert!(targets <= 1, "{s:?}");
+        let targets: Vec<_> = s.marks.iter().filter(|(k, ..)| k == "started" || k == "advanced").collect();
+        assert_eq!(targets.len(), 1, "client {i}: {s:?}");
+        assert_eq!(targets[0].2, first_step, "client {i} (bucket {bucket}) entered at step {}: {s:?}", targets[0].2);
     }
+    // The plain watcher saw no transition and the target once, committed.
+    let watched = watched.lock().unwrap().clone();
+    assert!(watched.iter().all(|set| set.rollout.is_none() || !set.changes.is_empty()), "{watched:?}");
+    let ports: Vec<_> = watched.iter().filter(|set| set.changes.iter().any(|c| c.key == "port")).collect();
+    assert_eq!(ports.len(), 1, "{watched:?}");
+    assert_eq!(ports[0].revision, done.completed_revision);
+    // The metrics: transitions by kind and trigger, deliveries, none live.
+    let text = veltrix_testsystem::scrape(metrics).await;
+    let transitions = |kind: &str| {
+        veltrix_testsystem::labelled(
+            &text,
+            "veltrix_rollout_transitions_total",
+            &[&format!("kind=\"{kind}\""), "triggered_by=\"gate\""],
+        )
+    };
+    assert_eq!((transitions("advanced"), transitions("completed")), (2.0, 1.0), "{text}");
+    let targets = veltrix_testsystem::labelled(&text, "veltrix_rollout_deliveries_total", &["kind=\"target\""]);
+    assert!(targets >= 100.0, "every client was sent the target once before the completion: {targets}");
+    eventually(Duration::from_secs(5), "no rollout is live", || async {
+        let text = veltrix_testsystem::scrape(metrics).await;
+        (veltrix_testsystem::labelled(&text, "veltrix_rollouts", &["state=\"running\""]) == 0.0).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -243,7 +297,7 @@ async fn a_canary_nack_aborts_the_rollout_and_the_cohort_gets_the_base_back() {
     for s in &clients {
         let s = s.lock().unwrap();
         if s.ports.contains(&"81".to_owned()) {
-            assert!(s.marks.iter().any(|(k, _)| k == "aborted"), "{s:?}");
+            assert!(s.marks.iter().any(|(k, ..)| k == "aborted"), "{s:?}");
         }
     }
     assert_eq!(c.get(NS, "port").await.unwrap().value, "80");
@@ -390,4 +444,52 @@ async fn a_client_that_connects_mid_rollout_gets_the_target_in_its_snapshot_and_
     })
     .await;
     assert_eq!(late.lock().unwrap().ports, ["81", "80"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_configs_follow_a_rollout_and_a_refusing_canary_aborts_it() {
+    use veltrix_client::{LiveConfig, LiveOptions, Validator};
+    let sys = system(1, 1).await;
+    let c = client_at(&sys, 0);
+    c.put(NS, "port", "80").await.unwrap();
+    let live = |id: &str, canary: bool, refuse: Option<&'static str>| {
+        let mut sync = SyncOptions::new(id);
+        sync.keepalive = Duration::from_millis(300);
+        if canary {
+            sync.labels.insert("canary".into(), "true".into());
+        }
+        let validate: Option<Validator> = refuse.map(|r| {
+            Arc::new(move |s: &veltrix_client::Snapshot| match s.entries.get("port") {
+                Some(e) if e.value.as_ref() == r.as_bytes() => Err(format!("port {r} is refused")),
+                _ => Ok(()),
+            }) as Validator
+        });
+        LiveConfig::start(&c, NS, LiveOptions { sync: Some(sync), validate, ..Default::default() })
+    };
+    let canary = live("live-canary", true, Some("81")).await.unwrap();
+    let other = live("live-other", false, None).await.unwrap();
+    all_synced(&c, 2).await;
+    let mut s = strategy(&[50, 100], Duration::from_millis(500));
+    s.canary.insert("canary".into(), "true".into());
+    let (id, _) = c.start_rollout(NS, vec![Change::set("port", "81")], &s, &reason("81")).await.unwrap();
+    let aborted = state_is(&c, &id, "ABORTED").await;
+    let last = aborted.transitions.last().unwrap();
+    assert_eq!(last.rejections[0].client_ids, ["live-canary"]);
+    assert_eq!(last.rejections[0].error, "port 81 is refused");
+    eventually(Duration::from_secs(20), "both live copies hold the base", || async {
+        let port = |l: &LiveConfig| l.get("port").map(|e| e.value);
+        (port(&canary).as_deref() == Some(b"80".as_slice()) && port(&other).as_deref() == Some(b"80".as_slice()))
+            .then_some(())
+    })
+    .await;
+    // One both take: the live copies follow it to the committed target.
+    let (id, _) = c.start_rollout(NS, vec![Change::set("port", "82")], &s, &reason("82")).await.unwrap();
+    let done = state_is(&c, &id, "COMPLETED").await;
+    eventually(Duration::from_secs(20), "both live copies hold the target", || async {
+        let at = |l: &LiveConfig| l.revision() >= done.completed_revision && l.get("port").unwrap().value == "82";
+        (at(&canary) && at(&other)).then_some(())
+    })
+    .await;
+    let acks: Vec<u32> = done.transitions[1..].iter().map(|t| t.inputs.unwrap().applied).collect();
+    assert!(acks.iter().all(|a| *a >= 1), "each gate counted the live copies' ACKs: {acks:?}");
 }

@@ -87,7 +87,8 @@ impl ReadModel {
 
     /// The newest change set that touched `prefix` (a key under it, or the
     /// namespace's schemas), looking back over at most `scan` change sets
-    /// from the newest; `None` when none of those did.
+    /// from the newest; `None` when none of those did. A rollout's
+    /// transition changes no key: it touches nothing.
     pub async fn newest_touching(
         &self,
         generation: Generation,
@@ -106,9 +107,8 @@ impl ReadModel {
             let (members,): (Vec<Vec<u8>>,) = FromRedisValue::from_redis_value(values)?;
             for m in &members {
                 let record = ChangeRecord::decode(m.as_slice())?;
-                let touches = !record.schema_changes.is_empty()
-                    || prefix.is_empty()
-                    || record.changes.iter().any(|c| c.key.starts_with(prefix));
+                let touches =
+                    !record.schema_changes.is_empty() || record.changes.iter().any(|c| c.key.starts_with(prefix));
                 if touches {
                     return Ok(Some(record));
                 }

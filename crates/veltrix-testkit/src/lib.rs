@@ -36,6 +36,20 @@ where
     }
 }
 
+/// A free port below the kernel's ephemeral range (32768 and up on Linux),
+/// for a listener a service binds later by number (`--metrics-listen`):
+/// ports the kernel hands to `bind(0)` and outgoing connections in other
+/// tests meanwhile cannot take it.
+pub fn free_fixed_port() -> u16 {
+    for _ in 0..1000 {
+        let port = fastrand::u16(20_000..32_000);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("cannot find a free port in 20000..32000 on 127.0.0.1")
+}
+
 /// A free TCP port on 127.0.0.1 (bound and released at once).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -3,9 +3,10 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-/// A free loopback address for a `/metrics` endpoint.
+/// A free loopback address for a `/metrics` endpoint (outside the
+/// ephemeral range, so another test's servers do not take it first).
 pub fn metrics_addr() -> std::net::SocketAddr {
-    std::net::SocketAddr::from(([127, 0, 0, 1], veltrix_testkit::free_port()))
+    std::net::SocketAddr::from(([127, 0, 0, 1], veltrix_testkit::free_fixed_port()))
 }
 
 /// The Prometheus text of a `/metrics` endpoint.

@@ -490,3 +490,68 @@ async fn clients_and_status_show_what_the_fleet_runs() {
     env.fails(&["clients", ns, "--state", "sleepy"], 2).await;
     env.fails(&["status", ns, "999999"], 3).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rollout_from_the_command_line() {
+    let env = Ctl::new(TestSystem::start().await);
+    let ns = "ctl/roll";
+    env.ok(&["put", ns, "port", "80"]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("port.yaml");
+    std::fs::write(&file, "reason: new port\nchanges:\n  - key: port\n    value: \"81\"\n").unwrap();
+    let f = file.to_str().unwrap();
+    // Bad flags are usage errors before anything is sent.
+    env.fails(&["rollout", "start", ns, f, "--steps", "10,50,100", "--min-applied", "120%"], 2).await;
+    let stderr = env.fails(&["rollout", "start", ns, f, "--steps", "10,50"], 5).await;
+    assert!(stderr.contains("strategy.steps[1].percent"), "names the field: {stderr}");
+    let started = json(
+        &env.ok(&[
+            "rollout",
+            "start",
+            ns,
+            f,
+            "--steps",
+            "10,50,100",
+            "--bake",
+            "1h",
+            "--min-applied",
+            "95%",
+            "--max-rejected",
+            "2%",
+            "--canary",
+            "canary=true",
+            "--ack-timeout",
+            "10m",
+            "-o",
+            "json",
+        ])
+        .await,
+    );
+    let id = started["rollout_id"].as_str().unwrap().to_owned();
+    // Projected, then shown: the step, the cohort (no clients), the gate.
+    let status = veltrix_testsystem::eventually(std::time::Duration::from_secs(10), "the rollout is shown", || async {
+        let out = env.run(&["rollout", "status", ns]).await;
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    })
+    .await;
+    assert!(status.starts_with(&format!("rollout {id} RUNNING at step 1/3 (10%): cohort 0: 0 applied")), "{status}");
+    assert!(status.contains("next gate in 3600 s") || status.contains("next gate in 3599 s"), "{status}");
+    let shown = json(&env.ok(&["rollout", "status", ns, "--id", &id, "-o", "json"]).await);
+    assert_eq!(shown["strategy"]["steps"][0]["min_applied_percent"], 95);
+    assert_eq!(shown["strategy"]["canary"]["canary"], "true");
+    assert_eq!(shown["strategy"]["ack_timeout"], 600.0);
+    // A held key is refused (exit 5); pause, resume, promote.
+    let stderr = env.fails(&["put", ns, "port", "99"], 5).await;
+    assert!(stderr.contains(&id), "{stderr}");
+    let paused = env.ok(&["rollout", "pause", ns, "--reason", "lunch"]).await;
+    assert!(paused.starts_with(&format!("rollout {id} PAUSED")) && paused.contains("paused by user"), "{paused}");
+    env.fails(&["rollout", "pause", ns, "--id", &id], 5).await;
+    env.fails(&["rollout", "resume", ns, "--id", &id, "--expect-version", "1"], 4).await;
+    env.ok(&["rollout", "resume", ns, "--id", &id]).await;
+    let promoted = env.ok(&["rollout", "promote", ns, "--id", &id, "--reason", "ship it"]).await;
+    assert!(promoted.starts_with(&format!("rollout {id} COMPLETED at step 3/3 (100%)")), "{promoted}");
+    assert!(promoted.contains("committed at revision"), "{promoted}");
+    let list = env.ok(&["rollout", "list", ns]).await;
+    assert!(list.lines().nth(1).is_some_and(|l| l.starts_with(&id) && l.contains("COMPLETED")), "{list}");
+    env.fails(&["rollout", "abort", ns, "--id", "r-nope"], 3).await;
+}

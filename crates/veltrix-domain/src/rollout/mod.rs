@@ -10,6 +10,8 @@ pub mod cohort;
 pub mod decide;
 pub mod event;
 pub mod gate;
+#[cfg(test)]
+mod namespace_tests;
 pub mod strategy;
 #[cfg(test)]
 mod tests;
