@@ -311,7 +311,10 @@ async fn a_canary_nack_aborts_the_rollout_and_the_cohort_gets_the_base_back() {
 async fn too_few_acks_pause_it_held_keys_are_refused_and_a_person_promotes_it() {
     let sys = system(1, 1).await;
     let c = client_at(&sys, 0);
-    c.put(NS, "port", "80").await.unwrap();
+    // JSON, so that a schema over it can be set (and is refused below only
+    // because the rollout holds the key).
+    let json = WriteOptions { content_type: "application/json".into(), ..Default::default() };
+    c.put_with(NS, "port", "80", &json).await.unwrap();
     // Clients that read but never ACK the target.
     let clients: Vec<_> = (0..10).map(|i| spawn_client(&c, format!("db-{i}"), &[], Some("81"))).collect();
     all_synced(&c, 10).await;
@@ -327,6 +330,10 @@ async fn too_few_acks_pause_it_held_keys_are_refused_and_a_person_promotes_it() 
     let refused = c.put(NS, "port", "99").await.unwrap_err();
     assert!(matches!(&refused, Error::FailedPrecondition { message } if message.contains(&id)), "{refused:?}");
     let other = c.put(NS, "color", "blue").await.unwrap();
+    // A schema over a held key would judge the target only at completion:
+    // it waits for the rollout too.
+    let schema = c.set_schema(NS, "port", "{}", &Default::default()).await.unwrap_err();
+    assert!(matches!(&schema, Error::FailedPrecondition { message } if message.contains(&id)), "{schema:?}");
     let (one_step, second) = (strategy(&[100], Duration::ZERO), reason("2nd"));
     let second = c.start_rollout(NS, vec![Change::set("x", "1")], &one_step, &second).await;
     assert!(matches!(second.unwrap_err(), Error::FailedPrecondition { .. }));
@@ -492,4 +499,60 @@ async fn live_configs_follow_a_rollout_and_a_refusing_canary_aborts_it() {
     .await;
     let acks: Vec<u32> = done.transitions[1..].iter().map(|t| t.inputs.unwrap().applied).collect();
     assert!(acks.iter().all(|a| *a >= 1), "each gate counted the live copies' ACKs: {acks:?}");
+}
+
+/// The next change set on a Sync stream (progress skipped), if one comes
+/// within `within`.
+async fn next_change(h: &mut veltrix_client::SyncHandle, within: Duration) -> Option<veltrix_client::ChangeSet> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        match tokio::time::timeout_at(deadline, h.next()).await {
+            Ok(Some(Ok(WatchEvent::Changes(set)))) => return Some(set),
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => return None,
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_resumes_before_the_target_gets_it_again_and_one_past_it_does_not() {
+    let sys = system(1, 1).await;
+    let c = client_at(&sys, 0);
+    let base = c.put(NS, "port", "80").await.unwrap();
+    let options = |start: veltrix_client::WatchStart, applied: u64| {
+        let mut o = SyncOptions::new("crashy-1");
+        o.start = start;
+        o.applied = applied;
+        o.keepalive = Duration::from_millis(200);
+        o
+    };
+    let mut first = c.sync(NS, options(veltrix_client::WatchStart::From(base), 0));
+    let got = next_change(&mut first, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(got.revision, base);
+    first.ack(base, "");
+    all_synced(&c, 1).await;
+    let (id, started) = c
+        .start_rollout(NS, vec![Change::set("port", "81")], &strategy(&[100], Duration::from_secs(3600)), &reason("r"))
+        .await
+        .unwrap();
+    let target = next_change(&mut first, Duration::from_secs(10)).await.unwrap();
+    assert_eq!((target.revision, target.rollout.as_ref().unwrap().rollout_id.as_str()), (started, id.as_str()));
+    // It dies before applying the target, and resumes where it was.
+    drop(first);
+    let mut again = c.sync(NS, options(veltrix_client::WatchStart::From(started), base));
+    let resent = next_change(&mut again, Duration::from_secs(10)).await.expect("the target again");
+    assert_eq!(resent.revision, started);
+    assert_eq!(resent.changes[0].value.as_deref(), Some(b"81".as_slice()));
+    again.ack(started, "");
+    let counted = eventually(Duration::from_secs(10), "its ACK counts", || async {
+        c.rollout(NS, None).await.unwrap().current.filter(|i| i.applied == 1)
+    })
+    .await;
+    assert_eq!(counted.cohort, 1);
+    drop(again);
+    // Resuming past it: nothing is sent again, and it still counts.
+    let mut past = c.sync(NS, options(veltrix_client::WatchStart::From(started + 1), started));
+    assert!(next_change(&mut past, Duration::from_millis(1500)).await.is_none(), "nothing again");
+    let still = c.rollout(NS, None).await.unwrap().current.unwrap();
+    assert_eq!((still.cohort, still.applied), (1, 1));
 }

@@ -254,6 +254,13 @@ pub fn decide(state: &NamespaceState, cmd: &ChangeSetCommand) -> Result<Decision
     {
         return Err(Rejection::HeldByRollout { key: c.key.clone(), rollout: rollout.id.clone() });
     }
+    // A schema over a held key could refuse the target its completion
+    // commits unchecked: it waits for the rollout too.
+    if let Some(rollout) = state.live_rollout()
+        && let Some(key) = rollout.keys.iter().find(|k| cmd.schema_changes().iter().any(|s| s.pattern().matches(k)))
+    {
+        return Err(Rejection::HeldByRollout { key: key.clone(), rollout: rollout.id.clone() });
+    }
     let mut changes = Vec::with_capacity(cmd.changes().len());
     for c in cmd.changes() {
         let meta = state.key(&c.key).copied();

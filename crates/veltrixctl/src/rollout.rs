@@ -74,7 +74,7 @@ pub async fn run(c: &Client, out: Output, command: RolloutCommand) -> Result<(),
                         vec![
                             r.id.clone(),
                             r.state.to_owned(),
-                            format!("{}/{} ({}%)", r.step + 1, r.strategy.steps.len(), r.percent),
+                            format!("{}/{} ({}%)", r.step.saturating_add(1), r.strategy.steps.len(), r.percent),
                             r.base_revision.to_string(),
                             output::time(started.and_then(|t| t.time)),
                             started.map(|t| t.actor.clone()).unwrap_or_default(),
@@ -118,8 +118,14 @@ async fn act(c: &Client, out: Output, a: RolloutAction, action: Action) -> Resul
 /// "rollout r-1a2b RUNNING at step 2/3 (50%): cohort 40: 38 applied, 0
 /// rejected, 2 pending; next gate in 42 s".
 pub fn status(r: &Rollout, now: SystemTime) -> String {
-    let mut line =
-        format!("rollout {} {} at step {}/{} ({}%)", r.id, r.state, r.step + 1, r.strategy.steps.len(), r.percent);
+    let mut line = format!(
+        "rollout {} {} at step {}/{} ({}%)",
+        r.id,
+        r.state,
+        r.step.saturating_add(1),
+        r.strategy.steps.len(),
+        r.percent
+    );
     if let Some(i) = r.current {
         line.push_str(&format!(
             ": cohort {}: {} applied, {} rejected, {} pending",

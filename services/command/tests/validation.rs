@@ -39,6 +39,11 @@ async fn bad_input_is_invalid_argument_and_appends_nothing() {
         ("bad content type", PutRequest { content_type: "json".into(), ..put("ns", "k", "1") }, "content_type"),
         ("request id with a space", PutRequest { request_id: "a b".into(), ..put("ns", "k", "1") }, "request_id"),
         ("reason too long", PutRequest { reason: "r".repeat(1025), ..put("ns", "k", "1") }, "reason"),
+        (
+            "the rollout controller's request id",
+            PutRequest { request_id: "rollout/r-1/2".into(), ..put("ns", "k", "1") },
+            "request_id",
+        ),
     ];
     for (what, req, field) in cases {
         let status = assert_code(client.put(req).await, Code::InvalidArgument);

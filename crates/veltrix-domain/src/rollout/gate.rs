@@ -57,8 +57,9 @@ pub fn evaluate(rollout: &Rollout, inputs: GateInputs, now: SystemTime) -> Verdi
     }
 }
 
-/// What the ledger says of the current step's cohort: the live clients
-/// whose prefix covers a key the rollout changes and who are in the cohort;
+/// What the ledger says of the current step's cohort: the clients whose
+/// prefix covers a key the rollout changes, who are in the cohort, and who
+/// are connected or were sent the target (until the ledger forgets them);
 /// of those, who run the target (ACKed the message that carried it), who
 /// rejected it (NACKed it or newer and run something older), and the rest.
 /// With the rejections grouped, for an abort.
@@ -73,11 +74,16 @@ pub fn cohort_inputs<'a>(
     let mut inputs = GateInputs::default();
     let mut rejected = Vec::new();
     for r in records {
-        if !r.is_live(now, timing) || !touch.covers(&r.prefix) || !cohort.includes(&r.client_id, &r.labels) {
+        let sent = r.rollout.as_ref().filter(|t| t.id == rollout.id).map(|t| t.revision);
+        // A client that was sent the target stays in the count when it
+        // goes away (a target that crashes its clients must not pass the
+        // gates by making them leave); one that was not is counted while
+        // it is connected.
+        let counted = sent.is_some() || r.is_live(now, timing);
+        if !counted || !touch.covers(&r.prefix) || !cohort.includes(&r.client_id, &r.labels) {
             continue;
         }
         inputs.cohort = inputs.cohort.saturating_add(1);
-        let sent = r.rollout.as_ref().filter(|t| t.id == rollout.id).map(|t| t.revision);
         match sent {
             Some(at) if r.applied >= at => inputs.applied = inputs.applied.saturating_add(1),
             Some(at) if r.rejected.is_some_and(|n| n >= at) => {

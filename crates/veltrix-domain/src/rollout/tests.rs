@@ -255,3 +255,32 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_client_sent_the_target_stays_counted_when_it_goes_away() {
+    use crate::fleet::{ClientRecord, RolloutTarget, Timing};
+    let r = rollout(strategy(&[100], Duration::from_secs(1), None));
+    let timing = Timing {
+        stale_after: Duration::from_secs(60),
+        forget_after: Duration::from_secs(24 * 3600),
+        heartbeat: Duration::from_secs(10),
+    };
+    let now = t0() + Duration::from_secs(5);
+    let record = |name: &str, connected: bool, sent: bool| {
+        let mut c = ClientRecord::new(client(name), r.namespace.clone(), String::new(), "q1", t0());
+        c.connected = connected;
+        c.rollout = sent.then(|| RolloutTarget { id: r.id.clone(), revision: Revision::new(8) });
+        c
+    };
+    let records = [
+        record("up-sent", true, true),
+        record("up-new", true, false),
+        // Crashed on the target: still pending, so the gate waits.
+        record("gone-sent", false, true),
+        // Never sent it and gone: not counted.
+        record("gone-new", false, false),
+    ];
+    let (inputs, _) = cohort_inputs(&r, &records, now, &timing);
+    assert_eq!((inputs.cohort, inputs.applied, inputs.pending), (3, 0, 3));
+    assert_eq!(evaluate(&r, inputs, now), Verdict::Wait, "no ACK from those that got it: the step waits");
+}

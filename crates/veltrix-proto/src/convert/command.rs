@@ -29,6 +29,7 @@ pub trait IntoCommand {
 }
 
 pub(super) fn meta(ctx: CallContext, request_id: &str, reason: &str) -> Result<CommandMeta, ValidationError> {
+    super::rollout::reserved(request_id)?;
     Ok(CommandMeta {
         actor: ctx.actor,
         reason: Reason::parse(reason)?,

@@ -27,12 +27,13 @@ pub fn start_rollout(
 ) -> Result<StartRollout, ValidationError> {
     let namespace = Namespace::parse(&req.namespace)?;
     let request_id = RequestId::parse(&req.request_id)?;
+    reserved(&req.request_id)?;
     let reason = Reason::parse(&req.reason)?;
     let strategy = strategy(req.strategy.as_ref())?;
     if req.expected_revision == Some(0) {
         return Err(ValidationError::new("expected_revision", "must be at least 1 when set"));
     }
-    let digest = derived_digest(&namespace, &req.encode_to_vec(), &reason);
+    let digest = derived_digest(&namespace, &canonical(&req), &reason);
     let id = RolloutId::derive(&namespace, &request_id, ctx.time);
     let apply = v1::ApplyRequest {
         namespace: req.namespace,
@@ -47,6 +48,27 @@ pub fn start_rollout(
         expected_revision: req.expected_revision.map(Revision::new),
         digest,
     })
+}
+
+/// The request's bytes for its digest, the same for every encoding of it:
+/// the canary selector (a map, encoded in any order) in key order.
+fn canonical(req: &v1::StartRolloutRequest) -> Vec<u8> {
+    let mut plain = req.clone();
+    let selector: std::collections::BTreeMap<String, String> = plain
+        .strategy
+        .as_mut()
+        .map(|s| std::mem::take(&mut s.canary_selector))
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    let mut out = plain.encode_to_vec();
+    for (k, v) in selector {
+        for part in [k, v] {
+            out.extend_from_slice(&(part.len() as u64).to_be_bytes());
+            out.extend_from_slice(part.as_bytes());
+        }
+    }
+    out
 }
 
 fn duration(field: &str, d: Option<&prost_types::Duration>) -> Result<Option<Duration>, ValidationError> {
@@ -104,6 +126,15 @@ macro_rules! action_request {
     )*};
 }
 action_request!(v1::PauseRolloutRequest, v1::ResumeRolloutRequest, v1::AbortRolloutRequest, v1::PromoteRolloutRequest);
+
+/// Request ids the rollout controller gives its transitions
+/// (`rollout/{id}/{version}`): a caller's request must not take one.
+pub fn reserved(request_id: &str) -> Result<(), ValidationError> {
+    if request_id.starts_with("rollout/") {
+        return Err(ValidationError::new("request_id", "must not start with 'rollout/' (the rollout controller's)"));
+    }
+    Ok(())
+}
 
 /// A validated pause, resume, abort or promote.
 pub fn rollout_action(
@@ -261,5 +292,65 @@ pub fn rollout_to_wire(r: &Rollout, current: Option<GateInputs>) -> v1::Rollout 
         bake_until: time(r.bake_until()),
         ack_deadline: time(r.ack_deadline()),
         completed_revision: r.completed_revision.map_or(0, Revision::get),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn ctx() -> CallContext {
+        CallContext {
+            actor: veltrix_domain::Actor::anonymous(),
+            trace: veltrix_domain::TraceContext::default(),
+            time: SystemTime::UNIX_EPOCH,
+        }
+    }
+
+    fn request(labels: &[(&str, &str)]) -> v1::StartRolloutRequest {
+        let mut canary_selector = std::collections::HashMap::new();
+        for (k, v) in labels {
+            canary_selector.insert((*k).to_owned(), (*v).to_owned());
+        }
+        v1::StartRolloutRequest {
+            namespace: "shop/prod".into(),
+            changes: vec![v1::Change {
+                key: "port".into(),
+                expected_revision: None,
+                op: Some(v1::change::Op::Set(v1::SetValue { value: b"81".to_vec(), content_type: String::new() })),
+            }],
+            strategy: Some(v1::RolloutStrategy {
+                steps: vec![v1::RolloutStep { percent: 100, ..Default::default() }],
+                canary_selector,
+                ack_timeout: None,
+            }),
+            request_id: "start-1".into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_retry_has_the_same_digest_and_id_whatever_order_its_selector_was_encoded_in() {
+        let labels: Vec<(String, String)> = (0..8).map(|i| (format!("k{i}"), format!("v{i}"))).collect();
+        let forward: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let backward: Vec<(&str, &str)> = forward.iter().rev().copied().collect();
+        let limits = Limits::default();
+        let a = start_rollout(request(&forward), ctx(), &limits).unwrap();
+        for _ in 0..20 {
+            // Each map has its own hasher: its encoding order differs.
+            let b = start_rollout(request(&backward), ctx(), &limits).unwrap();
+            assert_eq!((a.digest, &a.id), (b.digest, &b.id));
+        }
+        let other = start_rollout(request(&[("k0", "other")]), ctx(), &limits).unwrap();
+        assert_ne!(a.digest, other.digest, "another selector is another request");
+    }
+
+    #[test]
+    fn request_ids_of_the_controller_are_reserved() {
+        let mut r = request(&[]);
+        r.request_id = "rollout/r-1/3".into();
+        let e = start_rollout(r, ctx(), &Limits::default()).unwrap_err();
+        assert_eq!(e.field, "request_id");
     }
 }

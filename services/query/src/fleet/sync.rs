@@ -65,22 +65,19 @@ impl QueryService {
         if let Some(earlier) = earlier {
             record.continue_from(&earlier);
         }
-        let (generation, _) = self.generation()?;
-        let model = self.model.get().map_err(|_| ReadError::NoGeneration)?;
-        let rollout = delivery::latest_at(model, generation, &namespace, Revision::new(u64::MAX)).await?;
         let snapshot = subscribe.include_snapshot;
-        // A snapshot shows the cohort's clients the target; resuming without
-        // one, the client runs what the ledger says it was sent.
-        let overlay = rollout.as_ref().filter(|r| snapshot && delivery::in_cohort(r, &record));
-        let overlay_of = overlay.map(|r| r.id.clone());
-        let overlay = overlay.map(|r| delivery::Overlay::of(r, &record.prefix));
-        let holds = match &rollout {
-            Some(r) if !snapshot && record.rollout.as_ref().is_some_and(|t| t.id == r.id) => Some(r.id.clone()),
+        // What the client runs of a rollout: with a snapshot, what the
+        // snapshot shows (the view says); resuming, the target the ledger
+        // says it was sent, if it has moved past the record that carried it
+        // (else the replay brings that record again, and with it the target).
+        let holds = match &record.rollout {
+            Some(t) if !snapshot && subscribe.start_revision.is_none_or(|s| s > t.revision.get()) => Some(t.id.clone()),
             _ => None,
         };
-        if snapshot {
+        if holds.is_none() {
             record.rollout = None;
         }
+        let view = snapshot.then(|| Arc::new(delivery::SnapshotView::new(record.clone())));
         let watch = self
             .open_watch_for(
                 WatchRequest {
@@ -90,14 +87,14 @@ impl QueryService {
                     include_snapshot: subscribe.include_snapshot,
                 },
                 permit,
-                Some(overlay),
+                Some(view.clone()),
             )
             .await?;
         metrics::counter!(metric::REPORTS, "kind" => "subscribe").increment(1);
         self.fleet.writer.update(&record);
         self.fleet.session_started(&namespace);
         let (tx, rx) = mpsc::channel(self.watch.queue.max(1));
-        let rollouts = Rollouts { model: self.model.clone(), state: self.state.clone(), holds, overlay_of };
+        let rollouts = Rollouts { model: self.model.clone(), state: self.state.clone(), holds, view };
         let session = Session { record, fleet: self.fleet.clone(), watch, inbound, tx, rollouts };
         tokio::spawn(session.run());
         Ok(ReceiverStream::new(rx))
@@ -163,8 +160,8 @@ struct Rollouts {
     state: Arc<ReadState>,
     /// The rollout whose target the client runs.
     holds: Option<RolloutId>,
-    /// The rollout whose target the snapshot being sent shows.
-    overlay_of: Option<RolloutId>,
+    /// What the snapshot being sent shows (a snapshot was asked for).
+    view: Option<Arc<delivery::SnapshotView>>,
 }
 
 impl Session {
@@ -237,7 +234,7 @@ impl Session {
         let r = &mut self.rollouts;
         let change = match &message.event {
             Some(watch_response::Event::Snapshot(s)) if s.last => {
-                if let Some(id) = r.overlay_of.take() {
+                if let Some(id) = r.view.as_ref().and_then(|v| v.take_shown()) {
                     self.record.rollout = Some(RolloutTarget { id: id.clone(), revision: Revision::new(s.revision) });
                     r.holds = Some(id);
                     metrics::counter!(metric::ROLLOUT_DELIVERIES, "kind" => "target").increment(1);

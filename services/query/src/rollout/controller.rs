@@ -15,13 +15,16 @@
 use std::{sync::Arc, time::Duration, time::SystemTime};
 
 use veltrix_domain::{
-    Actor, Appended, EventStore, Namespace, StoreError,
+    Actor, Appended, EventStore, Namespace, Revision, StoreError,
     rollout::{RolloutState, cohort_inputs, decide_gate, evaluate},
 };
 use veltrix_redis::{Generation, ReadModel};
 use veltrix_server::{CancellationToken, ServingGate};
 
 use crate::{fleet::Fleet, metric, state::ReadState, status::ReadError};
+
+/// Appends tried in one round when other writes keep moving the namespace.
+const APPEND_TRIES: usize = 3;
 
 #[derive(Debug, thiserror::Error)]
 enum RoundError {
@@ -87,6 +90,13 @@ impl<S: EventStore> Controller<S> {
         generation: Generation,
         ns: &Namespace,
     ) -> Result<Option<RolloutState>, RoundError> {
+        // The namespace's revision in the model first, then its rollout: the
+        // rollout read holds every transition up to that revision (the apply
+        // script stores both at once), and the stream's events after it are
+        // read below, so no transition can slip between what is decided on
+        // and the revision the transition is appended under.
+        let rows = model.namespace_rows(generation, vec![ns.as_str().to_owned()]).await?;
+        let known = rows.first().map_or(Revision::ZERO, |row| row.revision);
         let Some(rollout) = super::rollouts(model, generation, ns).await?.pop() else { return Ok(None) };
         if !rollout.is_live() {
             return Ok(None);
@@ -101,27 +111,30 @@ impl<S: EventStore> Controller<S> {
         let Some(event) = decide_gate(&rollout, verdict, inputs, rejections, now, &self.actor) else {
             return Ok(Some(rollout.state));
         };
-        // The namespace's last revision: what the model applied, and the
-        // events it has not applied yet. A transition among those (a person
-        // paused it a moment ago) is decided on next round, once projected.
-        let known = model.namespace_rows(generation, vec![ns.as_str().to_owned()]).await?;
-        let known = known.first().map_or(rollout.last_revision(), |row| row.revision.max(rollout.last_revision()));
-        let later = store.read(ns, known).await?;
-        if later.iter().any(|e| e.event.rollout.is_some()) {
-            return Ok(Some(rollout.state));
-        }
-        let head = later.last().map_or(known, |e| e.revision);
-        match store.append(head, &event).await {
-            Ok(Appended::Committed(revision)) => {
-                let kind = event.rollout.as_deref().map_or("unknown", |r| kind_label(&r.change));
-                metrics::counter!(metric::ROLLOUT_TRANSITIONS, "kind" => kind, "triggered_by" => trigger_label(&event))
-                    .increment(1);
-                tracing::info!(namespace = %ns, rollout = %rollout.id, %revision, kind, reason = %event.reason, "rollout gate transition");
+        // Writes to other keys may land meanwhile: a few tries at once, each
+        // on the namespace's last revision; a transition among the events
+        // the model has not applied (a person paused it a moment ago) defers
+        // the gate to the next round, once projected.
+        let mut after = known.max(rollout.last_revision());
+        for _ in 0..APPEND_TRIES {
+            let later = store.read(ns, after).await?;
+            if later.iter().any(|e| e.event.rollout.is_some()) {
+                return Ok(Some(rollout.state));
             }
-            // Another controller (or a person) got there first: decided
-            // again next round, on what landed.
-            Ok(Appended::Duplicate(_)) | Err(StoreError::WrongLastRevision { .. }) => {}
-            Err(e) => return Err(e.into()),
+            let head = later.last().map_or(after, |e| e.revision);
+            match store.append(head, &event).await {
+                Ok(Appended::Committed(revision)) => {
+                    let kind = event.rollout.as_deref().map_or("unknown", |r| kind_label(&r.change));
+                    metrics::counter!(metric::ROLLOUT_TRANSITIONS, "kind" => kind, "triggered_by" => trigger_label(&event))
+                        .increment(1);
+                    tracing::info!(namespace = %ns, rollout = %rollout.id, %revision, kind, reason = %event.reason, "rollout gate transition");
+                    break;
+                }
+                // Another controller appended the same transition.
+                Ok(Appended::Duplicate(_)) => break,
+                Err(StoreError::WrongLastRevision { .. }) => after = head,
+                Err(e) => return Err(e.into()),
+            }
         }
         Ok(Some(rollout.state))
     }

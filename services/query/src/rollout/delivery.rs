@@ -14,7 +14,7 @@ use std::time::SystemTime;
 use veltrix_domain::{
     KeyChange, KeyOp, Namespace, Origin, Revision,
     fleet::ClientRecord,
-    rollout::{Rollout, TransitionKind},
+    rollout::{Rollout, RolloutId, TransitionKind},
 };
 use veltrix_proto::{
     convert::{
@@ -105,9 +105,9 @@ pub fn target_record(rollout: &Rollout, prefix: &str, revision: Revision) -> Cha
     record(rollout, revision, under(rollout, prefix).map(wire_change).collect())
 }
 
-/// The base values of the target's keys under `prefix` (what the committed
-/// state holds: the keys could not change while the rollout ran), as a
-/// change at `revision` (the abort).
+/// The base values of the target's keys under `prefix` as of `revision`
+/// (the abort: the keys could not change while the rollout ran, and may
+/// have since), as a change at that revision.
 pub async fn base_record(
     model: &ReadModel,
     generation: Generation,
@@ -117,7 +117,15 @@ pub async fn base_record(
 ) -> Result<ChangeRecord, ReadError> {
     let mut changes = Vec::new();
     for c in under(rollout, prefix) {
-        let (kv, _) = model.get(generation, &rollout.namespace, c.key.as_str()).await?;
+        let kv = match model.get_at(generation, &rollout.namespace, c.key.as_str(), revision).await {
+            Ok(kv) => kv,
+            // Beyond the retained history (a client far behind): the value
+            // now, which its replay of what followed brings it to anyway.
+            Err(veltrix_redis::Error::Compacted { .. }) => {
+                model.get(generation, &rollout.namespace, c.key.as_str()).await?.0
+            }
+            Err(e) => return Err(e.into()),
+        };
         changes.push(match kv {
             Some(kv) => WireKeyChange {
                 key: kv.key,
@@ -136,6 +144,42 @@ pub async fn base_record(
         });
     }
     Ok(record(rollout, revision, changes))
+}
+
+/// A Sync client's snapshot: the watcher asks it, at the snapshot's
+/// revision, whether the client is in a live rollout's cohort then (the
+/// snapshot shows the target), and the session learns which rollout the
+/// snapshot showed.
+#[derive(Debug)]
+pub struct SnapshotView {
+    pub client: ClientRecord,
+    shown: std::sync::Mutex<Option<RolloutId>>,
+}
+
+impl SnapshotView {
+    pub fn new(client: ClientRecord) -> Self {
+        Self { client, shown: std::sync::Mutex::new(None) }
+    }
+
+    /// The target the snapshot at `at` shows, if the client is in the
+    /// cohort of the rollout live at `at`.
+    pub async fn overlay(
+        &self,
+        model: &ReadModel,
+        generation: Generation,
+        at: Revision,
+    ) -> Result<Option<Overlay>, ReadError> {
+        let rollout = latest_at(model, generation, &self.client.namespace, at).await?;
+        let shown = rollout.filter(|r| in_cohort(r, &self.client));
+        let overlay = shown.as_ref().map(|r| Overlay::of(r, &self.client.prefix));
+        *self.shown.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = shown.map(|r| r.id);
+        Ok(overlay)
+    }
+
+    /// The rollout whose target the snapshot showed (once).
+    pub fn take_shown(&self) -> Option<RolloutId> {
+        self.shown.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()
+    }
 }
 
 /// What a cohort client's snapshot shows instead of the base.

@@ -11,11 +11,11 @@ use veltrix_proto::{
     v1::{self as pb, GetRolloutRequest, GetRolloutResponse, ListRolloutsRequest, ListRolloutsResponse, PageCursor},
 };
 
-use crate::{
-    grpc::QueryService,
-    read::{page_size, token::Scope},
-    status::ReadError,
-};
+use crate::{grpc::QueryService, read::token::Scope, status::ReadError};
+
+/// Rollouts per page: each carries its target's values.
+const DEFAULT_PAGE: usize = 20;
+const MAX_PAGE: u32 = 100;
 
 impl QueryService {
     /// The rollout on the wire; while it is live, with what the ledger says
@@ -41,7 +41,9 @@ impl QueryService {
         let all = super::rollouts(model, generation, &ns).await?;
         let found = match &wanted {
             None => all.iter().rev().find(|r| r.is_live()),
-            Some(id) => all.iter().find(|r| &r.id == id),
+            // An id is unique but for a request id reused after the
+            // idempotency window: the newest is the one its actions reach.
+            Some(id) => all.iter().rev().find(|r| &r.id == id),
         };
         let Some(rollout) = found else {
             return Err(ReadError::NoRollout(match wanted {
@@ -54,7 +56,17 @@ impl QueryService {
 
     pub(crate) async fn list_rollouts(&self, req: ListRolloutsRequest) -> Result<ListRolloutsResponse, ReadError> {
         let ns = Namespace::parse(&req.namespace)?;
-        let limit = page_size(req.page_size)?;
+        let limit = match req.page_size {
+            0 => DEFAULT_PAGE,
+            n if n <= MAX_PAGE => n as usize,
+            n => {
+                return Err(veltrix_domain::ValidationError::new(
+                    "page_size",
+                    format!("must be at most {MAX_PAGE} (got {n})"),
+                )
+                .into());
+            }
+        };
         let scope = Scope::Rollouts { namespace: &ns, page_size: req.page_size };
         // Newest first: the token names the start revision of the last one
         // returned.

@@ -53,8 +53,9 @@ pub struct WatchSpec {
     /// come through, for the session to turn into what its client applies;
     /// a plain Watch skips them (the committed state does not change).
     pub rollouts: bool,
-    /// A Sync client in a rollout's cohort: its snapshot shows the target.
-    pub overlay: Option<crate::rollout::delivery::Overlay>,
+    /// A Sync client: its snapshot shows a live rollout's target when the
+    /// client is in the cohort at the snapshot's revision.
+    pub snapshot_view: Option<std::sync::Arc<crate::rollout::delivery::SnapshotView>>,
 }
 
 /// The response stream: queued messages, then the status the watcher ended
@@ -228,11 +229,15 @@ impl Watcher {
                 (page, revision)
             }
         };
+        let overlay = match &self.spec.snapshot_view {
+            Some(view) => view.overlay(&self.model, generation, revision).await?,
+            None => None,
+        };
         let mut before: Option<String> = None;
         loop {
             let after = page.kvs.last().map(|kv| kv.key.clone());
             let more = page.more;
-            if let Some(overlay) = &self.spec.overlay {
+            if let Some(overlay) = &overlay {
                 let upto = if more { after.as_deref() } else { None };
                 overlay.apply(&mut page.kvs, before.as_deref(), upto, revision);
             }
@@ -362,12 +367,12 @@ impl QueryService {
     }
 
     /// A watch; `sync` for a Sync stream (rollout transitions come
-    /// through, and a cohort client's snapshot shows `overlay`).
+    /// through, and the client's snapshot is asked of its view).
     pub(crate) async fn open_watch_for(
         &self,
         req: WatchRequest,
         permit: WatcherPermit,
-        sync: Option<Option<crate::rollout::delivery::Overlay>>,
+        sync: Option<Option<std::sync::Arc<crate::rollout::delivery::SnapshotView>>>,
     ) -> Result<WatchStream, ReadError> {
         let ns = Namespace::parse(&req.namespace)?;
         key_prefix(&req.prefix)?;
@@ -388,7 +393,7 @@ impl QueryService {
             start_revision,
             include_snapshot: req.include_snapshot,
             rollouts: sync.is_some(),
-            overlay: sync.flatten(),
+            snapshot_view: sync.flatten(),
         };
         start(
             spec,
