@@ -20,6 +20,8 @@ pub struct ReadState {
     halted: AtomicBool,
     complete: watch::Sender<bool>,
     pub stats: ProjectionStats,
+    /// Each namespace's rollout events (the projector drops what changes).
+    pub rollouts: crate::rollout::cache::RolloutCache,
 }
 
 /// Counters of the projection, kept here for tests and health, and exported
@@ -150,6 +152,7 @@ impl ReadState {
             halted: AtomicBool::new(false),
             complete: watch::Sender::new(false),
             stats: ProjectionStats::default(),
+            rollouts: Default::default(),
         })
     }
 

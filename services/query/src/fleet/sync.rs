@@ -77,7 +77,7 @@ impl QueryService {
         if holds.is_none() {
             record.rollout = None;
         }
-        let view = snapshot.then(|| Arc::new(delivery::SnapshotView::new(record.clone())));
+        let view = snapshot.then(|| Arc::new(delivery::SnapshotView::new(record.clone(), self.state.clone())));
         let watch = self
             .open_watch_for(
                 WatchRequest {
@@ -250,7 +250,7 @@ impl Session {
         let generation = r.state.generation().ok_or(ReadError::NoGeneration)?;
         let model = r.model.get().map_err(|_| ReadError::NoGeneration)?;
         let ns = self.record.namespace.clone();
-        let Some(rollout) = delivery::latest_at(model, generation, &ns, revision).await? else {
+        let Some(rollout) = delivery::latest_at(model, &r.state, generation, &ns, revision).await? else {
             return Ok(forward);
         };
         let holds = r.holds.as_ref() == Some(&rollout.id);

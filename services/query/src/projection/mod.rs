@@ -246,6 +246,11 @@ impl<F: EventFeed> Projector<F> {
     /// so a watcher's progress after draining its channel covers everything
     /// up to the watermark.
     fn publish(&self, run: &Run, batch: &[FeedItem]) {
+        // A namespace's rollout changed: readers read it again (from here on
+        // they find it applied).
+        for FeedItem { stored, .. } in batch.iter().filter(|i| i.stored.event.rollout.is_some()) {
+            self.state.rollouts.drop_namespace(&stored.event.namespace);
+        }
         if run.switch_at.is_some_and(|at| run.applied < at) {
             return;
         }

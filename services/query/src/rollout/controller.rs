@@ -97,7 +97,7 @@ impl<S: EventStore> Controller<S> {
         // and the revision the transition is appended under.
         let rows = model.namespace_rows(generation, vec![ns.as_str().to_owned()]).await?;
         let known = rows.first().map_or(Revision::ZERO, |row| row.revision);
-        let Some(rollout) = super::rollouts(model, generation, ns).await?.pop() else { return Ok(None) };
+        let Some(rollout) = super::rollouts(model, &self.state, generation, ns).await?.pop() else { return Ok(None) };
         if !rollout.is_live() {
             return Ok(None);
         }

@@ -26,16 +26,17 @@ use veltrix_proto::{
 };
 use veltrix_redis::{Generation, ReadModel};
 
-use crate::status::ReadError;
+use crate::{state::ReadState, status::ReadError};
 
 /// The namespace's latest rollout as of `at` (every transition up to it).
 pub(crate) async fn latest_at(
     model: &ReadModel,
+    state: &ReadState,
     generation: Generation,
     ns: &Namespace,
     at: Revision,
 ) -> Result<Option<Rollout>, ReadError> {
-    let events = model.rollout_events(generation, ns).await?;
+    let events = state.rollouts.events(model, generation, ns).await?;
     let upto = events.iter().filter(|(r, _)| *r <= at).map(|(r, e)| (*r, e));
     Ok(veltrix_domain::rollout::fold_all(upto).pop())
 }
@@ -150,15 +151,15 @@ pub async fn base_record(
 /// revision, whether the client is in a live rollout's cohort then (the
 /// snapshot shows the target), and the session learns which rollout the
 /// snapshot showed.
-#[derive(Debug)]
 pub struct SnapshotView {
     pub client: ClientRecord,
+    state: std::sync::Arc<ReadState>,
     shown: std::sync::Mutex<Option<RolloutId>>,
 }
 
 impl SnapshotView {
-    pub fn new(client: ClientRecord) -> Self {
-        Self { client, shown: std::sync::Mutex::new(None) }
+    pub fn new(client: ClientRecord, state: std::sync::Arc<ReadState>) -> Self {
+        Self { client, state, shown: std::sync::Mutex::new(None) }
     }
 
     /// The target the snapshot at `at` shows, if the client is in the
@@ -169,7 +170,7 @@ impl SnapshotView {
         generation: Generation,
         at: Revision,
     ) -> Result<Option<Overlay>, ReadError> {
-        let rollout = latest_at(model, generation, &self.client.namespace, at).await?;
+        let rollout = latest_at(model, &self.state, generation, &self.client.namespace, at).await?;
         let shown = rollout.filter(|r| in_cohort(r, &self.client));
         let overlay = shown.as_ref().map(|r| Overlay::of(r, &self.client.prefix));
         *self.shown.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = shown.map(|r| r.id);

@@ -7,6 +7,7 @@
 //! the projection stores apart (`{ns}:rollouts`), with the domain's fold:
 //! the same one the command side decides with.
 
+pub mod cache;
 pub mod controller;
 pub mod delivery;
 mod read;
@@ -14,14 +15,15 @@ mod read;
 use veltrix_domain::{Namespace, rollout::Rollout};
 use veltrix_redis::{Generation, ReadModel};
 
-use crate::status::ReadError;
+use crate::{state::ReadState, status::ReadError};
 
 /// Every rollout of `ns`, oldest first.
 pub(crate) async fn rollouts(
     model: &ReadModel,
+    state: &ReadState,
     generation: Generation,
     ns: &Namespace,
 ) -> Result<Vec<Rollout>, ReadError> {
-    let events = model.rollout_events(generation, ns).await?;
+    let events = state.rollouts.events(model, generation, ns).await?;
     Ok(veltrix_domain::rollout::fold_all(events.iter().map(|(r, e)| (*r, e))))
 }

@@ -38,7 +38,7 @@ impl QueryService {
         };
         let (generation, _) = self.generation()?;
         let model = self.model.get().map_err(|_| ReadError::NoGeneration)?;
-        let all = super::rollouts(model, generation, &ns).await?;
+        let all = super::rollouts(model, &self.state, generation, &ns).await?;
         let found = match &wanted {
             None => all.iter().rev().find(|r| r.is_live()),
             // An id is unique but for a request id reused after the
@@ -76,7 +76,7 @@ impl QueryService {
         };
         let (generation, _) = self.generation()?;
         let model = self.model.get().map_err(|_| ReadError::NoGeneration)?;
-        let all = super::rollouts(model, generation, &ns).await?;
+        let all = super::rollouts(model, &self.state, generation, &ns).await?;
         let page: Vec<&Rollout> = all
             .iter()
             .rev()
