@@ -23,6 +23,16 @@ use veltrix_testsystem::{TestSystem, eventually};
 
 const NS: &str = "rollout/app";
 
+/// A real agent process, killed with the test.
+struct Agent(std::process::Child);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn client_at(sys: &TestSystem, query: usize) -> Client {
     Client::builder()
         .command_url(sys.command_url())
@@ -164,7 +174,23 @@ async fn a_rollout_goes_step_by_step_on_acks_and_commits_the_target() {
             spawn_client(&c, format!("web-{i:03}"), labels, None)
         })
         .collect();
-    all_synced(&c, 100).await;
+    // And two real agents, one of them a canary, writing the namespace to
+    // files.
+    let tmp = tempfile::tempdir().unwrap();
+    let agent = |id: &str, extra: &[&str]| {
+        let mut cmd = std::process::Command::new(veltrix_testsystem::binary("veltrix-agent"));
+        cmd.args(["--query-url", &format!("http://{}", sys.query_addr_at(0)), "--namespace", NS, "--client-id", id])
+            .args(["--keepalive", "300ms"])
+            .arg("--dir")
+            .arg(tmp.path().join(id))
+            .args(extra)
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::null());
+        Agent(cmd.spawn().unwrap())
+    };
+    let _agents = [agent("agent-canary", &["--label", "canary=true"]), agent("agent-1", &[])];
+    let agent_port = |id: &str| std::fs::read_to_string(tmp.path().join(id).join("port")).unwrap_or_default();
+    all_synced(&c, 102).await;
 
     // A plain watcher of the namespace: it sees the base until the target
     // is committed.
@@ -192,6 +218,34 @@ async fn a_rollout_goes_step_by_step_on_acks_and_commits_the_target() {
     let running = c.rollout(NS, None).await.unwrap();
     assert_eq!((running.id.as_str(), running.base_revision), (id.as_str(), base));
     assert_eq!(running.changes[0].key, "port");
+    // While it runs, an agent's file holds the target only once the step it
+    // enters at has begun (its file is read before the rollout's step).
+    let rollout_id = veltrix_domain::rollout::RolloutId::parse(&id).unwrap();
+    let first_step_of = |client: &str, canary: bool| -> u32 {
+        let bucket =
+            veltrix_domain::rollout::bucket(&rollout_id, &veltrix_domain::fleet::ClientId::parse(client).unwrap());
+        if canary {
+            0
+        } else {
+            steps.iter().position(|p| veltrix_domain::rollout::covers(*p as u8, bucket)).unwrap() as u32
+        }
+    };
+    let watch_agents = async {
+        loop {
+            let files = [agent_port("agent-canary"), agent_port("agent-1")];
+            let Ok(r) = c.rollout(NS, Some(&id)).await else { continue };
+            if r.state == "COMPLETED" {
+                return;
+            }
+            for (file, (name, canary)) in files.iter().zip([("agent-canary", true), ("agent-1", false)]) {
+                if file == "81" {
+                    assert!(first_step_of(name, canary) <= r.step, "{name} ran the target before its step: {r:?}");
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), watch_agents).await.unwrap();
     let done = state_is(&c, &id, "COMPLETED").await;
 
     let kinds: Vec<_> = done.transitions.iter().map(|t| (t.kind, t.triggered_by, t.step)).collect();
@@ -207,10 +261,14 @@ async fn a_rollout_goes_step_by_step_on_acks_and_commits_the_target() {
         let i = t.inputs.unwrap();
         assert_eq!((i.applied, i.rejected, i.pending), (i.cohort, 0, 0), "{t:?}");
     }
-    assert!(cohorts[0] >= 5 && cohorts[0] < 50, "step 1: the canaries and about 10%: {cohorts:?}");
-    assert!(cohorts.windows(2).all(|w| w[0] <= w[1]) && cohorts[2] == 100, "{cohorts:?}");
+    assert!(cohorts[0] >= 6 && cohorts[0] < 50, "step 1: the canaries and about 10%: {cohorts:?}");
+    assert!(cohorts.windows(2).all(|w| w[0] <= w[1]) && cohorts[2] == 102, "{cohorts:?}");
     // Committed: reads and everyone see the target; History says ROLLOUT.
     assert_eq!(c.get(NS, "port").await.unwrap().value, "81");
+    eventually(Duration::from_secs(20), "both agents' files hold the target", || async {
+        (agent_port("agent-canary") == "81" && agent_port("agent-1") == "81").then_some(())
+    })
+    .await;
     eventually(Duration::from_secs(20), "every client runs the target", || async {
         clients.iter().all(|s| port(s).as_deref() == Some("81")).then_some(())
     })
@@ -257,7 +315,7 @@ async fn a_rollout_goes_step_by_step_on_acks_and_commits_the_target() {
     };
     assert_eq!((transitions("advanced"), transitions("completed")), (2.0, 1.0), "{text}");
     let targets = veltrix_testsystem::labelled(&text, "veltrix_rollout_deliveries_total", &["kind=\"target\""]);
-    assert!(targets >= 100.0, "every client was sent the target once before the completion: {targets}");
+    assert!(targets >= 102.0, "every client was sent the target once before the completion: {targets}");
     eventually(Duration::from_secs(5), "no rollout is live", || async {
         let text = veltrix_testsystem::scrape(metrics).await;
         (veltrix_testsystem::labelled(&text, "veltrix_rollouts", &["state=\"running\""]) == 0.0).then_some(())
