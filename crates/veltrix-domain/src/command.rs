@@ -18,12 +18,48 @@ pub struct Limits {
     pub max_value_bytes: usize,
     /// Most changes in one change set.
     pub max_changes: usize,
+    /// Largest event the store takes in one message (NATS: the server's
+    /// `max_payload`); a change set whose event may be larger is refused
+    /// before anything is sent.
+    pub max_event_bytes: usize,
 }
+
+/// Room in an event for everything besides its values and keys: names,
+/// reason, request id, trace, times, protobuf framing, NATS headers. A
+/// value of `max_value_bytes` fits in an event of `max_event_bytes` when
+/// the two differ by at least this.
+pub const EVENT_OVERHEAD: usize = 64 * 1024;
+
+/// Bytes an event spends on each change besides its key and value.
+const PER_CHANGE_OVERHEAD: usize = 64;
+/// Bytes of an event besides its changes and its free text: namespace,
+/// origin, digest, time, framing, and the NATS headers (message id,
+/// expected sequence, type, trace). The free text (reason, request id,
+/// actor, trace) is counted as it is, so one change of the largest key and
+/// value, with the longest free text, stays well inside [`EVENT_OVERHEAD`].
+const FIXED_EVENT_BYTES: usize = 4 * 1024;
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_value_bytes: 1024 * 1024, max_changes: 1000 }
+        Self { max_value_bytes: 1024 * 1024, max_changes: 1000, max_event_bytes: 1024 * 1024 + EVENT_OVERHEAD }
     }
+}
+
+/// An upper bound of the bytes of the event a change set becomes.
+fn event_bytes(changes: &[KeyCommand], meta: &CommandMeta) -> usize {
+    let per_change = changes.iter().fold(0usize, |sum, c| {
+        let value = match &c.op {
+            Operation::Set { value, content_type } => value.len().saturating_add(content_type.as_str().len()),
+            Operation::Delete => 0,
+        };
+        sum.saturating_add(c.key.as_str().len()).saturating_add(value).saturating_add(PER_CHANGE_OVERHEAD)
+    });
+    let meta_bytes = meta.reason.as_str().len()
+        + meta.request_id.as_str().len()
+        + meta.actor.as_str().len()
+        + meta.trace.traceparent.len()
+        + meta.trace.tracestate.len();
+    per_change.saturating_add(meta_bytes).saturating_add(FIXED_EVENT_BYTES)
 }
 
 /// Most keys one DeleteNamespace deletes in its one change set: deletes
@@ -150,7 +186,7 @@ impl ChangeSetCommand {
         if changes.is_empty() {
             return Err(ValidationError::new("changes", "must hold at least one change"));
         }
-        Self::checked(namespace, changes, meta, limits.max_changes)
+        Self::checked(namespace, changes, meta, limits.max_changes, limits.max_event_bytes)
     }
 
     fn checked(
@@ -158,11 +194,21 @@ impl ChangeSetCommand {
         changes: Vec<KeyCommand>,
         meta: CommandMeta,
         max_changes: usize,
+        max_event_bytes: usize,
     ) -> Result<Self, ValidationError> {
         if changes.len() > max_changes {
             return Err(ValidationError::new(
                 "changes",
                 format!("must hold at most {max_changes} changes (got {})", changes.len()),
+            ));
+        }
+        let bytes = event_bytes(&changes, &meta);
+        if bytes > max_event_bytes {
+            return Err(ValidationError::new(
+                "changes",
+                format!(
+                    "must fit in one event of at most {max_event_bytes} bytes (the event store's message limit, NATS max_payload); these changes need up to {bytes}: split them into smaller change sets"
+                ),
             ));
         }
         let mut seen = HashSet::with_capacity(changes.len());
@@ -198,7 +244,15 @@ impl ChangeSetCommand {
         derived: Derived,
         limits: &Limits,
     ) -> Result<Self, ValidationError> {
-        let mut cmd = Self::checked(namespace, changes, meta, max_changes(&derived.origin, limits))?;
+        let schema_bytes = schema_changes.iter().fold(0usize, |sum, c| {
+            let schema = match c {
+                SchemaChange::Set { schema, .. } => schema.len(),
+                SchemaChange::Delete { .. } => 0,
+            };
+            sum.saturating_add(c.pattern().as_str().len()).saturating_add(schema).saturating_add(PER_CHANGE_OVERHEAD)
+        });
+        let room = limits.max_event_bytes.saturating_sub(schema_bytes);
+        let mut cmd = Self::checked(namespace, changes, meta, max_changes(&derived.origin, limits), room)?;
         cmd.digest = crate::digest::derived_digest(&cmd.namespace, &derived.request, &cmd.meta.reason);
         cmd.origin = derived.origin;
         cmd.computed_at = Some(derived.computed_at);

@@ -26,7 +26,7 @@ pub mod store;
 pub mod validation;
 
 pub use aggregate::{Decision, KeyMeta, NamespaceState, Rejection, decide};
-pub use command::{ChangeSetCommand, CommandMeta, Derived, Expectation, KeyCommand, Limits, Operation};
+pub use command::{ChangeSetCommand, CommandMeta, Derived, EVENT_OVERHEAD, Expectation, KeyCommand, Limits, Operation};
 pub use event::{ChangeSetCommitted, KeyChange, KeyOp, Origin, TraceContext};
 pub use feed::{EventFeed, FeedError, FeedItem, FeedReader, next_batch};
 pub use names::{Actor, ContentType, Key, Namespace, Reason, RequestId};

@@ -67,6 +67,11 @@ impl JetStreamEventStore {
         Ok(Self { js, stream, settings })
     }
 
+    /// The largest message the connected server takes (its `max_payload`).
+    pub fn max_payload(&self) -> usize {
+        self.js.client().server_info().max_payload
+    }
+
     pub fn settings(&self) -> &StreamSettings {
         &self.settings
     }

@@ -21,14 +21,9 @@ pub async fn start(config: Config) -> Result<Running, BoxError> {
     let mut server = ServiceServer::bind(SERVICE_NAME, "veltrix-command", config.listen, &config.serve).await?;
     crate::metric::describe();
     let gate = ServingGate::new("connecting to NATS and preparing the event stream");
-    let limits = config.limits();
-    let service = ConfigCommandServer::new(CommandService::new(
-        gate.clone(),
-        limits,
-        config.serve.call_time(),
-        server.auth.clone(),
-    ))
-    .max_decoding_message_size(limits.max_value_bytes.saturating_add(MESSAGE_OVERHEAD));
+    let service =
+        ConfigCommandServer::new(CommandService::new(gate.clone(), config.serve.call_time(), server.auth.clone()))
+            .max_decoding_message_size(config.max_value_bytes_asked().saturating_add(MESSAGE_OVERHEAD));
     let fatal: Arc<Mutex<Option<BoxError>>> = Arc::default();
     let ready = server.ready_tx.take().ok_or("readiness already taken")?;
     let prepare = tokio::spawn(prepare_store(
@@ -79,8 +74,22 @@ async fn prepare_store(
             return;
         }
     };
+    // What a command may hold follows from the largest message the server
+    // takes: a value limit that cannot be reached is refused at start-up.
+    let max_payload = store.max_payload();
+    let limits = match config.limits(max_payload) {
+        Ok(limits) => limits,
+        Err(e) => {
+            tracing::error!(error = %e, "the value limit does not fit the NATS server");
+            *fatal.lock().unwrap_or_else(PoisonError::into_inner) = Some(e.into());
+            shutdown.cancel();
+            return;
+        }
+    };
+    tracing::info!(max_value_bytes = limits.max_value_bytes, max_payload, "limits fitted to the NATS server");
     tokio::spawn(crate::metric::report_stream_usage(store.clone(), shutdown.clone()));
-    gate.open(Arc::new(CommandHandler::new(store, config.idempotency_window, config.namespace_cache)));
+    let handler = CommandHandler::new(store, config.idempotency_window, config.namespace_cache).with_limits(limits);
+    gate.open(Arc::new(handler));
     health.set(true).await;
     let _ = ready.send(true);
     tracing::info!("command service ready");

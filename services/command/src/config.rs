@@ -3,7 +3,12 @@
 use std::{net::SocketAddr, time::Duration};
 
 use clap::Parser;
-use veltrix_domain::Limits;
+use veltrix_domain::{EVENT_OVERHEAD, Limits};
+
+/// The largest value by default, when the NATS server takes it.
+pub const DEFAULT_MAX_VALUE_BYTES: usize = 1024 * 1024;
+/// Below this a server's `max_payload` is refused (a value of 1 KiB at least).
+const MIN_VALUE_BYTES: usize = 1024;
 use veltrix_jetstream::NatsArgs;
 use veltrix_jetstream::StreamSettings;
 use veltrix_server::{ServeArgs, parse_duration};
@@ -45,9 +50,12 @@ pub struct Config {
     #[arg(long, env = "VELTRIX_NAMESPACE_CACHE", default_value_t = 100_000)]
     pub namespace_cache: usize,
 
-    /// Largest value accepted, in bytes.
-    #[arg(long, env = "VELTRIX_MAX_VALUE_BYTES", default_value_t = 1024 * 1024)]
-    pub max_value_bytes: usize,
+    /// Largest value accepted, in bytes. It must fit in the NATS server's
+    /// `max_payload` with 64 KiB of event overhead, else the service does
+    /// not start. Default: 1 MiB, or less when the server's `max_payload`
+    /// is smaller than that plus the overhead (a stock server's 1 MB).
+    #[arg(long, env = "VELTRIX_MAX_VALUE_BYTES")]
+    pub max_value_bytes: Option<usize>,
 
     #[command(flatten)]
     pub serve: ServeArgs,
@@ -74,7 +82,34 @@ impl Config {
         }
     }
 
-    pub fn limits(&self) -> Limits {
-        Limits { max_value_bytes: self.max_value_bytes, ..Limits::default() }
+    /// The largest value a request may carry before the server is known
+    /// (what the gRPC server decodes).
+    pub fn max_value_bytes_asked(&self) -> usize {
+        self.max_value_bytes.unwrap_or(DEFAULT_MAX_VALUE_BYTES)
+    }
+
+    /// The limits of commands on a NATS server that takes messages of at
+    /// most `max_payload` bytes: an explicit `--max-value-bytes` must fit
+    /// with the event's overhead; the default is fitted to the server.
+    pub fn limits(&self, max_payload: usize) -> Result<Limits, String> {
+        let need = |value: usize| value.saturating_add(EVENT_OVERHEAD);
+        let max_value_bytes = match self.max_value_bytes {
+            Some(value) if need(value) > max_payload => {
+                return Err(format!(
+                    "--max-value-bytes {value} does not fit in the NATS server's max_payload of {max_payload} bytes with {EVENT_OVERHEAD} bytes of event overhead: set max_payload to at least {} in the NATS server's configuration, or lower --max-value-bytes (VELTRIX_MAX_VALUE_BYTES) to at most {}",
+                    need(value),
+                    max_payload.saturating_sub(EVENT_OVERHEAD)
+                ));
+            }
+            Some(value) => value,
+            None => DEFAULT_MAX_VALUE_BYTES.min(max_payload.saturating_sub(EVENT_OVERHEAD)),
+        };
+        if max_value_bytes < MIN_VALUE_BYTES {
+            return Err(format!(
+                "the NATS server's max_payload of {max_payload} bytes leaves {max_value_bytes} bytes for a value after {EVENT_OVERHEAD} bytes of event overhead: set max_payload to at least {} in the NATS server's configuration",
+                MIN_VALUE_BYTES + EVENT_OVERHEAD
+            ));
+        }
+        Ok(Limits { max_value_bytes, max_event_bytes: max_payload, ..Limits::default() })
     }
 }

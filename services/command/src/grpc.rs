@@ -35,14 +35,14 @@ pub const ACTOR_HEADER: &str = "x-veltrix-actor";
 
 pub struct CommandService<S> {
     handler: ServingGate<Arc<CommandHandler<S>>>,
-    limits: Limits,
     call_time: CallTime,
     auth: Auth,
 }
 
 impl<S> CommandService<S> {
-    pub fn new(handler: ServingGate<Arc<CommandHandler<S>>>, limits: Limits, call_time: CallTime, auth: Auth) -> Self {
-        Self { handler, limits, call_time, auth }
+    /// The limits of commands are the handler's (known once the store is).
+    pub fn new(handler: ServingGate<Arc<CommandHandler<S>>>, call_time: CallTime, auth: Auth) -> Self {
+        Self { handler, call_time, auth }
     }
 }
 
@@ -53,10 +53,10 @@ impl<S: EventStore> CommandService<S> {
         let budget = self.call_time.budget(request.metadata());
         let deadline = tokio::time::Instant::now() + budget;
         let ctx = call_context(request.metadata(), caller.identity())?;
-        let cmd = request.into_inner().into_command(ctx, &self.limits)?;
+        let handler = self.handler.get()?;
+        let cmd = request.into_inner().into_command(ctx, &handler.limits())?;
         // Nothing is appended for a caller without the write role here.
         caller.require(Role::Write, cmd.namespace().as_str())?;
-        let handler = self.handler.get()?;
         let revision = handler.execute(&cmd, deadline).await?;
         tracing::debug!(namespace = %cmd.namespace(), %revision, changes = cmd.changes().len(), "committed");
         Ok(revision.get())
@@ -73,7 +73,7 @@ impl<S: EventStore> CommandService<S> {
         caller.require(Role::Write, rollback.namespace.as_str())?;
         let may_change_schemas = caller.can(Role::Admin, rollback.namespace.as_str());
         let handler = self.handler.get()?;
-        let outcome = handler.rollback(&rollback, may_change_schemas, &self.limits, deadline).await?;
+        let outcome = handler.rollback(&rollback, may_change_schemas, &handler.limits(), deadline).await?;
         tracing::debug!(namespace = %rollback.namespace, revision = %outcome.revision, "rolled back");
         Ok(change_set_response(&outcome))
     }
@@ -88,7 +88,7 @@ impl<S: EventStore> CommandService<S> {
         caller.require(Role::Read, promote.source.as_str())?;
         caller.require(Role::Write, promote.target.as_str())?;
         let handler = self.handler.get()?;
-        let outcome = handler.promote(&promote, &self.limits, deadline).await?;
+        let outcome = handler.promote(&promote, &handler.limits(), deadline).await?;
         tracing::debug!(source = %promote.source, target = %promote.target, revision = %outcome.revision, "promoted");
         Ok(change_set_response(&outcome))
     }
@@ -112,7 +112,8 @@ impl<S: EventStore> CommandService<S> {
         let validated = convert(request.into_inner(), ctx)?;
         caller.require(Role::Admin, namespace(&validated).as_str())?;
         let handler = self.handler.get()?;
-        run(handler.clone(), validated, self.limits, deadline).await
+        let limits = handler.limits();
+        run(handler.clone(), validated, limits, deadline).await
     }
 }
 
@@ -126,9 +127,9 @@ impl<S: EventStore> CommandService<S> {
         let caller = self.auth.caller(&request)?;
         let deadline = tokio::time::Instant::now() + self.call_time.budget(request.metadata());
         let ctx = call_context(request.metadata(), caller.identity())?;
-        let start = start_rollout(request.into_inner(), ctx, &self.limits)?;
-        caller.require(Role::Write, start.target.namespace().as_str())?;
         let handler = self.handler.get()?;
+        let start = start_rollout(request.into_inner(), ctx, &handler.limits())?;
+        caller.require(Role::Write, start.target.namespace().as_str())?;
         let revision = handler.start_rollout(&start, deadline).await?;
         tracing::info!(namespace = %start.target.namespace(), rollout = %start.id, %revision, "rollout started");
         Ok(StartRolloutResponse { rollout_id: start.id.to_string(), revision: revision.get() })

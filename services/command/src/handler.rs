@@ -68,6 +68,8 @@ pub enum CommandError {
 
 pub struct CommandHandler<S> {
     store: S,
+    /// What a command may hold, fitted to the store's message limit.
+    limits: veltrix_domain::Limits,
     namespaces: Mutex<HashMap<Namespace, Slot>>,
     idempotency_window: Duration,
     /// Most namespace states kept; beyond it idle ones are forgotten (and
@@ -77,7 +79,23 @@ pub struct CommandHandler<S> {
 
 impl<S: EventStore> CommandHandler<S> {
     pub fn new(store: S, idempotency_window: Duration, max_cached: usize) -> Self {
-        Self { store, namespaces: Mutex::new(HashMap::new()), idempotency_window, max_cached: max_cached.max(1) }
+        Self {
+            store,
+            limits: veltrix_domain::Limits::default(),
+            namespaces: Mutex::new(HashMap::new()),
+            idempotency_window,
+            max_cached: max_cached.max(1),
+        }
+    }
+
+    /// The handler with these limits (the store's message limit known).
+    pub fn with_limits(mut self, limits: veltrix_domain::Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    pub fn limits(&self) -> veltrix_domain::Limits {
+        self.limits
     }
 
     /// Namespace states held now.

@@ -16,7 +16,7 @@ fn set(key: &str) -> Change {
 
 #[tokio::test]
 async fn bad_input_is_invalid_argument_and_appends_nothing() {
-    let sys = TestSystem::builder().queries(0).command(|c| c.max_value_bytes = 1024).start().await;
+    let sys = TestSystem::builder().queries(0).command(|c| c.max_value_bytes = Some(1024)).start().await;
     let mut client = sys.cmd();
     // The stream exists once the service is ready; every case below must leave it empty.
     let mut reader = StreamReader::new(&sys.nats_url()).await;
