@@ -47,8 +47,8 @@ pub use fleet::{ClientError, ClientFilter, ClientInfo, ClientState, Rejection, R
 pub use governance::{AdminOptions, Blamed, Origin, OriginKind, SchemaChange, SchemaInfo};
 pub use live::{LiveConfig, LiveOptions, Snapshot, Source, Validator};
 pub use rollout::{
-    GateInputs, Rollout, RolloutActionOptions, RolloutChange, RolloutOptions, RolloutStep, RolloutStrategy,
-    RolloutTransition,
+    GateInputs, Rollout, RolloutAction, RolloutActionOptions, RolloutChange, RolloutOptions, RolloutStep,
+    RolloutStrategy, RolloutTransition,
 };
 pub use sync::{Reporter, SyncHandle, SyncOptions, SyncStep};
 pub use types::{

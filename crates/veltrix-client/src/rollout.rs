@@ -261,12 +261,14 @@ impl From<v1::Rollout> for Rollout {
     }
 }
 
-/// Which of the four actions.
-#[derive(Debug, Clone, Copy)]
-enum Action {
+/// What a person does to a running rollout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RolloutAction {
     Pause,
     Resume,
+    /// The cohort gets the base values back.
     Abort,
+    /// Straight to 100 %: the target is committed for everyone.
     Promote,
 }
 
@@ -298,26 +300,27 @@ impl Client {
     }
 
     pub async fn pause_rollout(&self, namespace: &str, id: &str, options: &RolloutActionOptions) -> Result<Rollout> {
-        self.rollout_action(Action::Pause, namespace, id, options).await
+        self.rollout_action(RolloutAction::Pause, namespace, id, options).await
     }
 
     pub async fn resume_rollout(&self, namespace: &str, id: &str, options: &RolloutActionOptions) -> Result<Rollout> {
-        self.rollout_action(Action::Resume, namespace, id, options).await
+        self.rollout_action(RolloutAction::Resume, namespace, id, options).await
     }
 
     /// Aborts it: the cohort gets the base values back.
     pub async fn abort_rollout(&self, namespace: &str, id: &str, options: &RolloutActionOptions) -> Result<Rollout> {
-        self.rollout_action(Action::Abort, namespace, id, options).await
+        self.rollout_action(RolloutAction::Abort, namespace, id, options).await
     }
 
     /// Straight to 100 %: the target is committed for everyone.
     pub async fn promote_rollout(&self, namespace: &str, id: &str, options: &RolloutActionOptions) -> Result<Rollout> {
-        self.rollout_action(Action::Promote, namespace, id, options).await
+        self.rollout_action(RolloutAction::Promote, namespace, id, options).await
     }
 
-    async fn rollout_action(
+    /// One of the four actions; answers the rollout after it.
+    pub async fn rollout_action(
         &self,
-        action: Action,
+        action: RolloutAction,
         namespace: &str,
         id: &str,
         options: &RolloutActionOptions,
@@ -342,10 +345,10 @@ impl Client {
                     }};
                 }
                 match action {
-                    Action::Pause => call!(PauseRolloutRequest, pause_rollout),
-                    Action::Resume => call!(ResumeRolloutRequest, resume_rollout),
-                    Action::Abort => call!(AbortRolloutRequest, abort_rollout),
-                    Action::Promote => call!(PromoteRolloutRequest, promote_rollout),
+                    RolloutAction::Pause => call!(PauseRolloutRequest, pause_rollout),
+                    RolloutAction::Resume => call!(ResumeRolloutRequest, resume_rollout),
+                    RolloutAction::Abort => call!(AbortRolloutRequest, abort_rollout),
+                    RolloutAction::Promote => call!(PromoteRolloutRequest, promote_rollout),
                 }
             })
             .await?;

@@ -2,7 +2,9 @@
 
 use std::time::SystemTime;
 
-use veltrix_client::{Client, Rollout, RolloutActionOptions, RolloutOptions, RolloutStep, RolloutStrategy};
+use veltrix_client::{
+    Client, Rollout, RolloutAction as Action, RolloutActionOptions, RolloutOptions, RolloutStep, RolloutStrategy,
+};
 
 use crate::{
     Failure,
@@ -88,14 +90,6 @@ pub async fn run(c: &Client, out: Output, command: RolloutCommand) -> Result<(),
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Action {
-    Pause,
-    Resume,
-    Abort,
-    Promote,
-}
-
 async fn act(c: &Client, out: Output, a: RolloutAction, action: Action) -> Result<(), Failure> {
     let id = match a.id {
         Some(id) => id,
@@ -106,12 +100,7 @@ async fn act(c: &Client, out: Output, a: RolloutAction, action: Action) -> Resul
         request_id: a.request_id,
         reason: a.reason.unwrap_or_default(),
     };
-    let r = match action {
-        Action::Pause => c.pause_rollout(&a.namespace, &id, &options).await?,
-        Action::Resume => c.resume_rollout(&a.namespace, &id, &options).await?,
-        Action::Abort => c.abort_rollout(&a.namespace, &id, &options).await?,
-        Action::Promote => c.promote_rollout(&a.namespace, &id, &options).await?,
-    };
+    let r = c.rollout_action(action, &a.namespace, &id, &options).await?;
     output::show(out, &r, |r| println!("{}", status(r, SystemTime::now())))
 }
 

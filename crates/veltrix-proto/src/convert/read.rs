@@ -58,6 +58,12 @@ pub fn schema_change(c: &SchemaChange) -> crate::v1::SchemaChange {
 
 /// The key's state right after a set; `None` for a delete.
 pub fn key_value_after(revision: Revision, event: &ChangeSetCommitted, c: &KeyChange) -> Option<KeyValue> {
+    key_value_set(revision, c, event.time, event.actor.as_str())
+}
+
+/// The key's state right after change `c` at `revision`, made at `time` by
+/// `actor`; `None` for a delete.
+pub fn key_value_set(revision: Revision, c: &KeyChange, time: SystemTime, actor: &str) -> Option<KeyValue> {
     let KeyOp::Set { value, content_type } = &c.op else { return None };
     Some(KeyValue {
         key: c.key.to_string(),
@@ -66,8 +72,8 @@ pub fn key_value_after(revision: Revision, event: &ChangeSetCommitted, c: &KeyCh
         create_revision: if c.create_revision == 0 { revision } else { c.create_revision }.get(),
         mod_revision: revision.get(),
         version: c.version.max(1),
-        updated_at: Some(timestamp(event.time)),
-        updated_by: event.actor.to_string(),
+        updated_at: Some(timestamp(time)),
+        updated_by: actor.to_owned(),
     })
 }
 

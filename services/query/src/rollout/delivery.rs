@@ -12,14 +12,14 @@
 use std::time::SystemTime;
 
 use veltrix_domain::{
-    KeyChange, KeyOp, Namespace, Origin, Revision,
+    KeyChange, Namespace, Origin, Revision,
     fleet::ClientRecord,
     rollout::{Rollout, RolloutId, TransitionKind},
 };
 use veltrix_proto::{
     convert::{
         origin::origin_to_wire,
-        read::{timestamp, wire_change},
+        read::{key_value_set, timestamp, wire_change},
         rollout::delivery_rollout,
     },
     v1::{ChangeRecord, KeyChange as WireKeyChange, KeyValue, key_change::Op},
@@ -211,18 +211,7 @@ impl Overlay {
         });
         for c in mine {
             kvs.retain(|kv| kv.key != c.key.as_str());
-            if let KeyOp::Set { value, content_type } = &c.op {
-                kvs.push(KeyValue {
-                    key: c.key.to_string(),
-                    value: value.clone().into(),
-                    content_type: content_type.to_string(),
-                    create_revision: if c.create_revision == 0 { revision } else { c.create_revision }.get(),
-                    mod_revision: revision.get(),
-                    version: c.version.max(1),
-                    updated_at: Some(timestamp(self.time)),
-                    updated_by: self.actor.clone(),
-                });
-            }
+            kvs.extend(key_value_set(revision, c, self.time, &self.actor));
         }
         kvs.sort_by(|a, b| a.key.cmp(&b.key));
     }
