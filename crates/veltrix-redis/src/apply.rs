@@ -150,12 +150,20 @@ impl ReadModel {
             // The namespace index is another slot; adding first means a listed
             // namespace may briefly show revision 0, never that one is missing.
             let mut seen = std::collections::HashSet::new();
-            for (_, event) in events {
+            for (revision, event) in events {
                 if seen.insert(event.namespace.as_str()) {
                     p.cmd("ZADD").arg(self.keys.namespaces(generation)).arg(0).arg(event.namespace.as_str()).ignore();
                 }
+                // The controller's round: scored by the rollout's newest
+                // event, so its removal of a finished one cannot remove a
+                // newer start (added here before the event is applied).
                 if event.rollout.is_some() {
-                    p.cmd("SADD").arg(self.keys.rollout_namespaces(generation)).arg(event.namespace.as_str()).ignore();
+                    p.cmd("ZADD")
+                        .arg(self.keys.rollout_namespaces(generation))
+                        .arg("GT")
+                        .arg(revision.get())
+                        .arg(event.namespace.as_str())
+                        .ignore();
                 }
             }
             for invocation in &invocations {

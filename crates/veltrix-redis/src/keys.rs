@@ -50,10 +50,11 @@ impl Keys {
         format!("{{{}}}:g{generation}:namespaces", self.prefix)
     }
 
-    /// SET of the namespaces that have had a rollout (the controller's
-    /// round).
+    /// ZSET of the namespaces whose latest rollout may be live (the
+    /// controller's round), scored by the revision of that rollout's last
+    /// event; the controller removes one whose rollout is over.
     pub fn rollout_namespaces(&self, generation: Generation) -> String {
-        format!("{{{}}}:g{generation}:rollout-namespaces", self.prefix)
+        format!("{{{}}}:g{generation}:rollouts-live", self.prefix)
     }
 
     /// Patterns of every key of a generation (for deleting an old one).

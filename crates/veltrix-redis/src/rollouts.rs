@@ -8,12 +8,48 @@ use veltrix_proto::convert::{EVENT_TYPE_V3, decode_event};
 
 use crate::{Error, Generation, ReadModel};
 
+/// KEYS: the controller's round. ARGV: namespace, the revision of its
+/// finished rollout's last event. Removes it only if no newer one came.
+static FINISHED: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+    redis::Script::new(
+        r#"
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score and tonumber(score) <= tonumber(ARGV[2]) then
+  return redis.call('ZREM', KEYS[1], ARGV[1])
+end
+return 0
+"#,
+    )
+});
+
 impl ReadModel {
-    /// The namespaces that have had a rollout.
+    /// The namespaces whose latest rollout may be live.
     pub async fn rollout_namespaces(&self, generation: Generation) -> Result<Vec<Namespace>, Error> {
-        let names: Vec<String> =
-            redis::cmd("SMEMBERS").arg(self.keys.rollout_namespaces(generation)).query_async(&mut self.conn()).await?;
+        let names: Vec<String> = redis::cmd("ZRANGE")
+            .arg(self.keys.rollout_namespaces(generation))
+            .arg(0)
+            .arg(-1)
+            .query_async(&mut self.conn())
+            .await?;
         names.iter().map(|n| Namespace::parse(n).map_err(|e| Error::Corrupt(e.to_string()))).collect()
+    }
+
+    /// Takes `namespace` out of the controller's round: its latest rollout,
+    /// whose last event is at `last`, is over. Nothing happens when a newer
+    /// rollout event has been added since.
+    pub async fn rollout_finished(
+        &self,
+        generation: Generation,
+        namespace: &Namespace,
+        last: Revision,
+    ) -> Result<(), Error> {
+        let _: i64 = FINISHED
+            .key(self.keys.rollout_namespaces(generation))
+            .arg(namespace.as_str())
+            .arg(last.get())
+            .invoke_async(&mut self.conn())
+            .await?;
+        Ok(())
     }
 
     /// Every rollout transition of `namespace`, oldest first.

@@ -191,3 +191,43 @@ async fn history_is_compacted_to_the_configured_length() {
         .collect();
     assert_eq!(at7, vec![("k/0".to_string(), 7), ("k/1".to_string(), 5), ("k/2".to_string(), 6)]);
 }
+
+#[tokio::test]
+async fn rollout_events_are_kept_apart_and_a_finished_rollout_leaves_the_round_until_the_next() {
+    use veltrix_domain::rollout::{RolloutChange, RolloutEvent, RolloutId, Trigger};
+    let redis = RedisServer::start();
+    let model = ReadModel::connect(&redis.url(), "r").await.unwrap();
+    model.mark_complete_inactive(G1).await.unwrap();
+    let transition = |revision: u64, id: &str, change: RolloutChange| {
+        let base = committed(&[(0, vec![(0, Op::Set(1))])]).remove(0).1;
+        let rollout =
+            RolloutEvent { id: RolloutId::parse(id).unwrap(), change, triggered_by: Trigger::User, inputs: None };
+        (Revision::new(revision), ChangeSetCommitted { changes: Vec::new(), rollout: Some(Box::new(rollout)), ..base })
+    };
+    let plain = committed(&[(0, vec![(1, Op::Set(2))])]);
+    let (paused, aborted) = (
+        transition(5, "r-1", RolloutChange::Paused),
+        transition(6, "r-1", RolloutChange::Aborted { rejections: Vec::new() }),
+    );
+    for (revision, event) in [(Revision::new(4), &plain[0].1), (paused.0, &paused.1), (aborted.0, &aborted.1)] {
+        model.apply(G1, revision, event, ApplyOptions::default()).await.unwrap();
+    }
+    // Only the transitions are stored apart, in order, and read back whole.
+    let stored = model.rollout_events(G1, &app_a()).await.unwrap();
+    assert_eq!(stored, vec![paused.clone(), aborted.clone()]);
+    assert_eq!(model.rollout_namespaces(G1).await.unwrap(), vec![app_a()]);
+    // A finished rollout leaves the round; an older view of it does not
+    // take out a newer one.
+    let next = transition(9, "r-2", RolloutChange::Paused);
+    model.apply(G1, next.0, &next.1, ApplyOptions::default()).await.unwrap();
+    model.rollout_finished(G1, &app_a(), Revision::new(6)).await.unwrap();
+    assert_eq!(model.rollout_namespaces(G1).await.unwrap(), vec![app_a()], "r-2 came after");
+    model.rollout_finished(G1, &app_a(), Revision::new(9)).await.unwrap();
+    assert!(model.rollout_namespaces(G1).await.unwrap().is_empty());
+    // Applying an event again (a replay) stores nothing twice; it may put
+    // the namespace back in the round, where the next look takes it out.
+    model.apply(G1, aborted.0, &aborted.1, ApplyOptions::default()).await.unwrap();
+    assert_eq!(model.rollout_events(G1, &app_a()).await.unwrap().len(), 3);
+    model.rollout_finished(G1, &app_a(), Revision::new(9)).await.unwrap();
+    assert!(model.rollout_namespaces(G1).await.unwrap().is_empty());
+}

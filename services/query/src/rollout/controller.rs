@@ -99,6 +99,8 @@ impl<S: EventStore> Controller<S> {
         let known = rows.first().map_or(Revision::ZERO, |row| row.revision);
         let Some(rollout) = super::rollouts(model, &self.state, generation, ns).await?.pop() else { return Ok(None) };
         if !rollout.is_live() {
+            // Out of the round until the namespace's next rollout.
+            model.rollout_finished(generation, ns, rollout.last_revision()).await?;
             return Ok(None);
         }
         if rollout.state != RolloutState::Running {
