@@ -48,6 +48,19 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The same error for another caller (without its source, which stays
+    /// with the first for the log).
+    pub fn duplicate(&self) -> Self {
+        match self {
+            Self::WrongLastRevision { expected } => Self::WrongLastRevision { expected: *expected },
+            Self::Unavailable { message, .. } => Self::Unavailable { message: message.clone(), source: None },
+            Self::Refused { message } => Self::Refused { message: message.clone() },
+            Self::Undecodable { revision, message } => {
+                Self::Undecodable { revision: *revision, message: message.clone() }
+            }
+        }
+    }
+
     pub fn unavailable(message: impl Into<String>, source: impl Into<Source>) -> Self {
         Self::Unavailable { message: message.into(), source: Some(source.into()) }
     }

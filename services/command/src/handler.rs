@@ -28,6 +28,9 @@ const MAX_ATTEMPTS: u32 = 32;
 const MAX_BACKOFF: Duration = Duration::from_millis(20);
 
 type Slot = Arc<tokio::sync::Mutex<Option<NamespaceState>>>;
+/// A load of a namespace's state from the stream, shared by every call that
+/// waits for it; it runs to its end whether they wait or not.
+type Load = futures::future::Shared<futures::future::BoxFuture<'static, Result<(), Arc<StoreError>>>>;
 
 /// Every way a command call can fail; `status.rs` maps each to a status.
 #[derive(Debug, thiserror::Error)]
@@ -67,7 +70,9 @@ pub enum CommandError {
 }
 
 pub struct CommandHandler<S> {
-    store: S,
+    store: Arc<S>,
+    /// Loads in progress, by namespace.
+    loads: Arc<Mutex<HashMap<Namespace, Load>>>,
     /// What a command may hold, fitted to the store's message limit.
     limits: veltrix_domain::Limits,
     namespaces: Mutex<HashMap<Namespace, Slot>>,
@@ -80,7 +85,8 @@ pub struct CommandHandler<S> {
 impl<S: EventStore> CommandHandler<S> {
     pub fn new(store: S, idempotency_window: Duration, max_cached: usize) -> Self {
         Self {
-            store,
+            store: Arc::new(store),
+            loads: Arc::default(),
             limits: veltrix_domain::Limits::default(),
             namespaces: Mutex::new(HashMap::new()),
             idempotency_window,
@@ -122,15 +128,14 @@ impl<S: EventStore> CommandHandler<S> {
         decide: impl Fn(&NamespaceState) -> Result<Decision, Rejection>,
     ) -> Result<Revision, CommandError> {
         let slot = self.slot(namespace);
+        self.loaded(namespace, &slot, deadline).await?;
         let mut state = timeout_at(deadline, slot.lock()).await.map_err(|_| CommandError::Timeout)?;
-        match timeout_at(deadline, self.execute_locked(&mut state, namespace, decide)).await {
-            Ok(result) => result,
-            Err(_) => {
-                // An append may still land: forget the state, reload it next time.
-                *state = None;
-                Err(CommandError::Timeout)
-            }
-        }
+        // Out of time, the state stays: an append that may still land is
+        // found by the next command, whose append the stream then refuses
+        // (expected revision), so it catches up and decides again.
+        timeout_at(deadline, self.execute_locked(&mut state, namespace, decide))
+            .await
+            .unwrap_or(Err(CommandError::Timeout))
     }
 
     /// Decides a command against the namespace's latest state and appends
@@ -164,17 +169,24 @@ impl<S: EventStore> CommandHandler<S> {
         f: impl FnOnce(&NamespaceState) -> Result<T, CommandError>,
     ) -> Result<T, CommandError> {
         let slot = self.slot(namespace);
+        self.loaded(namespace, &slot, deadline).await?;
         let mut guard = timeout_at(deadline, slot.lock()).await.map_err(|_| CommandError::Timeout)?;
         let caught_up = async {
-            match guard.take() {
-                Some(mut state) => self.catch_up(namespace, &mut state).await.map(|()| state),
-                None => self.load(namespace).await,
+            match guard.as_mut() {
+                // Folding starts once the read is complete: out of time, the
+                // state is as it was.
+                Some(state) => self.catch_up(namespace, state).await,
+                None => {
+                    *guard = Some(self.load(namespace).await?);
+                    Ok(())
+                }
             }
         };
-        let state = timeout_at(deadline, caught_up).await.map_err(|_| CommandError::Timeout)??;
-        let answer = f(&state);
-        *guard = Some(state);
-        answer
+        timeout_at(deadline, caught_up).await.map_err(|_| CommandError::Timeout)??;
+        match guard.as_ref() {
+            Some(state) => f(state),
+            None => Err(CommandError::Timeout),
+        }
     }
 
     async fn execute_locked(
@@ -242,6 +254,68 @@ impl<S: EventStore> CommandHandler<S> {
             }
         }
         Err(CommandError::Contention(namespace.clone()))
+    }
+
+    /// Waits until the namespace's state is in its slot, loading it in the
+    /// background when it is not: a load that takes longer than the call's
+    /// deadline goes on, and the next call waits for the same one (a big
+    /// namespace becomes writable however short the deadlines).
+    async fn loaded(&self, namespace: &Namespace, slot: &Slot, deadline: Instant) -> Result<(), CommandError> {
+        if timeout_at(deadline, slot.lock()).await.map_err(|_| CommandError::Timeout)?.is_some() {
+            return Ok(());
+        }
+        let load = self.load_in_background(namespace, slot);
+        match timeout_at(deadline, load).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(CommandError::Store(e.duplicate())),
+            Err(_) => Err(CommandError::Timeout),
+        }
+    }
+
+    /// The load of the namespace in progress, or a new one.
+    fn load_in_background(&self, namespace: &Namespace, slot: &Slot) -> Load {
+        use futures::FutureExt;
+        let mut loads = self.loads.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(load) = loads.get(namespace) {
+            return load.clone();
+        }
+        metrics::counter!(metric::NAMESPACE_LOADS).increment(1);
+        let (store, ns, slot, window) = (self.store.clone(), namespace.clone(), slot.clone(), self.idempotency_window);
+        let running = self.loads.clone();
+        let task = tokio::spawn(async move {
+            let read = async {
+                let mut state = NamespaceState::new(window);
+                for stored in store.read(&ns, Revision::ZERO).await? {
+                    state.evolve(stored.revision, &stored.event);
+                }
+                Ok::<_, StoreError>(state)
+            };
+            let result = match read.await {
+                Ok(state) => {
+                    tracing::debug!(namespace = %ns, revision = %state.revision(), keys = state.len(), "namespace state loaded");
+                    let mut guard = slot.lock().await;
+                    if guard.is_none() {
+                        *guard = Some(state);
+                    }
+                    Ok(())
+                }
+                Err(e) => Err(Arc::new(e)),
+            };
+            running.lock().unwrap_or_else(PoisonError::into_inner).remove(&ns);
+            result
+        });
+        let load: Load = async move {
+            task.await.unwrap_or_else(|e| {
+                Err(Arc::new(StoreError::Unavailable {
+                    message: format!("loading the namespace failed: {e}"),
+                    source: None,
+                }))
+            })
+        }
+        .boxed()
+        .shared();
+        loads.insert(namespace.clone(), load.clone());
+        load
     }
 
     async fn load(&self, namespace: &Namespace) -> Result<NamespaceState, CommandError> {

@@ -6,6 +6,7 @@ pub const APPEND_CONFLICTS: &str = "veltrix_append_conflicts_total";
 pub const APPEND_DUPLICATES: &str = "veltrix_append_duplicates_total";
 pub const RETRIES: &str = "veltrix_command_retries_total";
 pub const NAMESPACE_STATES: &str = "veltrix_command_namespace_states";
+pub const NAMESPACE_LOADS: &str = "veltrix_command_namespace_loads_total";
 pub const APPEND_ERRORS: &str = "veltrix_append_errors_total";
 pub const STREAM_BYTES: &str = "veltrix_stream_bytes";
 pub const STREAM_MAX_BYTES: &str = "veltrix_stream_max_bytes";
@@ -27,11 +28,15 @@ pub fn describe() {
         "Appends to JetStream that failed (timeout or NATS error); the write is UNAVAILABLE."
     );
     describe_gauge!(NAMESPACE_STATES, "Namespace states held in memory.");
+    describe_counter!(
+        NAMESPACE_LOADS,
+        "Namespace states loaded from the event stream (first write after a start or an eviction)."
+    );
     describe_gauge!(STREAM_BYTES, Unit::Bytes, "Bytes held by the event stream.");
     describe_gauge!(STREAM_MAX_BYTES, Unit::Bytes, "The event stream's byte limit (--stream-max-bytes; -1: none).");
     describe_gauge!(STREAM_MESSAGES, "Events held by the event stream.");
     // Present from the start, so that rates are defined before the first event.
-    for counter in [APPEND_CONFLICTS, APPEND_DUPLICATES, RETRIES, APPEND_ERRORS] {
+    for counter in [APPEND_CONFLICTS, APPEND_DUPLICATES, RETRIES, APPEND_ERRORS, NAMESPACE_LOADS] {
         metrics::counter!(counter).increment(0);
     }
     let _registered = metrics::histogram!(APPEND_DURATION);
