@@ -63,7 +63,7 @@ dev: ensure-servers
     wait -n "${pids[@]}"
 
 # nats-server and redis-server, from Debian packages when missing.
-ensure-servers: (debian "nats-server:nats-server redis-server:redis-server")
+ensure-servers: (debian "nats-server:nats-server redis-server:redis-server redis-sentinel:redis-sentinel")
 
 # prometheus and promtool (alert rules, the dashboard test), from Debian packages when missing.
 tools-prometheus: (debian "prometheus:prometheus promtool:prometheus")
@@ -98,12 +98,21 @@ test: ensure-servers tools-prometheus tools
     #!/usr/bin/env bash
     set -euo pipefail
     export VELTRIX_NATS_CLUSTER_SERVER="$PWD/{{nats_current}}" VELTRIX_BUF="$PWD/{{buf}}"
+    # The read model's conformance suite: the read-side, watch, projection
+    # and rebuild tests again on a Redis Cluster (3 masters, 3 replicas), and
+    # the Redis crate's own on a master behind Sentinel.
+    conformance='package(veltrix-redis) | (package(veltrix-query) & (binary(reads) | binary(watch) | binary(projection) | binary(diff) | binary(lifecycle) | binary(promote) | binary(rollback) | binary(schemas) | (binary(faults) & !test(redis_or_nats_down_then_back))))'
     if cargo nextest --version >/dev/null 2>&1; then
         cargo nextest run --workspace --no-fail-fast
+        VELTRIX_TEST_REDIS=cluster cargo nextest run --workspace --no-fail-fast -E "$conformance"
+        VELTRIX_TEST_REDIS=sentinel cargo nextest run --no-fail-fast -p veltrix-redis
         # nextest runs no doc tests: the README's Rust example is one.
         cargo test --doc -p veltrix-client
     else
         cargo test --workspace --no-fail-fast
+        VELTRIX_TEST_REDIS=cluster cargo test --no-fail-fast -p veltrix-redis
+        VELTRIX_TEST_REDIS=cluster cargo test --no-fail-fast -p veltrix-query --test reads --test watch --test projection --test diff --test lifecycle --test promote --test rollback --test schemas
+        VELTRIX_TEST_REDIS=sentinel cargo test --no-fail-fast -p veltrix-redis
     fi
 
 # Fuzz targets (property-based, stable Rust), with many more cases than the smoke in `just test`.

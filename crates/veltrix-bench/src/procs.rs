@@ -177,6 +177,11 @@ impl Env {
     }
 
     pub fn query(&self, name: &str, nats: &Proc, redis: &Proc, metrics_port: u16) -> anyhow::Result<Proc> {
+        self.query_on(name, nats, &redis.url("redis"), metrics_port)
+    }
+
+    /// A query service on any Redis URL (a `redis+cluster://` one too).
+    pub fn query_on(&self, name: &str, nats: &Proc, redis_url: &str, metrics_port: u16) -> anyhow::Result<Proc> {
         let port = free_port();
         let args = vec![
             "--listen".to_owned(),
@@ -184,7 +189,7 @@ impl Env {
             "--nats-url".to_owned(),
             nats.url("nats"),
             "--redis-url".to_owned(),
-            redis.url("redis"),
+            redis_url.to_owned(),
             "--metrics-listen".to_owned(),
             format!("127.0.0.1:{metrics_port}"),
             "--max-concurrent-streams".to_owned(),

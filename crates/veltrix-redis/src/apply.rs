@@ -141,41 +141,106 @@ impl ReadModel {
     ) -> Result<(), Error> {
         let invocations: Vec<_> =
             events.iter().map(|(revision, event)| self.invocation(generation, *revision, event, options)).collect();
+        // The namespace index is another slot; adding first means a listed
+        // namespace may briefly show revision 0, never that one is missing.
+        let index = self.index_commands(generation, events);
+        if self.is_cluster() {
+            return self.apply_per_slot(index, events, &invocations).await;
+        }
         let mut conn = self.conn();
         let pipeline = |load: bool| {
-            let mut p = redis::pipe();
+            let mut p = index.clone();
             if load {
                 p.load_script(&APPLY).ignore();
-            }
-            // The namespace index is another slot; adding first means a listed
-            // namespace may briefly show revision 0, never that one is missing.
-            let mut seen = std::collections::HashSet::new();
-            for (revision, event) in events {
-                if seen.insert(event.namespace.as_str()) {
-                    p.cmd("ZADD").arg(self.keys.namespaces(generation)).arg(0).arg(event.namespace.as_str()).ignore();
-                }
-                // The controller's round: scored by the rollout's newest
-                // event, so its removal of a finished one cannot remove a
-                // newer start (added here before the event is applied).
-                if event.rollout.is_some() {
-                    p.cmd("ZADD")
-                        .arg(self.keys.rollout_namespaces(generation))
-                        .arg("GT")
-                        .arg(revision.get())
-                        .arg(event.namespace.as_str())
-                        .ignore();
-                }
             }
             for invocation in &invocations {
                 p.invoke_script(invocation).ignore();
             }
+            self.wait_replicas(&mut p);
             p
         };
-        match pipeline(false).exec_async(&mut conn).await {
+        let values: Vec<redis::Value> = match pipeline(false).query_async(&mut conn).await {
             Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-                pipeline(true).exec_async(&mut conn).await?;
+                pipeline(true).query_async(&mut conn).await?
             }
             other => other?,
+        };
+        if let Some(acks) = values.last() {
+            self.replicated(acks);
+        }
+        Ok(())
+    }
+
+    /// The index updates of a batch, all in the prefix's slot: the
+    /// namespaces it touches and, for rollout transitions, the controller's
+    /// round (scored by the rollout's newest event, so the removal of a
+    /// finished one cannot remove a newer start, added here before the
+    /// event is applied).
+    fn index_commands(&self, generation: Generation, events: &[(Revision, &ChangeSetCommitted)]) -> redis::Pipeline {
+        let mut p = redis::pipe();
+        let mut seen = std::collections::HashSet::new();
+        for (revision, event) in events {
+            if seen.insert(event.namespace.as_str()) {
+                p.cmd("ZADD").arg(self.keys.namespaces(generation)).arg(0).arg(event.namespace.as_str()).ignore();
+            }
+            if event.rollout.is_some() {
+                p.cmd("ZADD")
+                    .arg(self.keys.rollout_namespaces(generation))
+                    .arg("GT")
+                    .arg(revision.get())
+                    .arg(event.namespace.as_str())
+                    .ignore();
+            }
+        }
+        p
+    }
+
+    /// On a cluster: the index first, then one pipeline per namespace (its
+    /// slot), several at once, each ending with its WAIT.
+    async fn apply_per_slot(
+        &self,
+        mut index: redis::Pipeline,
+        events: &[(Revision, &ChangeSetCommitted)],
+        invocations: &[redis::ScriptInvocation<'static>],
+    ) -> Result<(), Error> {
+        let waits = self.wait_replicas(&mut index);
+        let values: Vec<redis::Value> = index.query_async(&mut self.conn()).await?;
+        if let (true, Some(acks)) = (waits, values.last()) {
+            self.replicated(acks);
+        }
+        let mut by_namespace: Vec<(&str, Vec<&redis::ScriptInvocation<'static>>)> = Vec::new();
+        for ((_, event), invocation) in events.iter().zip(invocations) {
+            match by_namespace.iter_mut().find(|(ns, _)| *ns == event.namespace.as_str()) {
+                Some((_, list)) => list.push(invocation),
+                None => by_namespace.push((event.namespace.as_str(), vec![invocation])),
+            }
+        }
+        let pipes = |load: bool| {
+            by_namespace
+                .iter()
+                .map(|(_, list)| {
+                    let mut p = redis::pipe();
+                    if load {
+                        p.load_script(&APPLY).ignore();
+                    }
+                    for invocation in list {
+                        p.invoke_script(invocation).ignore();
+                    }
+                    self.wait_replicas(&mut p);
+                    p
+                })
+                .collect::<Vec<_>>()
+        };
+        let answers = match self.per_slot(pipes(false)).await {
+            Err(Error::Redis(e)) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                self.per_slot(pipes(true)).await?
+            }
+            other => other?,
+        };
+        if self.replica_acks > 0 {
+            for acks in answers.iter().filter_map(|values| values.last()) {
+                self.replicated(acks);
+            }
         }
         Ok(())
     }

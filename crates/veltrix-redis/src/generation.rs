@@ -122,6 +122,12 @@ impl ReadModel {
     pub async fn delete_generation(&self, generation: Generation) -> Result<u64, Error> {
         let mut conn = self.conn();
         let mut deleted = 0u64;
+        if self.is_cluster() {
+            for pattern in self.keys.generation_patterns(generation) {
+                deleted += self.delete_matching_on_masters(&pattern).await?;
+            }
+            return Ok(deleted);
+        }
         for pattern in self.keys.generation_patterns(generation) {
             let mut cursor = 0u64;
             loop {

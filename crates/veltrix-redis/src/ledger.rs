@@ -5,7 +5,6 @@
 use std::time::SystemTime;
 
 use prost::Message;
-use redis::aio::ConnectionManager;
 use veltrix_domain::{
     Namespace, Revision,
     fleet::{Agent, ClientError, ClientId, ClientRecord, LedgerError, LedgerStore, RolloutTarget},
@@ -18,13 +17,13 @@ pub use veltrix_proto::convert::{step_from_wire, step_to_wire};
 
 #[derive(Clone)]
 pub struct RedisLedger {
-    conn: ConnectionManager,
+    conn: crate::Conn,
     keys: Keys,
 }
 
 impl RedisLedger {
     pub async fn connect_with(options: &RedisOptions, prefix: &str) -> Result<Self, Error> {
-        Ok(Self { conn: crate::open(options).await?, keys: Keys::new(prefix) })
+        Ok(Self { conn: crate::Conn::open(options).await?, keys: Keys::new(prefix) })
     }
 }
 
@@ -38,11 +37,32 @@ impl LedgerStore for RedisLedger {
         if records.is_empty() {
             return Ok(());
         }
-        let mut p = redis::pipe();
-        for r in records {
+        let hset = |p: &mut redis::Pipeline, r: &ClientRecord| {
             p.cmd("HSET").arg(self.keys.ledger(&r.namespace)).arg(r.client_id.as_str()).arg(encode(r)).ignore();
+        };
+        if !self.conn.is_cluster() {
+            let mut p = redis::pipe();
+            for r in records {
+                hset(&mut p, r);
+            }
+            return p.query_async::<()>(&mut self.conn.clone()).await.map_err(unavailable);
         }
-        p.query_async::<()>(&mut self.conn.clone()).await.map_err(unavailable)
+        // On a cluster each namespace's hash is its own slot.
+        let mut by_namespace: Vec<(&Namespace, redis::Pipeline)> = Vec::new();
+        for r in records {
+            match by_namespace.iter_mut().find(|(ns, _)| **ns == r.namespace) {
+                Some((_, p)) => hset(p, r),
+                None => {
+                    let mut p = redis::pipe();
+                    hset(&mut p, r);
+                    by_namespace.push((&r.namespace, p));
+                }
+            }
+        }
+        for (_, p) in by_namespace {
+            p.query_async::<()>(&mut self.conn.clone()).await.map_err(unavailable)?;
+        }
+        Ok(())
     }
 
     async fn records(&self, namespace: &Namespace) -> Result<Vec<ClientRecord>, LedgerError> {

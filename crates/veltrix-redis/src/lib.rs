@@ -14,23 +14,25 @@
 //! what they return and nothing else.
 
 mod apply;
+mod conn;
 mod generation;
 mod governance;
 mod keys;
 mod ledger;
 mod query;
 mod rollouts;
-
-use std::time::Duration;
-
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+mod slots;
+mod verify;
 
 pub use apply::ApplyOptions;
+pub(crate) use conn::Conn;
+pub use conn::Topology;
 pub use generation::{Generation, GenerationState};
 pub use governance::SchemaRow;
 pub use keys::Keys;
 pub use ledger::{RedisLedger, step_from_wire, step_to_wire};
 pub use query::{ListPage, NamespaceRow};
+pub use slots::UNREPLICATED;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -38,6 +40,8 @@ pub enum Error {
     Redis(redis::RedisError),
     #[error("corrupt read model entry: {0}")]
     Corrupt(String),
+    #[error("redis configuration: {0}")]
+    Config(String),
     #[error("the read model is incomplete (being rebuilt)")]
     Incomplete,
     #[error("revision {requested} is older than the retained history; the oldest available revision is {oldest}")]
@@ -73,7 +77,10 @@ impl From<prost::DecodeError> for Error {
 /// password (and the URL, which may carry one).
 #[derive(Clone, Default)]
 pub struct RedisOptions {
-    /// `redis://` or `rediss://` (TLS).
+    /// `redis://` or `rediss://` (TLS) for one server,
+    /// `redis+cluster://host:port,...` for a Redis Cluster,
+    /// `redis+sentinel://host:port,.../master-name` for a master that
+    /// Sentinel finds.
     pub url: String,
     /// PEM CA bundle the server's certificate must chain to.
     pub ca_cert: Option<std::path::PathBuf>,
@@ -83,6 +90,10 @@ pub struct RedisOptions {
     /// ACL user and password.
     pub username: Option<String>,
     pub password: Option<String>,
+    /// Replicas that must hold a projected batch before it counts as
+    /// applied (WAIT). `None`: 1 on a cluster or behind Sentinel, 0 on
+    /// one server.
+    pub replica_acks: Option<u32>,
 }
 
 impl RedisOptions {
@@ -100,6 +111,7 @@ impl std::fmt::Debug for RedisOptions {
             .field("client_key", &self.client_key)
             .field("username", &self.username)
             .field("password", &self.password.as_ref().map(|_| "<redacted>"))
+            .field("replica_acks", &self.replica_acks)
             .finish()
     }
 }
@@ -107,8 +119,10 @@ impl std::fmt::Debug for RedisOptions {
 /// A handle on the read model: a reconnecting connection and the key layout.
 #[derive(Clone)]
 pub struct ReadModel {
-    conn: ConnectionManager,
+    conn: Conn,
     keys: Keys,
+    /// Replicas a projected batch waits for (WAIT).
+    replica_acks: u32,
 }
 
 impl ReadModel {
@@ -121,55 +135,27 @@ impl ReadModel {
     /// Like [`ReadModel::connect`], with TLS (`rediss://` URLs) and ACL
     /// credentials.
     pub async fn connect_with(options: &RedisOptions, prefix: &str) -> Result<Self, Error> {
-        Ok(Self { conn: open(options).await?, keys: Keys::new(prefix) })
+        let replica_acks = match (options.replica_acks, Topology::parse(&options.url)?) {
+            (Some(n), _) => n,
+            (None, Topology::Single) => 0,
+            (None, _) => 1,
+        };
+        Ok(Self { conn: Conn::open(options).await?, keys: Keys::new(prefix), replica_acks })
     }
 
     pub fn keys(&self) -> &Keys {
         &self.keys
     }
 
-    fn conn(&self) -> ConnectionManager {
+    fn conn(&self) -> Conn {
         self.conn.clone()
     }
-}
 
-/// A reconnecting connection to Redis.
-async fn open(options: &RedisOptions) -> Result<ConnectionManager, Error> {
-    // Without TCP_NODELAY a pipeline written in several segments waits
-    // for the delayed ACK (~40 ms) on every read.
-    let mut info = redis::IntoConnectionInfo::into_connection_info(options.url.as_str())?
-        .set_tcp_settings(redis::io::tcp::TcpSettings::default().set_nodelay(true));
-    if options.username.is_some() || options.password.is_some() {
-        let mut settings = info.redis_settings().clone();
-        if let Some(user) = &options.username {
-            settings = settings.set_username(user);
-        }
-        if let Some(password) = &options.password {
-            settings = settings.set_password(password);
-        }
-        info = info.set_redis_settings(settings);
+    /// Runs on a Redis Cluster (commands of different slots go in
+    /// different pipelines).
+    pub fn is_cluster(&self) -> bool {
+        self.conn.is_cluster()
     }
-    let client = if options.ca_cert.is_some() || options.client_cert.is_some() {
-        let read = |p: &std::path::PathBuf| {
-            std::fs::read(p).map_err(|e| Error::Corrupt(format!("cannot read {}: {e}", p.display())))
-        };
-        let client_tls = match (&options.client_cert, &options.client_key) {
-            (Some(cert), Some(key)) => {
-                Some(redis::ClientTlsConfig { client_cert: read(cert)?, client_key: read(key)? })
-            }
-            _ => None,
-        };
-        let root_cert = options.ca_cert.as_ref().map(read).transpose()?;
-        redis::Client::build_with_tls(info, redis::TlsCertificates { client_tls, root_cert })?
-    } else {
-        redis::Client::open(info)?
-    };
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(1)))
-        .set_response_timeout(Some(Duration::from_secs(2)))
-        .set_number_of_retries(2)
-        .set_max_delay(Duration::from_secs(1));
-    Ok(ConnectionManager::new_with_config(client, config).await?)
 }
 
 impl From<veltrix_proto::convert::EventDecodeError> for Error {

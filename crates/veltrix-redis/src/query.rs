@@ -88,6 +88,12 @@ impl ReadModel {
     ) -> Result<T, Error> {
         let complete = self.keys.complete(generation);
         let mut conn = self.conn();
+        if self.is_cluster() {
+            // The script and the marker are in different slots.
+            let value: T = invocation.invoke_async(&mut conn).await?;
+            self.then_check_complete(generation, &Pipeline::new()).await?;
+            return Ok(value);
+        }
         let run = |load: bool| {
             let mut p = Pipeline::new();
             if load {
@@ -109,6 +115,9 @@ impl ReadModel {
     }
 
     pub(crate) async fn check_complete(&self, generation: Generation, p: &mut Pipeline) -> Result<redis::Value, Error> {
+        if self.is_cluster() {
+            return Ok(redis::Value::Array(self.then_check_complete(generation, p).await?));
+        }
         p.get(self.keys.complete(generation));
         let mut values: Vec<redis::Value> = p.query_async(&mut self.conn()).await?;
         let complete = values.pop();
@@ -303,13 +312,30 @@ impl ReadModel {
 
     /// The latest revision and live key count of each named namespace.
     pub async fn namespace_rows(&self, generation: Generation, names: Vec<String>) -> Result<Vec<NamespaceRow>, Error> {
-        let mut p = redis::pipe();
-        for name in &names {
+        let row = |p: &mut Pipeline, name: &str| {
             let ns = self.keys.named(generation, name);
             p.hget(ns.meta(), "rev").zcard(ns.live()).hget(ns.meta(), "deleted");
-        }
-        let values = self.check_complete(generation, &mut p).await?;
-        let flat: Vec<redis::Value> = FromRedisValue::from_redis_value(values)?;
+        };
+        let flat: Vec<redis::Value> = if self.is_cluster() {
+            let pipes = names
+                .iter()
+                .map(|name| {
+                    let mut p = Pipeline::new();
+                    row(&mut p, name);
+                    p
+                })
+                .collect();
+            let rows = self.per_slot(pipes).await?;
+            self.then_check_complete(generation, &Pipeline::new()).await?;
+            rows.into_iter().flatten().collect()
+        } else {
+            let mut p = redis::pipe();
+            for name in &names {
+                row(&mut p, name);
+            }
+            let values = self.check_complete(generation, &mut p).await?;
+            FromRedisValue::from_redis_value(values)?
+        };
         let mut rows = Vec::with_capacity(names.len());
         for (name, row) in names.into_iter().zip(flat.chunks(3)) {
             let [revision, key_count, deleted] = row else {

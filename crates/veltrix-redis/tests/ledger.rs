@@ -4,11 +4,11 @@
 
 use veltrix_domain::{Namespace, fleet::LedgerStore};
 use veltrix_redis::{Generation, ReadModel, RedisLedger, RedisOptions};
-use veltrix_testkit::RedisServer;
+use veltrix_testkit::Redis;
 
 #[tokio::test]
 async fn the_redis_ledger_conforms_and_outlives_a_read_model_generation() {
-    let redis = RedisServer::start();
+    let redis = Redis::from_env();
     let ledger = RedisLedger::connect_with(&RedisOptions::new(redis.url()), "l").await.unwrap();
     veltrix_domain::fleet::conformance::run(&ledger, "app/fleet").await;
 

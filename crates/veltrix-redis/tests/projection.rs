@@ -20,7 +20,7 @@ const G1: Generation = Generation::from_u64(1);
 fn app_a() -> Namespace {
     Namespace::parse("app/a").unwrap()
 }
-use veltrix_testkit::RedisServer;
+use veltrix_testkit::Redis;
 
 #[derive(Debug, Clone)]
 enum Op {
@@ -154,7 +154,7 @@ proptest! {
 
 static RUNTIME: std::sync::LazyLock<tokio::runtime::Runtime> =
     std::sync::LazyLock::new(|| tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap());
-static REDIS: std::sync::LazyLock<RedisServer> = std::sync::LazyLock::new(RedisServer::start);
+static REDIS: std::sync::LazyLock<Redis> = std::sync::LazyLock::new(Redis::from_env);
 
 async fn model() -> ReadModel {
     ReadModel::connect(&REDIS.url(), "prop").await.unwrap()
@@ -162,7 +162,7 @@ async fn model() -> ReadModel {
 
 #[tokio::test]
 async fn history_is_compacted_to_the_configured_length() {
-    let redis = RedisServer::start();
+    let redis = Redis::from_env();
     let model = ReadModel::connect(&redis.url(), "c").await.unwrap();
     model.mark_complete_inactive(G1).await.unwrap();
     let events = committed(&(0..10u8).map(|i| (0u8, vec![(i % 3, Op::Set(i))])).collect::<Vec<_>>());
@@ -195,7 +195,7 @@ async fn history_is_compacted_to_the_configured_length() {
 #[tokio::test]
 async fn rollout_events_are_kept_apart_and_a_finished_rollout_leaves_the_round_until_the_next() {
     use veltrix_domain::rollout::{RolloutChange, RolloutEvent, RolloutId, Trigger};
-    let redis = RedisServer::start();
+    let redis = Redis::from_env();
     let model = ReadModel::connect(&redis.url(), "r").await.unwrap();
     model.mark_complete_inactive(G1).await.unwrap();
     let transition = |revision: u64, id: &str, change: RolloutChange| {

@@ -9,12 +9,14 @@ pub mod creds;
 pub mod pki;
 mod process;
 mod prometheus;
+mod redis_ha;
 
 use std::{future::Future, time::Duration};
 
 pub use balancer::Balancer;
 pub use process::{NatsCluster, NatsServer, RedisServer};
 pub use prometheus::PrometheusServer;
+pub use redis_ha::{Redis, RedisCluster, RedisSentinel, redis_cli};
 
 /// Polls `check` until it returns `Some`, for at most `within`; panics with
 /// `what` when the time runs out. For bounded waits on asynchronous effects

@@ -50,7 +50,7 @@ impl Server {
 
     /// Stops (`SIGSTOP`) or continues (`SIGCONT`) the process: it keeps its
     /// connections but answers nothing, as a server that hangs.
-    fn signal(&self, signal: &str) {
+    pub(crate) fn signal(&self, signal: &str) {
         let Some(child) = &self.child else { panic!("{} is not running", self.name) };
         let status = std::process::Command::new("kill")
             .args([signal, &child.id().to_string()])
@@ -59,7 +59,7 @@ impl Server {
         assert!(status.success(), "kill {signal} {}", self.name);
     }
 
-    fn start(&mut self, env_override: &str, install_hint: &str) {
+    pub(crate) fn start(&mut self, env_override: &str, install_hint: &str) {
         assert!(self.child.is_none(), "{} is already running", self.name);
         self.starts += 1;
         let log_path = self.dir.path().join(format!("{}-{}.log", self.name, self.starts));
@@ -107,7 +107,11 @@ impl Server {
         }
     }
 
-    fn kill(&mut self) {
+    pub(crate) fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    pub(crate) fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();

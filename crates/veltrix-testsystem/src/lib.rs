@@ -23,4 +23,5 @@ pub use reads::{Dump, burst, dump};
 pub use requests::{assert_code, get, put, with_actor};
 pub use stream::StreamReader;
 pub use system::{Builder, Command, Query, TEST_PAGE_TOKEN_KEY, TestSystem, channel};
+pub use veltrix_testkit::Redis;
 pub use veltrix_testkit::{Balancer, eventually, free_port};

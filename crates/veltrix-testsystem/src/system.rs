@@ -10,7 +10,7 @@ use veltrix_access::LimitArgs;
 use veltrix_proto::v1::{config_command_client::ConfigCommandClient, config_query_client::ConfigQueryClient};
 use veltrix_query::Started;
 use veltrix_server::{Running, tls::TlsArgs};
-use veltrix_testkit::{NatsCluster, NatsServer, RedisServer};
+use veltrix_testkit::{NatsCluster, NatsServer, Redis, RedisCluster, RedisSentinel, RedisServer};
 
 pub type Command = ConfigCommandClient<Channel>;
 pub type Query = ConfigQueryClient<Channel>;
@@ -33,7 +33,7 @@ enum Nats {
 pub struct Builder {
     nats: Option<NatsServer>,
     cluster: Option<usize>,
-    redis: Option<RedisServer>,
+    redis: Option<Redis>,
     commands: usize,
     queries: usize,
     auth: Option<PathBuf>,
@@ -49,7 +49,7 @@ pub struct Builder {
 /// NATS, Redis, the command replicas and the query replicas.
 pub struct TestSystem {
     nats: Nats,
-    redis: Option<RedisServer>,
+    redis: Option<Redis>,
     commands: Vec<Part<Running, veltrix_command::Config>>,
     queries: Vec<Part<Started, veltrix_query::Config>>,
     tls: bool,
@@ -108,7 +108,19 @@ impl Builder {
 
     /// A Redis server started by the test (e.g. with a password or TLS).
     pub fn redis(mut self, redis: RedisServer) -> Self {
-        self.redis = Some(redis);
+        self.redis = Some(Redis::Single(redis));
+        self
+    }
+
+    /// A Redis Cluster (3 masters, 3 replicas) for the read model.
+    pub fn redis_cluster(mut self) -> Self {
+        self.redis = Some(Redis::Cluster(RedisCluster::start()));
+        self
+    }
+
+    /// A master and replica behind Sentinel for the read model.
+    pub fn redis_sentinel(mut self) -> Self {
+        self.redis = Some(Redis::Sentinel(RedisSentinel::start()));
         self
     }
 
@@ -171,7 +183,7 @@ impl Builder {
         };
         let redis = match self.redis {
             Some(redis) => Some(redis),
-            None if self.queries > 0 || self.redis_always => Some(RedisServer::start()),
+            None if self.queries > 0 || self.redis_always => Some(Redis::from_env()),
             None => None,
         };
         let nats_url = match &nats {
@@ -197,7 +209,7 @@ impl Builder {
                 let mut c = veltrix_query::Config::defaults();
                 c.listen = loopback();
                 c.nats.nats_url = nats_url.clone();
-                c.redis_url = redis.as_ref().map(RedisServer::url).unwrap_or_default();
+                c.redis_url = redis.as_ref().map(Redis::url).unwrap_or_default();
                 c.page_token_key = Some(TEST_PAGE_TOKEN_KEY.into());
                 c.model_check_interval = Duration::from_millis(100);
                 c.serve.shutdown_grace = Duration::from_millis(500);
@@ -331,15 +343,40 @@ impl TestSystem {
 
     /// Makes Redis hang (SIGSTOP) until [`TestSystem::redis_resume`].
     pub fn redis_pause(&self) {
-        self.redis.as_ref().expect("this system runs no Redis").pause();
+        self.single_redis().pause();
     }
 
     pub fn redis_resume(&self) {
-        self.redis.as_ref().expect("this system runs no Redis").resume();
+        self.single_redis().resume();
     }
 
+    fn single_redis(&self) -> &RedisServer {
+        match self.redis.as_ref().expect("this system runs no Redis") {
+            Redis::Single(r) => r,
+            _ => panic!("this test needs one Redis server (it ran with VELTRIX_TEST_REDIS set)"),
+        }
+    }
+
+    /// The one Redis server (tests of its faults run on one server only).
     pub fn redis(&mut self) -> &mut RedisServer {
-        self.redis.as_mut().expect("this system runs no Redis")
+        match self.redis.as_mut().expect("this system runs no Redis") {
+            Redis::Single(r) => r,
+            _ => panic!("this test needs one Redis server (it ran with VELTRIX_TEST_REDIS set)"),
+        }
+    }
+
+    pub fn redis_cluster(&mut self) -> &mut RedisCluster {
+        match self.redis.as_mut().expect("this system runs no Redis") {
+            Redis::Cluster(c) => c,
+            _ => panic!("this system runs no Redis Cluster: use Builder::redis_cluster"),
+        }
+    }
+
+    pub fn redis_sentinel(&mut self) -> &mut RedisSentinel {
+        match self.redis.as_mut().expect("this system runs no Redis") {
+            Redis::Sentinel(s) => s,
+            _ => panic!("this system runs no Sentinel: use Builder::redis_sentinel"),
+        }
     }
 
     /// The running query replica `i` (its read state, its handle).

@@ -38,7 +38,11 @@ async fn a_load_longer_than_the_deadline_goes_on_and_the_namespace_becomes_writa
     let mut attempts = 0;
     let revision = loop {
         attempts += 1;
-        let mut request = tonic::Request::new(put(NS, "after-restart", "v"));
+        // One request id for every attempt: an attempt whose deadline ran
+        // out may still have been appended, and its retry must not append
+        // again.
+        let put = veltrix_proto::v1::PutRequest { request_id: "after-restart".into(), ..put(NS, "after-restart", "v") };
+        let mut request = tonic::Request::new(put);
         request.set_timeout(Duration::from_millis(5));
         match cmd.put(request).await {
             Ok(r) => break r.into_inner().revision,

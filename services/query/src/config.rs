@@ -25,9 +25,20 @@ pub struct Config {
     #[command(flatten)]
     pub nats: NatsArgs,
 
-    /// Redis URL of the read model.
-    #[arg(long, env = "VELTRIX_REDIS_URL", default_value = "redis://127.0.0.1:6379", hide_env_values = true)]
+    /// Redis of the read model: `redis://host:port` (or `rediss://`, TLS)
+    /// for one server, `redis+cluster://host:port,host:port,...` for a Redis
+    /// Cluster (any of its nodes as seeds), `redis+sentinel://host:port,.../NAME`
+    /// for the master Sentinel knows as NAME. Credentials may be in the URL
+    /// (`redis+cluster://user:pass@...`) or in the flags below.
+    #[arg(long, env = "VELTRIX_REDIS_URL", default_value = "redis://127.0.0.1:6379", hide_env_values = true, value_parser = parse_redis_url)]
     pub redis_url: String,
+
+    /// Replicas that must hold each projected batch before the watermark
+    /// moves past it (Redis WAIT): reads at a revision then survive a
+    /// master's failover. Default: 1 on a cluster or behind Sentinel, 0 on
+    /// one server.
+    #[arg(long, env = "VELTRIX_REDIS_REPLICA_ACKS")]
+    pub redis_replica_acks: Option<u32>,
 
     /// PEM CA bundle the Redis server's certificate must chain to (rediss://).
     #[arg(long, env = "VELTRIX_REDIS_CA_CERT")]
@@ -208,6 +219,11 @@ fn parse_token_key(s: &str) -> Result<String, String> {
     Ok(s.to_owned())
 }
 
+fn parse_redis_url(s: &str) -> Result<String, String> {
+    veltrix_redis::Topology::parse(s).map_err(|e| e.to_string())?;
+    Ok(s.to_owned())
+}
+
 fn parse_prefix(s: &str) -> Result<String, String> {
     // It ends up in SCAN patterns: no glob characters either.
     if s.is_empty() || s.contains(['{', '}', ' ', '*', '?', '[', ']', '\\']) {
@@ -289,6 +305,7 @@ impl Config {
             client_key: self.redis_client_key.clone(),
             username: self.redis_username.clone(),
             password: self.redis_password.clone(),
+            replica_acks: self.redis_replica_acks,
         }
     }
 }

@@ -11,6 +11,7 @@ pub const REDIS_RETRIES: &str = "veltrix_projection_redis_retries_total";
 pub const RESTARTS: &str = "veltrix_projection_restarts_total";
 pub const UNDECODABLE_EVENTS: &str = "veltrix_projection_undecodable_events_total";
 pub const MODEL_LOSSES: &str = "veltrix_read_model_losses_total";
+pub const LOST_NAMESPACES: &str = "veltrix_read_model_lost_namespaces_total";
 pub const DELIVERY_LATENCY: &str = "veltrix_watch_delivery_latency_seconds";
 pub const WATCH_ENDED: &str = "veltrix_watch_ended_total";
 pub const EVENTS_DELIVERED: &str = "veltrix_watch_events_delivered_total";

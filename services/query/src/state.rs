@@ -33,6 +33,8 @@ pub struct ProjectionStats {
     pub redis_retries: AtomicU64,
     pub consumer_restarts: AtomicU64,
     pub model_losses: AtomicU64,
+    /// Namespaces a Redis failover took applied change sets from.
+    pub lost_namespaces: AtomicU64,
     /// Watch streams open now.
     pub watchers: AtomicU64,
     /// Watch streams ended because their client stopped reading.
@@ -58,6 +60,11 @@ impl ProjectionStats {
     pub fn restart(&self) {
         self.consumer_restarts.fetch_add(1, Ordering::Relaxed);
         metrics::counter!(metric::RESTARTS).increment(1);
+    }
+
+    pub fn lost_namespaces(&self, n: u64) {
+        self.lost_namespaces.fetch_add(n, Ordering::Relaxed);
+        metrics::counter!(metric::LOST_NAMESPACES).increment(n);
     }
 
     pub fn model_lost(&self) {
@@ -86,6 +93,11 @@ pub fn describe_metrics() {
         (metric::EVENTS_DELIVERED, "Change sets delivered to watchers."),
         (metric::WATCH_LAGGED, "Watchers that fell behind the live ring and replayed from history."),
         (veltrix_redis::RECONNECTS, "Redis connection losses that made the client reconnect."),
+        (
+            metric::LOST_NAMESPACES,
+            "Namespaces found missing applied change sets after a Redis failover (projected again).",
+        ),
+        (veltrix_redis::UNREPLICATED, "Projected batches no replica confirmed in time (WAIT fell short)."),
         (metric::LEDGER_WRITES, "Client entries written to the fleet ledger (coalesced reports)."),
         (metric::LEDGER_ERRORS, "Fleet ledger writes that failed (retried)."),
     ];

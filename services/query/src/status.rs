@@ -75,7 +75,7 @@ pub fn to_status(err: ReadError) -> Status {
             Status::unavailable("the read model is being rebuilt from the event stream; retry shortly")
         }
         // Our words only: the Redis error goes to the log.
-        ReadError::Model(e @ M::Redis(_)) => {
+        ReadError::Model(e @ (M::Redis(_) | M::Config(_))) => {
             tracing::warn!(error = %e, "read model unavailable");
             Status::unavailable("read model unavailable, retry")
         }

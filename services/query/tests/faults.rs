@@ -9,13 +9,34 @@ use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus,
 use veltrix_proto::v1::{DeleteRequest, GetRequest, ListRequest, config_query_client::ConfigQueryClient};
 use veltrix_testsystem::*;
 
+/// One command on whichever Redis the URL names: on a cluster a keyed one
+/// goes to its slot's master, FLUSHALL and KEYS to every master; behind
+/// Sentinel to the master.
 async fn redis_cmd(redis_url: &str, args: &[&str]) -> redis::Value {
-    let client = redis::Client::open(redis_url).unwrap();
-    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     let mut cmd = redis::cmd(args[0]);
     for a in &args[1..] {
         cmd.arg(*a);
     }
+    if let Some(hosts) = redis_url.strip_prefix("redis+cluster://") {
+        let nodes: Vec<String> = hosts.split(',').map(|h| format!("redis://{h}")).collect();
+        let mut conn = redis::cluster::ClusterClient::new(nodes).unwrap().get_async_connection().await.unwrap();
+        return cmd.query_async(&mut conn).await.unwrap();
+    }
+    if let Some(rest) = redis_url.strip_prefix("redis+sentinel://") {
+        let (hosts, master) = rest.split_once('/').unwrap();
+        let sentinels: Vec<String> = hosts.split(',').map(|h| format!("redis://{h}")).collect();
+        let mut client = redis::sentinel::SentinelClient::build(
+            sentinels,
+            master,
+            None,
+            redis::sentinel::SentinelServerType::Master,
+        )
+        .unwrap();
+        let mut conn = client.get_async_connection().await.unwrap();
+        return cmd.query_async(&mut conn).await.unwrap();
+    }
+    let client = redis::Client::open(redis_url).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
     cmd.query_async(&mut conn).await.unwrap()
 }
 

@@ -20,7 +20,7 @@ use veltrix_query::{
 };
 use veltrix_redis::{ApplyOptions, ReadModel};
 use veltrix_server::{CancellationToken, Health};
-use veltrix_testkit::{RedisServer, eventually};
+use veltrix_testkit::{Redis, eventually};
 
 /// The memory feed, recording the position of every reader it opens.
 #[derive(Clone, Default)]
@@ -45,7 +45,7 @@ struct Running {
     task: tokio::task::JoinHandle<()>,
 }
 
-async fn project(feed: &Recorded, redis: &RedisServer) -> Running {
+async fn project(feed: &Recorded, redis: &Redis) -> Running {
     let model = ReadModel::connect(&redis.url(), "veltrix").await.unwrap();
     let (health, _service) = Health::new(vec!["veltrix.config.v1.ConfigQuery", PROJECTION_HEALTH]).await;
     let state = ReadState::new();
@@ -94,7 +94,7 @@ async fn put(store: &MemoryEventStore, ns: &str, key: &str) -> Revision {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn applies_in_order_and_resumes_from_its_checkpoint() {
-    let (redis, feed) = (RedisServer::start(), Recorded::default());
+    let (redis, feed) = (Redis::from_env(), Recorded::default());
     put(&feed.store, "p/a", "k1").await;
     let r2 = put(&feed.store, "p/b", "k1").await;
     let running = project(&feed, &redis).await;
@@ -118,7 +118,7 @@ async fn applies_in_order_and_resumes_from_its_checkpoint() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn halts_on_an_undecodable_event_and_applies_nothing_after_it() {
-    let (redis, feed) = (RedisServer::start(), Recorded::default());
+    let (redis, feed) = (Redis::from_env(), Recorded::default());
     let r1 = put(&feed.store, "p/a", "k1").await;
     let bad = feed.store.append_undecodable("a newer event version");
     let after = put(&feed.store, "p/a", "k2").await;
@@ -133,7 +133,7 @@ async fn halts_on_an_undecodable_event_and_applies_nothing_after_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gap_is_never_skipped() {
-    let (redis, feed) = (RedisServer::start(), Recorded::default());
+    let (redis, feed) = (Redis::from_env(), Recorded::default());
     let r1 = put(&feed.store, "p/a", "k1").await;
     feed.store.lose_next_revision();
     let r3 = put(&feed.store, "p/a", "k2").await;

@@ -10,7 +10,7 @@
 
 pub mod rebuild;
 
-use std::{sync::Arc, time::Duration};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use veltrix_domain::{EventFeed, FeedError, FeedItem, FeedReader, Revision, next_batch};
 use veltrix_proto::convert::read::change_record;
@@ -45,6 +45,27 @@ enum Stop {
 enum Outcome {
     Shutdown,
     Restart,
+    /// A failover lost change sets the projector had applied: read the
+    /// stream again from this revision (quietly up to where it was).
+    Replay(Revision),
+}
+
+/// What the projector remembers across its runs on one generation: the
+/// latest revision it applied to each namespace, and who the masters were
+/// when it last looked, to find what a failover lost.
+#[derive(Default)]
+struct Memory {
+    generation: Option<Generation>,
+    known: HashMap<String, Revision>,
+    masters: Option<String>,
+}
+
+impl Memory {
+    fn on(&mut self, generation: Generation) {
+        if self.generation != Some(generation) {
+            *self = Self { generation: Some(generation), ..Self::default() };
+        }
+    }
 }
 
 /// Where one run of the projection is.
@@ -56,6 +77,9 @@ struct Run {
     switch_at: Option<Revision>,
     /// Events applied since the watermark was last raised in Redis.
     unraised: u64,
+    /// Re-applying what a failover lost: up to here watchers and readers
+    /// have seen it all already.
+    quiet_until: Option<Revision>,
 }
 
 pub struct Projector<F> {
@@ -73,12 +97,18 @@ impl<F: EventFeed> Projector<F> {
     pub async fn run(self, shutdown: CancellationToken) {
         let mut backoff = Duration::from_millis(100);
         let mut waiting_for_stream = false;
+        let mut memory = Memory::default();
+        let mut replay = None;
         loop {
-            let result = self.run_once(&shutdown).await;
+            let result = self.run_once(&mut memory, replay.take(), &shutdown).await;
             let pause = match result {
                 Ok(Outcome::Shutdown) | Err(Stop::Shutdown) => return,
                 Ok(Outcome::Restart) => {
                     backoff = Duration::from_millis(100);
+                    continue;
+                }
+                Ok(Outcome::Replay(from)) => {
+                    replay = Some(from);
                     continue;
                 }
                 Err(Stop::Read(FeedError::Undecodable { revision, message })) => {
@@ -128,8 +158,14 @@ impl<F: EventFeed> Projector<F> {
         Ok(self.model.activate_if_none(fresh).await?)
     }
 
-    async fn run_once(&self, shutdown: &CancellationToken) -> Result<Outcome, Stop> {
+    async fn run_once(
+        &self,
+        memory: &mut Memory,
+        replay: Option<Revision>,
+        shutdown: &CancellationToken,
+    ) -> Result<Outcome, Stop> {
         let generation = self.generation().await?;
+        memory.on(generation);
         let gs = self.model.generation_state(generation).await?;
         let (applied, complete) = (gs.applied, gs.complete);
         // Moving to another generation (a rebuild switched it): keep reading
@@ -144,8 +180,11 @@ impl<F: EventFeed> Projector<F> {
         }
         tracing::info!(%generation, %applied, complete, "projecting");
 
-        let mut reader = self.feed.open(applied).await?;
-        let outcome = self.project(generation, applied, complete, switch_at, &mut reader, shutdown).await;
+        let from = replay.map_or(applied, |r| r.min(applied));
+        let quiet_until = (from < applied).then_some(applied);
+        let mut reader = self.feed.open(from).await?;
+        let mut run = Run { generation, applied: from, complete, switch_at, unraised: 0, quiet_until };
+        let outcome = self.project(&mut run, memory, &mut reader, shutdown).await;
         // Leave nothing behind in the store.
         reader.close().await;
         outcome
@@ -153,14 +192,12 @@ impl<F: EventFeed> Projector<F> {
 
     async fn project(
         &self,
-        generation: Generation,
-        applied: Revision,
-        complete: bool,
-        switch_at: Option<Revision>,
+        run: &mut Run,
+        memory: &mut Memory,
         reader: &mut F::Reader,
         shutdown: &CancellationToken,
     ) -> Result<Outcome, Stop> {
-        let mut run = Run { generation, applied, complete, switch_at, unraised: 0 };
+        let (generation, switch_at) = (run.generation, run.switch_at);
         if !run.complete && run.applied >= reader.head() {
             if !self.model.mark_complete(generation).await? {
                 return Ok(Outcome::Restart);
@@ -181,6 +218,10 @@ impl<F: EventFeed> Projector<F> {
                     if self.model_moved(generation, run.complete).await? {
                         return Ok(Outcome::Restart);
                     }
+                    if let Some(from) = self.find_lost(generation, memory).await? {
+                        self.keep(run).await?;
+                        return Ok(Outcome::Replay(from));
+                    }
                 }
                 // Whatever else has already arrived is in the same batch:
                 // one Redis round trip for all of it.
@@ -188,18 +229,19 @@ impl<F: EventFeed> Projector<F> {
                     let batch = match batch {
                         Ok(batch) => batch,
                         Err(e) => {
-                            self.keep(&run).await?;
+                            self.keep(run).await?;
                             return Err(e.into());
                         }
                     };
                     // One span per event, in the trace of the call that made
                     // it, spanning its apply and its hand-off to watchers.
                     let spans: Vec<_> = if traces_enabled() { batch.iter().map(apply_span).collect() } else { Vec::new() };
-                    self.apply(&mut run, &batch, shutdown).await?;
-                    if !self.raise(&mut run, &batch).await? {
+                    self.apply(run, &batch, shutdown).await?;
+                    remember(memory, &batch);
+                    if !self.raise(run, &batch).await? {
                         return Ok(Outcome::Restart);
                     }
-                    self.publish(&run, &batch);
+                    self.publish(run, &batch);
                     drop(spans);
                 }
             }
@@ -254,13 +296,17 @@ impl<F: EventFeed> Projector<F> {
         if run.switch_at.is_some_and(|at| run.applied < at) {
             return;
         }
-        for FeedItem { stored, .. } in batch {
+        let seen = run.quiet_until.unwrap_or(Revision::ZERO);
+        for FeedItem { stored, .. } in batch.iter().filter(|i| i.stored.revision > seen) {
             let (revision, event) = (stored.revision, &stored.event);
             self.hub.publish(&event.namespace, || HubEvent {
                 revision,
                 record: change_record(revision, event),
                 committed_at: event.time,
             });
+        }
+        if run.quiet_until.is_some_and(|until| run.applied < until) {
+            return;
         }
         // Published last: a reader woken by it finds the model applied and,
         // once caught up, marked complete.
@@ -300,6 +346,48 @@ impl<F: EventFeed> Projector<F> {
         }
     }
 
+    /// After the masters changed (a failover), compares each namespace's
+    /// applied revision in its own slot with what this projector applied
+    /// there; answers where to read the stream again from when a
+    /// namespace lost change sets.
+    async fn find_lost(&self, generation: Generation, memory: &mut Memory) -> Result<Option<Revision>, Stop> {
+        let masters = self.model.masters_fingerprint().await?;
+        let Some(before) = memory.masters.as_ref() else {
+            memory.masters = Some(masters);
+            return Ok(None);
+        };
+        if *before == masters {
+            return Ok(None);
+        }
+        let names: Vec<&str> = memory.known.keys().map(String::as_str).collect();
+        let stored = self.model.namespace_revisions(generation, &names).await?;
+        let mut from: Option<Revision> = None;
+        let mut lost = 0u64;
+        for (name, stored) in names.iter().zip(stored) {
+            if memory.known.get(*name).is_some_and(|known| stored < *known) {
+                lost += 1;
+                from = Some(from.map_or(stored, |f| f.min(stored)));
+            }
+        }
+        // Looked at once the check succeeded: a failover seen half-way
+        // (a master gone, its replica not yet promoted) is looked at again.
+        memory.masters = Some(masters);
+        if let Some(from) = from {
+            self.state.stats.lost_namespaces(lost);
+            tracing::warn!(
+                namespaces = lost,
+                from = %from,
+                "a Redis failover lost change sets the read model had applied; projecting them again from the stream"
+            );
+        } else {
+            tracing::info!(
+                namespaces = names.len(),
+                "the Redis masters changed; every namespace holds what was applied"
+            );
+        }
+        Ok(from)
+    }
+
     /// Whether the model changed under us: another generation is active, or
     /// the complete marker we saw is gone (Redis lost its data).
     async fn model_moved(&self, generation: Generation, complete: bool) -> Result<bool, Stop> {
@@ -314,6 +402,14 @@ impl<F: EventFeed> Projector<F> {
             return Ok(true);
         }
         Ok(false)
+    }
+}
+
+/// The latest revision applied to each namespace of a batch.
+fn remember(memory: &mut Memory, batch: &[FeedItem]) {
+    for FeedItem { stored, .. } in batch {
+        let known = memory.known.entry(stored.event.namespace.as_str().to_owned()).or_default();
+        *known = (*known).max(stored.revision);
     }
 }
 
