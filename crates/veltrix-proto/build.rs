@@ -16,6 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "origin.proto",
         "query.proto",
         "readmodel.proto",
+        "snapshot.proto",
         "rollout.proto",
     ]
     .map(|f| root.join("veltrix/config/v1").join(f));

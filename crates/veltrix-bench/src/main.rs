@@ -5,6 +5,7 @@
 //! (CI runs it so the harness never rots); it fails only if a workload errors.
 
 mod clients;
+mod first_write;
 mod fleet;
 mod load;
 mod procs;
@@ -67,6 +68,8 @@ pub struct Plan {
     pub rebuild_events: u64,
     pub populate_namespaces: usize,
     pub fleet_clients: usize,
+    /// History lengths of the first-write-after-a-restart workload.
+    pub first_write_events: Vec<u64>,
 }
 
 fn machine() -> String {
@@ -95,6 +98,7 @@ async fn main() -> anyhow::Result<()> {
             rebuild_events: 20_000,
             populate_namespaces: 100,
             fleet_clients: 1000,
+            first_write_events: vec![1_000, 10_000],
         }
     } else {
         Plan {
@@ -103,6 +107,7 @@ async fn main() -> anyhow::Result<()> {
             rebuild_events: 1_000_000,
             populate_namespaces: 1000,
             fleet_clients: 10_000,
+            first_write_events: vec![10_000, 100_000, 1_000_000],
         }
     };
     let logs = PathBuf::from("target/bench/logs");

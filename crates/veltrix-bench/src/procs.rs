@@ -163,8 +163,15 @@ impl Env {
     }
 
     pub fn command(&self, name: &str, nats: &Proc) -> anyhow::Result<Proc> {
+        self.command_with(name, nats, &[])
+    }
+
+    /// A command service with extra flags.
+    pub fn command_with(&self, name: &str, nats: &Proc, extra: &[String]) -> anyhow::Result<Proc> {
         let port = free_port();
-        let args = vec!["--listen".to_owned(), format!("127.0.0.1:{port}"), "--nats-url".to_owned(), nats.url("nats")];
+        let mut args =
+            vec!["--listen".to_owned(), format!("127.0.0.1:{port}"), "--nats-url".to_owned(), nats.url("nats")];
+        args.extend(extra.iter().cloned());
         spawn(
             name,
             &self.wrap,

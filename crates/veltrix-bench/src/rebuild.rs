@@ -22,11 +22,17 @@ use crate::load::{CpuMeter, Figure};
 /// Publishes `count` one-key change sets over `namespaces` namespaces to the
 /// event stream (created by a command service beforehand), 1024 in flight.
 pub async fn fill(url: &str, count: u64, namespaces: u64) -> anyhow::Result<()> {
+    fill_keys(url, "rb/n", count, namespaces, u64::MAX).await
+}
+
+/// Like [`fill`], over namespaces `{prefix}{n}`, each change set setting
+/// one of `keys` keys of its namespace (cycling).
+pub async fn fill_keys(url: &str, prefix: &str, count: u64, namespaces: u64, keys: u64) -> anyhow::Result<()> {
     let js = jetstream::new(async_nats::connect(url).await?);
     let mut inflight = std::collections::VecDeque::new();
     for i in 0..count {
-        let ns = Namespace::parse(&format!("rb/n{}", i % namespaces)).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let key = Key::parse(&format!("k{}", i / namespaces)).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let ns = Namespace::parse(&format!("{prefix}{}", i % namespaces)).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let key = Key::parse(&format!("k{}", (i / namespaces) % keys)).map_err(|e| anyhow::anyhow!("{e}"))?;
         let event = ChangeSetCommitted {
             namespace: ns.clone(),
             changes: vec![KeyChange {

@@ -21,7 +21,7 @@ use crate::{
 };
 
 /// The workloads in the order they run (and are reported).
-pub const WORKLOADS: [Workload; 10] = [
+pub const WORKLOADS: [Workload; 11] = [
     Workload::WriteSpread,
     Workload::WriteHot,
     Workload::WriteVsEtcd,
@@ -32,6 +32,7 @@ pub const WORKLOADS: [Workload; 10] = [
     Workload::FanOut,
     Workload::Rebuild,
     Workload::Fleet,
+    Workload::FirstWrite,
 ];
 
 #[derive(Debug, Clone, Copy)]
@@ -47,6 +48,7 @@ pub enum Workload {
     FanOut,
     Rebuild,
     Fleet,
+    FirstWrite,
 }
 
 impl Workload {
@@ -62,6 +64,7 @@ impl Workload {
             Self::FanOut => format!("7. fan-out to {} watchers", plan.watchers_fanout),
             Self::Rebuild => format!("8. rebuild of {} events", plan.rebuild_events),
             Self::Fleet => format!("9. fleet ledger with {} Sync clients", plan.fleet_clients),
+            Self::FirstWrite => "10. first write after a restart".into(),
         }
     }
 
@@ -77,6 +80,7 @@ impl Workload {
             Self::FanOut => bench.fan_out().await,
             Self::Rebuild => bench.rebuild().await,
             Self::Fleet => bench.fleet().await,
+            Self::FirstWrite => bench.first_write().await,
         }
     }
 }
@@ -387,6 +391,21 @@ impl Bench {
 }
 
 impl Bench {
+    async fn first_write(&mut self) -> anyhow::Result<()> {
+        for events in self.plan.first_write_events.clone() {
+            let (ours, folding) = crate::first_write::measure(&self.env, events).await?;
+            self.rows.push(Row::latency(
+                &format!("10. First write after a restart ({events} change sets in the namespace)"),
+                ours,
+                "the same, folding the whole history (--snapshot-every 0)",
+                folding,
+                "within the 5 s default deadline at every length",
+                "one Put, timed from the call; its namespace's state is loaded first",
+            ));
+        }
+        Ok(())
+    }
+
     async fn fleet(&mut self) -> anyhow::Result<()> {
         // A fresh replica with the default ledger settings, so that its
         // counters and histogram are this workload's alone.

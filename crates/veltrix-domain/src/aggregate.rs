@@ -46,6 +46,9 @@ pub struct NamespaceState {
     idempotency_window: Duration,
     /// The latest rollout (running, paused or over).
     rollout: Option<Rollout>,
+    /// The rollout events since the latest start, to fold it again from a
+    /// snapshot.
+    rollout_events: Vec<(Revision, ChangeSetCommitted)>,
 }
 
 impl NamespaceState {
@@ -60,6 +63,7 @@ impl NamespaceState {
             request_order: VecDeque::new(),
             idempotency_window,
             rollout: None,
+            rollout_events: Vec::new(),
         }
     }
 
@@ -132,6 +136,12 @@ impl NamespaceState {
                     self.keys.remove(&change.key);
                 }
             }
+        }
+        if let Some(r) = event.rollout.as_deref() {
+            if matches!(r.change, crate::rollout::RolloutChange::Started(_)) {
+                self.rollout_events.clear();
+            }
+            self.rollout_events.push((revision, event.clone()));
         }
         crate::rollout::event::fold(&mut self.rollout, revision, event);
         self.remember_request(revision, event);
@@ -311,6 +321,9 @@ pub fn decide(state: &NamespaceState, cmd: &ChangeSetCommand) -> Result<Decision
         rollout: None,
     })))
 }
+
+mod snapshot;
+pub use snapshot::{RememberedRequest, StateSnapshot};
 
 #[cfg(test)]
 mod tests;

@@ -91,6 +91,40 @@ pub async fn run<S: EventStore>(store: &S) {
     assert_eq!(all, revisions);
     let tail: Vec<_> = store.read(&ns, revisions[10]).await.expect("read tail").iter().map(|e| e.revision).collect();
     assert_eq!(tail, revisions[11..]);
+
+    // Read event by event: the same events, in order.
+    let mut each = Vec::new();
+    store.read_each(&ns, revisions[10], |e| each.push(e.revision)).await.expect("read each");
+    assert_eq!(each, revisions[11..], "read_each sees what read sees");
+    let mut none = Vec::new();
+    store.read_each(&ns, last, |e| none.push(e.revision)).await.expect("read each at the end");
+    assert!(none.is_empty(), "nothing after the last revision");
+
+    snapshots(store, &ns, last, r3).await;
+}
+
+/// A snapshot reads back while it matches the log; one whose revision is
+/// another namespace's event is not trusted. A store may keep none.
+async fn snapshots<S: EventStore>(store: &S, ns: &Namespace, last: Revision, other: Revision) {
+    let mut state = crate::NamespaceState::new(std::time::Duration::from_secs(60));
+    for e in store.read(ns, Revision::ZERO).await.expect("read") {
+        state.evolve(e.revision, &e.event);
+    }
+    let snapshot = state.snapshot(ns);
+    assert_eq!(snapshot.revision, last);
+    store.save_snapshot(&snapshot).await.expect("save a snapshot");
+    // A store without snapshots answers none.
+    if let Some(found) = store.snapshot(ns).await.expect("read the snapshot") {
+        assert_eq!(found, snapshot, "a snapshot reads back as saved");
+    }
+    let forged = crate::aggregate::StateSnapshot { revision: other, ..snapshot };
+    if store.save_snapshot(&forged).await.is_ok() {
+        assert_eq!(
+            store.snapshot(ns).await.expect("read"),
+            None,
+            "a snapshot at another namespace's event is not trusted"
+        );
+    }
 }
 
 /// Faults a test can inject into a store, to see how its feed reports them.

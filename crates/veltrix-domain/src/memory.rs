@@ -11,6 +11,7 @@ use std::{
 
 use crate::{
     Revision,
+    aggregate::StateSnapshot,
     event::ChangeSetCommitted,
     feed::{EventFeed, FeedError, FeedItem, FeedReader},
     names::Namespace,
@@ -47,6 +48,8 @@ struct Inner {
     dedupe: HashMap<(Namespace, String), Revision>,
     /// Readers waiting for the next append.
     waiting: Vec<Waker>,
+    /// The latest snapshot of each namespace.
+    snapshots: HashMap<Namespace, StateSnapshot>,
 }
 
 impl Inner {
@@ -133,6 +136,22 @@ impl EventStore for MemoryEventStore {
             inner.dedupe.insert(dedupe_key, revision);
         }
         Ok(Appended::Committed(revision))
+    }
+
+    /// A snapshot is trusted only while the namespace's event at its
+    /// revision is in the log.
+    async fn snapshot(&self, namespace: &Namespace) -> Result<Option<StateSnapshot>, StoreError> {
+        let inner = self.lock();
+        let Some(snapshot) = inner.snapshots.get(namespace) else { return Ok(None) };
+        let matches = inner.log.iter().any(
+            |e| matches!(e, Entry::Event(e) if e.revision == snapshot.revision && &e.event.namespace == namespace),
+        );
+        Ok(matches.then(|| snapshot.clone()))
+    }
+
+    async fn save_snapshot(&self, snapshot: &StateSnapshot) -> Result<(), StoreError> {
+        self.lock().snapshots.insert(snapshot.namespace.clone(), snapshot.clone());
+        Ok(())
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::future::Future;
 
-use crate::{Revision, event::ChangeSetCommitted, names::Namespace};
+use crate::{Revision, aggregate::StateSnapshot, event::ChangeSetCommitted, names::Namespace};
 
 type Source = Box<dyn std::error::Error + Send + Sync>;
 
@@ -84,4 +84,39 @@ pub trait EventStore: Send + Sync + 'static {
         expected_last: Revision,
         event: &ChangeSetCommitted,
     ) -> impl Future<Output = Result<Appended, StoreError>> + Send;
+
+    /// Hands every event of `namespace` with a revision above `after` to
+    /// `visit`, in order, without holding them all (a long history is
+    /// folded in bounded memory).
+    fn read_each(
+        &self,
+        namespace: &Namespace,
+        after: Revision,
+        mut visit: impl FnMut(StoredEvent) + Send,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async move {
+            for event in self.read(namespace, after).await? {
+                visit(event);
+            }
+            Ok(())
+        }
+    }
+
+    /// The latest snapshot of the namespace's state that matches the log
+    /// (its revision is the namespace's event at that revision in this
+    /// log); `None` when there is none, or none to trust.
+    fn snapshot(
+        &self,
+        namespace: &Namespace,
+    ) -> impl Future<Output = Result<Option<StateSnapshot>, StoreError>> + Send {
+        let _ = namespace;
+        async { Ok(None) }
+    }
+
+    /// Stores a snapshot of the namespace's state, replacing the one before.
+    /// A store without snapshots keeps nothing.
+    fn save_snapshot(&self, snapshot: &StateSnapshot) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = snapshot;
+        async { Ok(()) }
+    }
 }

@@ -14,6 +14,7 @@ mod connect;
 mod error;
 mod feed;
 mod settings;
+mod snapshots;
 mod store;
 mod stream;
 
@@ -24,6 +25,7 @@ pub use connect::{ConnectionEvents, NatsOptions, connect};
 pub use error::Error;
 pub use feed::{JetStreamFeed, JetStreamReader};
 pub use settings::StreamSettings;
+pub use snapshots::{IGNORED_REASONS as SNAPSHOT_IGNORED_REASONS, SNAPSHOTS_IGNORED};
 pub use store::{JetStreamEventStore, StreamUsage, decode_message};
 pub use stream::ensure_stream;
 

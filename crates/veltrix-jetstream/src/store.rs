@@ -13,7 +13,9 @@ use async_nats::{
 };
 use futures::StreamExt;
 use tracing::Instrument;
-use veltrix_domain::{Appended, ChangeSetCommitted, EventStore, Namespace, Revision, StoreError, StoredEvent};
+use veltrix_domain::{
+    Appended, ChangeSetCommitted, EventStore, Namespace, Revision, StoreError, StoredEvent, aggregate::StateSnapshot,
+};
 use veltrix_proto::convert::{decode_event, encode_event, event_type};
 
 use crate::{EVENT_TYPE_HEADER, Error, StreamSettings, classify::publish_error, ensure_stream};
@@ -22,6 +24,9 @@ use crate::{EVENT_TYPE_HEADER, Error, StreamSettings, classify::publish_error, e
 /// to a consumer (a long catch-up or a first load).
 const SHORT_READ: usize = 8;
 const FETCH_BATCH: usize = 1000;
+/// Bytes one fetch of a long read may bring at once (the bound on a load's
+/// memory besides the state itself).
+const FETCH_BYTES: usize = 4 * 1024 * 1024;
 
 /// The stream's size against its limit (`max_bytes` is -1 when unlimited).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +41,9 @@ pub struct JetStreamEventStore {
     js: jetstream::Context,
     stream: Stream,
     settings: StreamSettings,
+    /// The snapshot stream (`None` for a store attached to write
+    /// transitions only, which neither reads nor writes snapshots).
+    snapshots: Option<Stream>,
 }
 
 impl JetStreamEventStore {
@@ -48,7 +56,8 @@ impl JetStreamEventStore {
     ) -> Result<Self, Error> {
         let js = jetstream::ContextBuilder::new().timeout(request_timeout).build(client);
         let stream = ensure_stream(&js, &settings).await?;
-        Ok(Self { js, stream, settings })
+        let snapshots = Some(crate::snapshots::ensure(&js, &settings).await?);
+        Ok(Self { js, stream, settings, snapshots })
     }
 
     /// The store on a stream that exists (created by the command service):
@@ -64,7 +73,7 @@ impl JetStreamEventStore {
             .get_stream(&settings.name)
             .await
             .map_err(|e| Error::JetStream { context: "looking up the event stream", source: Box::new(e) })?;
-        Ok(Self { js, stream, settings })
+        Ok(Self { js, stream, settings, snapshots: None })
     }
 
     /// The largest message the connected server takes (its `max_payload`).
@@ -98,7 +107,7 @@ impl JetStreamEventStore {
         subject: &str,
         from: Revision,
         last: Revision,
-        out: &mut Vec<StoredEvent>,
+        visit: &mut (impl FnMut(StoredEvent) + Send),
     ) -> Result<(), StoreError> {
         let consumer = self
             .stream
@@ -119,6 +128,7 @@ impl JetStreamEventStore {
                 let mut batch = consumer
                     .fetch()
                     .max_messages(FETCH_BATCH)
+                    .max_bytes(FETCH_BYTES)
                     .messages()
                     .await
                     .map_err(|e| StoreError::unavailable("fetching a namespace's events", e))?;
@@ -130,7 +140,7 @@ impl JetStreamEventStore {
                         .map_err(|e| StoreError::unavailable("reading an event's metadata", e))?
                         .stream_sequence;
                     let seq = Revision::new(seq);
-                    out.push(decode_message(seq, msg.headers.as_ref(), &msg.payload)?);
+                    visit(decode_message(seq, msg.headers.as_ref(), &msg.payload)?);
                     got += 1;
                     if seq >= last {
                         return Ok(());
@@ -178,7 +188,7 @@ impl EventStore for JetStreamEventStore {
         let mut next = after + 1;
         while next <= last {
             if out.len() >= SHORT_READ {
-                self.read_with_consumer(&subject, next, last, &mut out).await?;
+                self.read_with_consumer(&subject, next, last, &mut |e| out.push(e)).await?;
                 break;
             }
             // A leader read: sees every acknowledged write.
@@ -195,6 +205,32 @@ impl EventStore for JetStreamEventStore {
             next = revision.next();
         }
         Ok(out)
+    }
+
+    /// A consumer from the start: a fetch holds at most [`FETCH_BYTES`].
+    async fn read_each(
+        &self,
+        namespace: &Namespace,
+        after: Revision,
+        mut visit: impl FnMut(StoredEvent) + Send,
+    ) -> Result<(), StoreError> {
+        let subject = self.settings.subject(namespace);
+        match self.last_revision(&subject).await? {
+            Some(last) if last > after => self.read_with_consumer(&subject, after + 1, last, &mut visit).await,
+            _ => Ok(()),
+        }
+    }
+
+    async fn snapshot(&self, namespace: &Namespace) -> Result<Option<StateSnapshot>, StoreError> {
+        let Some(snapshots) = &self.snapshots else { return Ok(None) };
+        crate::snapshots::latest(snapshots, &self.stream, &self.settings, namespace).await
+    }
+
+    async fn save_snapshot(&self, snapshot: &StateSnapshot) -> Result<(), StoreError> {
+        if self.snapshots.is_none() {
+            return Ok(());
+        }
+        crate::snapshots::save(&self.js, &self.stream, &self.settings, self.max_payload(), snapshot).await
     }
 
     async fn append(&self, expected_last: Revision, event: &ChangeSetCommitted) -> Result<Appended, StoreError> {

@@ -10,7 +10,7 @@ use async_nats::jetstream::{
 
 use crate::{Error, StreamSettings};
 
-const STREAM_NOT_FOUND: u64 = 10059;
+pub(crate) const STREAM_NOT_FOUND: u64 = 10059;
 
 /// The stream for `settings`, created if missing. Fails with
 /// [`Error::IncompatibleStream`] when an existing stream could lose or reject

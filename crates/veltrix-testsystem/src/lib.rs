@@ -21,7 +21,7 @@ pub use metrics::{
 };
 pub use reads::{Dump, burst, dump};
 pub use requests::{assert_code, get, put, with_actor};
-pub use stream::StreamReader;
+pub use stream::{StreamReader, fill_history};
 pub use system::{Builder, Command, Query, TEST_PAGE_TOKEN_KEY, TestSystem, channel};
 pub use veltrix_testkit::Redis;
 pub use veltrix_testkit::{Balancer, eventually, free_port};

@@ -88,7 +88,10 @@ async fn prepare_store(
     };
     tracing::info!(max_value_bytes = limits.max_value_bytes, max_payload, "limits fitted to the NATS server");
     tokio::spawn(crate::metric::report_stream_usage(store.clone(), shutdown.clone()));
-    let handler = CommandHandler::new(store, config.idempotency_window, config.namespace_cache).with_limits(limits);
+    let snapshots = crate::snapshots::SnapshotPolicy { every: config.snapshot_every, bytes: config.snapshot_bytes };
+    let handler = CommandHandler::new(store, config.idempotency_window, config.namespace_cache)
+        .with_limits(limits)
+        .with_snapshots(snapshots);
     gate.open(Arc::new(handler));
     health.set(true).await;
     let _ = ready.send(true);

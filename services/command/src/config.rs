@@ -50,6 +50,17 @@ pub struct Config {
     #[arg(long, env = "VELTRIX_NAMESPACE_CACHE", default_value_t = 100_000)]
     pub namespace_cache: usize,
 
+    /// Write a namespace's snapshot (its state without values, in the
+    /// `{stream}_SNAPSHOTS` stream) after this many of its events have been
+    /// folded since the last one, so that a restart loads the snapshot and
+    /// the events after it instead of the whole history. 0: never.
+    #[arg(long, env = "VELTRIX_SNAPSHOT_EVERY", default_value_t = 1000)]
+    pub snapshot_every: u64,
+
+    /// ... or after this many bytes of keys and values have been folded.
+    #[arg(long, env = "VELTRIX_SNAPSHOT_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub snapshot_bytes: u64,
+
     /// Largest value accepted, in bytes. It must fit in the NATS server's
     /// `max_payload` with 64 KiB of event overhead, else the service does
     /// not start. Default: 1 MiB, or less when the server's `max_payload`

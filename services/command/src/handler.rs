@@ -13,7 +13,10 @@ use std::{
     time::Duration,
 };
 
-use crate::metric;
+use crate::{
+    metric,
+    snapshots::{SnapshotPolicy, Snapshots, event_bytes},
+};
 use tokio::time::{Instant, timeout_at};
 use veltrix_domain::{
     Appended, ChangeSetCommand, Decision, EventStore, Namespace, NamespaceState, Rejection, Revision, StoreError,
@@ -71,6 +74,8 @@ pub enum CommandError {
 
 pub struct CommandHandler<S> {
     store: Arc<S>,
+    /// When to write namespace snapshots.
+    snapshots: Arc<Snapshots>,
     /// Loads in progress, by namespace.
     loads: Arc<Mutex<HashMap<Namespace, Load>>>,
     /// What a command may hold, fitted to the store's message limit.
@@ -86,12 +91,19 @@ impl<S: EventStore> CommandHandler<S> {
     pub fn new(store: S, idempotency_window: Duration, max_cached: usize) -> Self {
         Self {
             store: Arc::new(store),
+            snapshots: Arc::new(Snapshots::new(SnapshotPolicy::default())),
             loads: Arc::default(),
             limits: veltrix_domain::Limits::default(),
             namespaces: Mutex::new(HashMap::new()),
             idempotency_window,
             max_cached: max_cached.max(1),
         }
+    }
+
+    /// The handler writing snapshots by this policy.
+    pub fn with_snapshots(mut self, policy: SnapshotPolicy) -> Self {
+        self.snapshots = Arc::new(Snapshots::new(policy));
+        self
     }
 
     /// The handler with these limits (the store's message limit known).
@@ -232,6 +244,7 @@ impl<S: EventStore> CommandHandler<S> {
             match appended {
                 Ok(Appended::Committed(revision)) => {
                     state.evolve(revision, &event);
+                    self.snapshots.after_fold(&self.store, namespace, state, 1, event_bytes(&event));
                     return Ok(revision);
                 }
                 // Another writer, or an earlier attempt of this request, got
@@ -281,18 +294,11 @@ impl<S: EventStore> CommandHandler<S> {
         }
         metrics::counter!(metric::NAMESPACE_LOADS).increment(1);
         let (store, ns, slot, window) = (self.store.clone(), namespace.clone(), slot.clone(), self.idempotency_window);
-        let running = self.loads.clone();
+        let (running, snapshots) = (self.loads.clone(), self.snapshots.clone());
         let task = tokio::spawn(async move {
-            let read = async {
-                let mut state = NamespaceState::new(window);
-                for stored in store.read(&ns, Revision::ZERO).await? {
-                    state.evolve(stored.revision, &stored.event);
-                }
-                Ok::<_, StoreError>(state)
-            };
-            let result = match read.await {
-                Ok(state) => {
-                    tracing::debug!(namespace = %ns, revision = %state.revision(), keys = state.len(), "namespace state loaded");
+            let result = match load_state(store.as_ref(), &ns, window).await {
+                Ok((state, events, bytes)) => {
+                    snapshots.after_fold(&store, &ns, &state, events, bytes);
                     let mut guard = slot.lock().await;
                     if guard.is_none() {
                         *guard = Some(state);
@@ -319,17 +325,20 @@ impl<S: EventStore> CommandHandler<S> {
     }
 
     async fn load(&self, namespace: &Namespace) -> Result<NamespaceState, CommandError> {
-        let mut state = NamespaceState::new(self.idempotency_window);
-        self.catch_up(namespace, &mut state).await?;
-        tracing::debug!(%namespace, revision = %state.revision(), keys = state.len(), "namespace state loaded");
+        let (state, events, bytes) = load_state(self.store.as_ref(), namespace, self.idempotency_window).await?;
+        self.snapshots.after_fold(&self.store, namespace, &state, events, bytes);
         Ok(state)
     }
 
     /// Folds in every event of the namespace after the state's revision.
     async fn catch_up(&self, namespace: &Namespace, state: &mut NamespaceState) -> Result<(), CommandError> {
+        let (mut events, mut bytes) = (0u64, 0u64);
         for stored in self.store.read(namespace, state.revision()).await? {
+            events += 1;
+            bytes = bytes.saturating_add(event_bytes(&stored.event));
             state.evolve(stored.revision, &stored.event);
         }
+        self.snapshots.after_fold(&self.store, namespace, state, events, bytes);
         Ok(())
     }
 
@@ -354,6 +363,46 @@ impl<S: EventStore> CommandHandler<S> {
         metrics::gauge!(metric::NAMESPACE_STATES).set(map.len() as f64);
         slot
     }
+}
+
+/// A namespace's state: from its latest snapshot the store trusts (if
+/// any), then every event after it, folded one by one as they are read (a
+/// long history is never held whole). Answers the state and how many events
+/// and bytes were folded.
+async fn load_state<S: EventStore>(
+    store: &S,
+    namespace: &Namespace,
+    window: Duration,
+) -> Result<(NamespaceState, u64, u64), StoreError> {
+    let started = std::time::Instant::now();
+    let snapshot = match store.snapshot(namespace).await {
+        Ok(found) => found,
+        Err(e) => {
+            tracing::warn!(%namespace, error = %e, "could not read the namespace's snapshot; folding its history");
+            None
+        }
+    };
+    let from_snapshot = snapshot.as_ref().map(|s| s.revision);
+    let mut state = snapshot.map_or_else(|| NamespaceState::new(window), |s| NamespaceState::restore(s, window));
+    let (mut events, mut bytes) = (0u64, 0u64);
+    store
+        .read_each(namespace, state.revision(), |stored| {
+            events += 1;
+            bytes = bytes.saturating_add(event_bytes(&stored.event));
+            state.evolve(stored.revision, &stored.event);
+        })
+        .await?;
+    metrics::histogram!(metric::NAMESPACE_LOAD_DURATION).record(started.elapsed().as_secs_f64());
+    metrics::counter!(metric::NAMESPACE_LOAD_EVENTS).increment(events);
+    tracing::debug!(
+        %namespace,
+        revision = %state.revision(),
+        keys = state.len(),
+        snapshot = ?from_snapshot,
+        folded = events,
+        "namespace state loaded"
+    );
+    Ok((state, events, bytes))
 }
 
 /// Full jitter: a random pause up to 0.25 ms × 2^attempt, capped.

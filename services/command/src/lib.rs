@@ -10,6 +10,7 @@ pub mod grpc;
 pub mod handler;
 pub mod metric;
 pub mod rollout;
+pub mod snapshots;
 pub mod status;
 
 pub use app::start;

@@ -8,6 +8,9 @@ pub const RETRIES: &str = "veltrix_command_retries_total";
 pub const NAMESPACE_STATES: &str = "veltrix_command_namespace_states";
 pub const NAMESPACE_LOADS: &str = "veltrix_command_namespace_loads_total";
 pub const APPEND_ERRORS: &str = "veltrix_append_errors_total";
+pub const SNAPSHOTS_WRITTEN: &str = "veltrix_command_snapshots_written_total";
+pub const NAMESPACE_LOAD_EVENTS: &str = "veltrix_command_namespace_load_events_total";
+pub const NAMESPACE_LOAD_DURATION: &str = "veltrix_command_namespace_load_duration_seconds";
 pub const STREAM_BYTES: &str = "veltrix_stream_bytes";
 pub const STREAM_MAX_BYTES: &str = "veltrix_stream_max_bytes";
 pub const STREAM_MESSAGES: &str = "veltrix_stream_messages";
@@ -32,11 +35,36 @@ pub fn describe() {
         NAMESPACE_LOADS,
         "Namespace states loaded from the event stream (first write after a start or an eviction)."
     );
+    describe_counter!(
+        SNAPSHOTS_WRITTEN,
+        "Namespace snapshots written (every --snapshot-every events or --snapshot-bytes)."
+    );
+    describe_counter!(
+        veltrix_jetstream::SNAPSHOTS_IGNORED,
+        "Namespace snapshots a load did not trust, by reason (its history was folded instead)."
+    );
+    for reason in veltrix_jetstream::SNAPSHOT_IGNORED_REASONS {
+        metrics::counter!(veltrix_jetstream::SNAPSHOTS_IGNORED, "reason" => reason).increment(0);
+    }
+    describe_counter!(NAMESPACE_LOAD_EVENTS, "Events folded by namespace loads (after their snapshot, if any).");
+    describe_histogram!(
+        NAMESPACE_LOAD_DURATION,
+        Unit::Seconds,
+        "Time to load a namespace's state (its snapshot and the events after it)."
+    );
     describe_gauge!(STREAM_BYTES, Unit::Bytes, "Bytes held by the event stream.");
     describe_gauge!(STREAM_MAX_BYTES, Unit::Bytes, "The event stream's byte limit (--stream-max-bytes; -1: none).");
     describe_gauge!(STREAM_MESSAGES, "Events held by the event stream.");
     // Present from the start, so that rates are defined before the first event.
-    for counter in [APPEND_CONFLICTS, APPEND_DUPLICATES, RETRIES, APPEND_ERRORS, NAMESPACE_LOADS] {
+    for counter in [
+        APPEND_CONFLICTS,
+        APPEND_DUPLICATES,
+        RETRIES,
+        APPEND_ERRORS,
+        NAMESPACE_LOADS,
+        SNAPSHOTS_WRITTEN,
+        NAMESPACE_LOAD_EVENTS,
+    ] {
         metrics::counter!(counter).increment(0);
     }
     let _registered = metrics::histogram!(APPEND_DURATION);

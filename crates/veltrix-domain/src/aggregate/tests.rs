@@ -234,7 +234,14 @@ proptest! {
     ) {
         let mut reference = Reference::default();
         let (mut state, mut next) = (NamespaceState::new(DAY), 0);
-        for cmd in &cmds {
+        for (i, cmd) in cmds.iter().enumerate() {
+            // Now and then from a snapshot (request ids remembered too).
+            if i % 4 == 3 {
+                let ns = Namespace::parse("ns").unwrap();
+                let snapshot = state.snapshot(&ns);
+                state = NamespaceState::restore(snapshot.clone(), DAY);
+                prop_assert_eq!(state.snapshot(&ns), snapshot);
+            }
             let expected = reference.apply(cmd);
             let got = match run(&mut state, &mut next, &to_command(cmd)) {
                 Ok(r) => Outcome::Committed(r),

@@ -191,6 +191,15 @@ proptest! {
         let mut m = Model::default();
         let mut ran_target: BTreeSet<usize> = BTreeSet::new();
         for op in ops {
+            // Every third step goes on from a snapshot of the state, as a
+            // command service restarted from one would.
+            let snapshot = w.state.snapshot(&ns());
+            let restored = NamespaceState::restore(snapshot.clone(), Duration::from_secs(3600));
+            prop_assert_eq!(&restored.snapshot(&ns()), &snapshot);
+            prop_assert_eq!(restored.rollout(), w.state.rollout());
+            if w.n.is_multiple_of(3) {
+                w.state = restored;
+            }
             w.now += Duration::from_secs(2);
             w.n += 1;
             let (now, n) = (w.now, w.n);

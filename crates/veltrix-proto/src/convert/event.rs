@@ -73,7 +73,7 @@ pub fn encode_event(event: &ChangeSetCommitted) -> Vec<u8> {
     wire.encode_to_vec()
 }
 
-fn encode_schema_change(c: &SchemaChange) -> v1::EventSchemaChange {
+pub(super) fn encode_schema_change(c: &SchemaChange) -> v1::EventSchemaChange {
     let op = match c {
         SchemaChange::Set { schema, .. } => {
             v1::event_schema_change::Op::Set(v1::EventSetSchema { schema: schema.clone() })
@@ -83,7 +83,7 @@ fn encode_schema_change(c: &SchemaChange) -> v1::EventSchemaChange {
     v1::EventSchemaChange { key_pattern: c.pattern().to_string(), op: Some(op) }
 }
 
-fn decode_schema_change(i: usize, c: v1::EventSchemaChange) -> Result<SchemaChange, EventDecodeError> {
+pub(super) fn decode_schema_change(i: usize, c: v1::EventSchemaChange) -> Result<SchemaChange, EventDecodeError> {
     let pattern = KeyPattern::parse(&c.key_pattern)?;
     match c.op {
         Some(v1::event_schema_change::Op::Set(s)) => Ok(SchemaChange::Set { pattern, schema: s.schema }),
@@ -172,7 +172,7 @@ pub(super) fn decode_change(i: usize, c: v1::EventKeyChange) -> Result<KeyChange
 
 /// A stored time, checked: seconds since 1970 (not before) and nanoseconds
 /// below one second, within what `SystemTime` holds. Never panics.
-fn time(seconds: i64, nanos: i32) -> Result<SystemTime, EventDecodeError> {
+pub(super) fn time(seconds: i64, nanos: i32) -> Result<SystemTime, EventDecodeError> {
     let bad = || EventDecodeError::Time { seconds, nanos };
     let secs = u64::try_from(seconds).map_err(|_| bad())?;
     let nanos_u32 = u32::try_from(nanos).ok().filter(|n| *n < 1_000_000_000).ok_or_else(bad)?;
