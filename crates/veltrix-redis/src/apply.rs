@@ -145,7 +145,7 @@ impl ReadModel {
         // namespace may briefly show revision 0, never that one is missing.
         let index = self.index_commands(generation, events);
         if self.is_cluster() {
-            return self.apply_per_slot(index, events, &invocations).await;
+            return self.apply_per_slot(generation, index, events, &invocations).await;
         }
         let mut conn = self.conn();
         let pipeline = |load: bool| {
@@ -195,24 +195,27 @@ impl ReadModel {
         p
     }
 
-    /// On a cluster: the index first, then one pipeline per namespace (its
-    /// slot), several at once, each ending with its WAIT.
+    /// On a cluster: the index first, in its slot; then one pipeline per
+    /// namespace (its slot), up to 64 at once, each routed by the client
+    /// to its slot's master (MOVED and ASK handled there); then one WAIT
+    /// per master that took writes.
     async fn apply_per_slot(
         &self,
-        mut index: redis::Pipeline,
+        generation: Generation,
+        index: redis::Pipeline,
         events: &[(Revision, &ChangeSetCommitted)],
         invocations: &[redis::ScriptInvocation<'static>],
     ) -> Result<(), Error> {
-        let waits = self.wait_replicas(&mut index);
-        let values: Vec<redis::Value> = index.query_async(&mut self.conn()).await?;
-        if let (true, Some(acks)) = (waits, values.last()) {
-            self.replicated(acks);
-        }
+        let _: Vec<redis::Value> = index.query_async(&mut self.conn()).await?;
+        let mut written = vec![self.keys.namespaces(generation)];
         let mut by_namespace: Vec<(&str, Vec<&redis::ScriptInvocation<'static>>)> = Vec::new();
         for ((_, event), invocation) in events.iter().zip(invocations) {
             match by_namespace.iter_mut().find(|(ns, _)| *ns == event.namespace.as_str()) {
                 Some((_, list)) => list.push(invocation),
-                None => by_namespace.push((event.namespace.as_str(), vec![invocation])),
+                None => {
+                    written.push(self.keys.namespace(generation, &event.namespace).kv());
+                    by_namespace.push((event.namespace.as_str(), vec![invocation]));
+                }
             }
         }
         let pipes = |load: bool| {
@@ -226,23 +229,19 @@ impl ReadModel {
                     for invocation in list {
                         p.invoke_script(invocation).ignore();
                     }
-                    self.wait_replicas(&mut p);
                     p
                 })
                 .collect::<Vec<_>>()
         };
-        let answers = match self.per_slot(pipes(false)).await {
+        match self.per_slot(pipes(false)).await {
             Err(Error::Redis(e)) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-                self.per_slot(pipes(true)).await?
+                self.per_slot(pipes(true)).await?;
             }
-            other => other?,
-        };
-        if self.replica_acks > 0 {
-            for acks in answers.iter().filter_map(|values| values.last()) {
-                self.replicated(acks);
+            other => {
+                other?;
             }
         }
-        Ok(())
+        self.wait_on_masters(&written).await
     }
 
     fn invocation(

@@ -161,7 +161,7 @@ impl Conn {
                 let mut client = builder.build()?;
                 let current = resolve(&mut client).await?;
                 Ok(Self::Sentinel(Arc::new(SentinelConn {
-                    client: Mutex::new(client),
+                    client: Mutex::new((client, None)),
                     current: std::sync::RwLock::new(current),
                 })))
             }
@@ -233,9 +233,14 @@ impl ConnectionLike for Conn {
 /// moved (the redis crate's Sentinel client hands out plain connections
 /// that do not follow a failover).
 pub(crate) struct SentinelConn {
-    client: Mutex<SentinelClient>,
+    /// The Sentinel client and when it last named a master.
+    client: Mutex<(SentinelClient, Option<tokio::time::Instant>)>,
     current: std::sync::RwLock<MultiplexedConnection>,
 }
+
+/// Errors within this long of the last resolution do not ask again (a
+/// burst of failing calls asks once).
+const RESOLVE_EVERY: Duration = Duration::from_millis(250);
 
 impl SentinelConn {
     fn connection(&self) -> MultiplexedConnection {
@@ -258,8 +263,13 @@ impl SentinelConn {
         if !moved {
             return;
         }
-        let mut client = self.client.lock().await;
-        match resolve(&mut client).await {
+        let mut guard = self.client.lock().await;
+        let (client, last) = &mut *guard;
+        if last.is_some_and(|at| at.elapsed() < RESOLVE_EVERY) {
+            return;
+        }
+        *last = Some(tokio::time::Instant::now());
+        match resolve(client).await {
             Ok(conn) => match self.current.write() {
                 Ok(mut current) => *current = conn,
                 Err(poisoned) => *poisoned.into_inner() = conn,

@@ -123,6 +123,8 @@ pub struct ReadModel {
     keys: Keys,
     /// Replicas a projected batch waits for (WAIT).
     replica_acks: u32,
+    /// On a cluster: which master serves each slot, as lately asked.
+    owners: std::sync::Arc<std::sync::RwLock<Option<std::sync::Arc<slots::Owners>>>>,
 }
 
 impl ReadModel {
@@ -140,7 +142,7 @@ impl ReadModel {
             (None, Topology::Single) => 0,
             (None, _) => 1,
         };
-        Ok(Self { conn: Conn::open(options).await?, keys: Keys::new(prefix), replica_acks })
+        Ok(Self { conn: Conn::open(options).await?, keys: Keys::new(prefix), replica_acks, owners: Default::default() })
     }
 
     pub fn keys(&self) -> &Keys {

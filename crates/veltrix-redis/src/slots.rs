@@ -4,7 +4,12 @@
 //! for a replica's copy before the projector calls a batch applied.
 
 use futures::{StreamExt, TryStreamExt};
-use redis::{Pipeline, Value, cluster_routing::RoutingInfo, cluster_routing::SingleNodeRoutingInfo};
+use std::sync::Arc;
+
+use redis::{
+    Pipeline, Value,
+    cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, Slot, SlotAddr},
+};
 
 use crate::{Error, Generation, ReadModel};
 
@@ -57,6 +62,13 @@ impl ReadModel {
     /// The address (as the client knows it: the cluster's preferred
     /// endpoint) and node id of every master that serves slots.
     pub(crate) async fn masters(&self) -> Result<Vec<(String, u16, String)>, Error> {
+        let mut masters: Vec<_> = self.slot_ranges().await?.into_iter().map(|r| (r.host, r.port, r.id)).collect();
+        masters.sort();
+        masters.dedup();
+        Ok(masters)
+    }
+
+    async fn slot_ranges(&self) -> Result<Vec<SlotRange>, Error> {
         let Some(mut cluster) = self.conn.cluster() else { return Ok(Vec::new()) };
         let slots = cluster
             .route_command(
@@ -64,7 +76,61 @@ impl ReadModel {
                 RoutingInfo::SingleNode(SingleNodeRoutingInfo::RandomPrimary),
             )
             .await?;
-        parse_masters(slots)
+        parse_slots(slots)
+    }
+
+    /// On a cluster, after a batch's writes: one WAIT on each master that
+    /// took some of them, routed by the slot of one of its keys (so on the
+    /// connection that carried the writes). Which keys share a master comes
+    /// from `CLUSTER SLOTS`, asked at most once a second; while that view is
+    /// behind a slot's move, a key may pick a master already waited on, and
+    /// its writes go without a WAIT (what a failover then loses is found by
+    /// the projector's check and projected again).
+    pub(crate) async fn wait_on_masters(&self, keys: &[String]) -> Result<(), Error> {
+        if self.replica_acks == 0 {
+            return Ok(());
+        }
+        let Some(cluster) = self.conn.cluster() else { return Ok(()) };
+        let owners = self.owners().await?;
+        let mut seen = std::collections::HashSet::new();
+        let one_per_master: Vec<&String> = keys.iter().filter(|k| seen.insert(owners.of(k))).collect();
+        let waits = one_per_master.into_iter().map(|key| {
+            let mut cluster = cluster.clone();
+            let route =
+                RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(Route::with_key(key, SlotAddr::Master)));
+            let wait = redis::cmd("WAIT").arg(self.replica_acks).arg(WAIT_MS).clone();
+            async move { cluster.route_command(wait, route).await }
+        });
+        match futures::future::try_join_all(waits).await {
+            Ok(acks) => {
+                acks.iter().for_each(|a| self.replicated(a));
+                Ok(())
+            }
+            Err(e) => {
+                self.forget_owners();
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Which master serves each slot, as `CLUSTER SLOTS` said at most a
+    /// second ago.
+    async fn owners(&self) -> Result<Arc<Owners>, Error> {
+        let cached = self.owners.read().ok().and_then(|o| o.clone());
+        if let Some(owners) = cached.filter(|o| o.asked.elapsed() < OWNERS_FOR) {
+            return Ok(owners);
+        }
+        let owners = Arc::new(Owners::new(self.slot_ranges().await?));
+        if let Ok(mut cached) = self.owners.write() {
+            *cached = Some(owners.clone());
+        }
+        Ok(owners)
+    }
+
+    fn forget_owners(&self) {
+        if let Ok(mut cached) = self.owners.write() {
+            *cached = None;
+        }
     }
 
     /// Deletes every key matching `pattern` on every master of a cluster.
@@ -116,28 +182,72 @@ impl ReadModel {
     }
 }
 
-/// The masters in a `CLUSTER SLOTS` reply: per slot range `[start, end,
-/// [endpoint, port, id, ...], replicas...]`.
-fn parse_masters(slots: Value) -> Result<Vec<(String, u16, String)>, Error> {
+/// One range of a `CLUSTER SLOTS` reply and its master.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SlotRange {
+    start: u16,
+    end: u16,
+    host: String,
+    port: u16,
+    id: String,
+}
+
+/// How long a `CLUSTER SLOTS` answer is used to group keys by master.
+const OWNERS_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The master of every slot (an index into the masters), and when the
+/// cluster was asked.
+pub(crate) struct Owners {
+    by_slot: std::collections::HashMap<Slot, usize>,
+    asked: std::time::Instant,
+}
+
+impl Owners {
+    fn new(ranges: Vec<SlotRange>) -> Self {
+        let mut masters: Vec<String> = Vec::new();
+        let mut by_slot = std::collections::HashMap::new();
+        for r in ranges {
+            let i = masters.iter().position(|id| *id == r.id).unwrap_or_else(|| {
+                masters.push(r.id.clone());
+                masters.len() - 1
+            });
+            for slot in (r.start..=r.end).filter_map(Slot::new) {
+                by_slot.insert(slot, i);
+            }
+        }
+        Self { by_slot, asked: std::time::Instant::now() }
+    }
+
+    /// The master of `key`'s slot (`None`: no master serves it now).
+    fn of(&self, key: &str) -> Option<usize> {
+        self.by_slot.get(&Slot::for_key(key)).copied()
+    }
+}
+
+/// The ranges of a `CLUSTER SLOTS` reply: `[start, end, [endpoint, port,
+/// id, ...], replicas...]` each.
+fn parse_slots(slots: Value) -> Result<Vec<SlotRange>, Error> {
     let ranges: Vec<Vec<Value>> = redis::FromRedisValue::from_redis_value(slots)?;
-    let mut masters = Vec::new();
+    let mut out = Vec::new();
     for range in ranges {
-        let Some(master) = range.into_iter().nth(2) else {
+        let mut fields = range.into_iter();
+        let (Some(start), Some(end), Some(master)) = (fields.next(), fields.next(), fields.next()) else {
             return Err(Error::Corrupt("a CLUSTER SLOTS range without its master".into()));
         };
         let node: Vec<Value> = redis::FromRedisValue::from_redis_value(master)?;
-        let mut fields = node.into_iter();
-        let (Some(host), Some(port), Some(id)) = (fields.next(), fields.next(), fields.next()) else {
+        let mut node = node.into_iter();
+        let (Some(host), Some(port), Some(id)) = (node.next(), node.next(), node.next()) else {
             return Err(Error::Corrupt("a CLUSTER SLOTS master without endpoint, port and id".into()));
         };
-        let host: String = redis::FromRedisValue::from_redis_value(host)?;
-        let port: u16 = redis::FromRedisValue::from_redis_value(port)?;
-        let id: String = redis::FromRedisValue::from_redis_value(id)?;
-        masters.push((host, port, id));
+        out.push(SlotRange {
+            start: redis::FromRedisValue::from_redis_value(start)?,
+            end: redis::FromRedisValue::from_redis_value(end)?,
+            host: redis::FromRedisValue::from_redis_value(host)?,
+            port: redis::FromRedisValue::from_redis_value(port)?,
+            id: redis::FromRedisValue::from_redis_value(id)?,
+        });
     }
-    masters.sort();
-    masters.dedup();
-    Ok(masters)
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -165,10 +275,14 @@ mod tests {
             range(101, 200, vec![node("redis-2", 6379, "b2")]),
             range(201, 300, vec![node("redis-1", 6379, "a1")]),
         ]);
+        let ranges = parse_slots(slots).unwrap();
         assert_eq!(
-            parse_masters(slots).unwrap(),
-            vec![("redis-1".into(), 6379, "a1".into()), ("redis-2".into(), 6379, "b2".into())]
+            ranges.iter().map(|r| (r.start, r.end, r.host.as_str(), r.id.as_str())).collect::<Vec<_>>(),
+            vec![(0, 100, "redis-1", "a1"), (101, 200, "redis-2", "b2"), (201, 300, "redis-1", "a1")]
         );
-        assert!(parse_masters(Value::Array(vec![range(0, 1, Vec::new())])).is_err());
+        let owners = Owners::new(ranges);
+        let master = |n: u16| owners.by_slot.get(&Slot::new(n).unwrap()).copied();
+        assert_eq!((master(0), master(150), master(300), master(301)), (Some(0), Some(1), Some(0), None));
+        assert!(parse_slots(Value::Array(vec![range(0, 1, Vec::new())])).is_err());
     }
 }

@@ -98,6 +98,12 @@ impl RedisCluster {
                     };
                     up("master") == 3 && up("slave") == 3
                 })
+                // Every replica has finished its initial sync (a WAIT on a
+                // master answers at once only then).
+                && self.running().all(|n| {
+                    let replication = redis_cli(n.port, &["info", "replication"]);
+                    replication.contains("role:master") || replication.contains("master_link_status:up")
+                })
         });
     }
 

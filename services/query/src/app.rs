@@ -125,17 +125,22 @@ async fn prepare(
         let ledger = RedisLedger::connect_with(&config.redis_options(), &config.redis_prefix)
             .await
             .map_err(|e| retry(e.into()))?;
-        Ok((client, model, ledger))
+        // And the projector's: its WAIT for a replica's copy blocks the
+        // connection it is sent on, so reads never queue behind it.
+        let projecting = ReadModel::connect_with(&config.redis_options(), &config.redis_prefix)
+            .await
+            .map_err(|e| retry(e.into()))?;
+        Ok((client, model, ledger, projecting))
     })
     .await;
-    let Ok(Some((client, model, ledger_store))) = connected else { return };
+    let Ok(Some((client, model, ledger_store, projecting))) = connected else { return };
     let feed = JetStreamFeed::new(client.clone(), config.stream_settings());
     gates.model.open(model.clone());
     gates.ledger.open(ledger_store);
     tokio::spawn(attach_store(client, config.clone(), gates.store, shutdown.clone()));
     let projector = Projector {
         feed,
-        model,
+        model: projecting,
         state: state.clone(),
         hub,
         options: config.apply_options(),
