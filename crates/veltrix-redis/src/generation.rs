@@ -124,7 +124,7 @@ impl ReadModel {
         let mut deleted = 0u64;
         if self.is_cluster() {
             for pattern in self.keys.generation_patterns(generation) {
-                deleted += self.delete_matching_on_masters(&pattern).await?;
+                deleted = deleted.saturating_add(self.delete_matching_on_masters(&pattern).await?);
             }
             return Ok(deleted);
         }
@@ -146,7 +146,7 @@ impl ReadModel {
                         p.cmd("UNLINK").arg(key);
                     }
                     let counts: Vec<u64> = p.query_async(&mut conn).await?;
-                    deleted += counts.iter().sum::<u64>();
+                    deleted = deleted.saturating_add(counts.iter().sum::<u64>());
                 }
                 if next == 0 {
                     break;

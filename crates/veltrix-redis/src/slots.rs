@@ -154,10 +154,11 @@ impl ReadModel {
                     })
                     .collect();
                 for counts in self.per_slot(pipes).await? {
-                    deleted += counts
+                    let n = counts
                         .iter()
                         .filter_map(|v| if let Value::Int(n) = v { u64::try_from(*n).ok() } else { None })
-                        .sum::<u64>();
+                        .fold(0u64, u64::saturating_add);
+                    deleted = deleted.saturating_add(n);
                 }
                 if next == 0 {
                     break;

@@ -334,7 +334,7 @@ impl<S: EventStore> CommandHandler<S> {
     async fn catch_up(&self, namespace: &Namespace, state: &mut NamespaceState) -> Result<(), CommandError> {
         let (mut events, mut bytes) = (0u64, 0u64);
         for stored in self.store.read(namespace, state.revision()).await? {
-            events += 1;
+            events = events.saturating_add(1);
             bytes = bytes.saturating_add(event_bytes(&stored.event));
             state.evolve(stored.revision, &stored.event);
         }
@@ -387,7 +387,7 @@ async fn load_state<S: EventStore>(
     let (mut events, mut bytes) = (0u64, 0u64);
     store
         .read_each(namespace, state.revision(), |stored| {
-            events += 1;
+            events = events.saturating_add(1);
             bytes = bytes.saturating_add(event_bytes(&stored.event));
             state.evolve(stored.revision, &stored.event);
         })
