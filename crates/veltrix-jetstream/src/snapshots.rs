@@ -3,9 +3,10 @@
 //! subject kept). A snapshot larger than one message is split into chunks,
 //! chunk `i` on `{prefix}-snapshots.{i}.{namespace segments}`; chunk 0 is
 //! written last and names the revision, the number of chunks and the
-//! SHA-256 of the event at that revision, so a reader trusts a snapshot
-//! only when every chunk is of the same snapshot and the event stream still
-//! holds that very event on the namespace's subject.
+//! SHA-256 of the event at that revision; every chunk carries the SHA-256
+//! of the whole snapshot. A reader trusts a snapshot only when every chunk
+//! is of the same snapshot, the bytes match their hash, and the event
+//! stream still holds that very event on the namespace's subject.
 
 use async_nats::{
     HeaderMap,
@@ -27,6 +28,9 @@ const FORMAT: &str = "NamespaceSnapshot/1";
 const REVISION_HEADER: &str = "Veltrix-Snapshot-Revision";
 const CHUNKS_HEADER: &str = "Veltrix-Snapshot-Chunks";
 const EVENT_HASH_HEADER: &str = "Veltrix-Snapshot-Event-Sha256";
+/// The SHA-256 of the whole encoded snapshot, on every chunk: chunks of two
+/// writers at the same revision never mix.
+const HASH_HEADER: &str = "Veltrix-Snapshot-Sha256";
 /// Room left in a message for its headers.
 const HEADROOM: usize = 16 * 1024;
 
@@ -107,6 +111,7 @@ pub(crate) async fn save(
         });
     }
     let bytes = encode_snapshot(snapshot);
+    let whole = hex(&Sha256::digest(&bytes));
     let size = max_payload.saturating_sub(HEADROOM).max(4096);
     let chunks: Vec<&[u8]> = if bytes.is_empty() { vec![&[][..]] } else { bytes.chunks(size).collect() };
     // Chunk 0 last: a reader that finds it finds the others written.
@@ -115,6 +120,7 @@ pub(crate) async fn save(
         headers.insert(FORMAT_HEADER, FORMAT);
         headers.insert(REVISION_HEADER, snapshot.revision.to_string().as_str());
         headers.insert(CHUNKS_HEADER, chunks.len().to_string().as_str());
+        headers.insert(HASH_HEADER, whole.as_str());
         if i == 0 {
             headers.insert(EVENT_HASH_HEADER, hash.as_str());
         }
@@ -167,10 +173,11 @@ async fn read(
     if header(&first.headers, FORMAT_HEADER).as_deref() != Some(FORMAT) {
         return bad("a format this version does not know");
     }
-    let (Some(revision), Some(chunks), Some(hash)) = (
+    let (Some(revision), Some(chunks), Some(hash), Some(whole)) = (
         header(&first.headers, REVISION_HEADER).and_then(|r| r.parse::<u64>().ok()),
         header(&first.headers, CHUNKS_HEADER).and_then(|c| c.parse::<usize>().ok()),
         header(&first.headers, EVENT_HASH_HEADER),
+        header(&first.headers, HASH_HEADER),
     ) else {
         return bad("missing headers");
     };
@@ -186,10 +193,13 @@ async fn read(
             }
             Err(e) => return unavailable(e),
         };
-        if header(&chunk.headers, REVISION_HEADER).and_then(|r| r.parse::<u64>().ok()) != Some(revision) {
+        if header(&chunk.headers, HASH_HEADER).as_deref() != Some(whole.as_str()) {
             return Err(Ok(Ignored("incomplete", format!("chunk {i} is of another snapshot"))));
         }
         bytes.extend_from_slice(&chunk.payload);
+    }
+    if hex(&Sha256::digest(&bytes)) != whole {
+        return Err(Ok(Ignored("unreadable", "its bytes do not match their hash".into())));
     }
     let snapshot = decode_snapshot(&bytes).map_err(|e| Ok(Ignored("unreadable", e.to_string())))?;
     if snapshot.namespace != *namespace || snapshot.revision != Revision::new(revision) {

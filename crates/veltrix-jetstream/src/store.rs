@@ -128,7 +128,7 @@ impl JetStreamEventStore {
                 let mut batch = consumer
                     .fetch()
                     .max_messages(FETCH_BATCH)
-                    .max_bytes(FETCH_BYTES)
+                    .max_bytes(FETCH_BYTES.max(self.max_payload().saturating_add(64 * 1024)))
                     .messages()
                     .await
                     .map_err(|e| StoreError::unavailable("fetching a namespace's events", e))?;
@@ -207,7 +207,8 @@ impl EventStore for JetStreamEventStore {
         Ok(out)
     }
 
-    /// A consumer from the start: a fetch holds at most [`FETCH_BYTES`].
+    /// A consumer from the start: a fetch holds at most [`FETCH_BYTES`]
+    /// (or one message of the largest size the server takes).
     async fn read_each(
         &self,
         namespace: &Namespace,

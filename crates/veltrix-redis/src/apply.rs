@@ -18,6 +18,10 @@ use crate::{Error, Generation, ReadModel};
 /// for a delete), history entry; then m schema history entries; then the
 /// stored event when it is a rollout's transition (else empty).
 ///
+/// Returns the namespace's latest applied revision before this change set
+/// (`meta.rev`), by which the projector sees a namespace that lost change
+/// sets it had applied (a failover) before a newer one hides the gap.
+///
 /// Per key the change is applied only if it is newer than the last applied
 /// one (`mods`), so replays and out-of-order deliveries change nothing; the
 /// sorted sets are keyed by deterministic members, so re-adding is a no-op.
@@ -30,6 +34,7 @@ local nrev = tonumber(rev)
 local keep = tonumber(ARGV[3])
 local n = tonumber(ARGV[4])
 local m = tonumber(ARGV[6])
+local before = redis.call('HGET', KEYS[6], 'rev') or '0'
 redis.call('ZADD', KEYS[5], rev, ARGV[2])
 for j = 1, m do
   redis.call('ZADD', KEYS[7], rev, ARGV[6 + n * 4 + j])
@@ -84,7 +89,7 @@ local nsrev = tonumber(redis.call('HGET', KEYS[6], 'rev') or '0')
 if nrev > nsrev then
   redis.call('HSET', KEYS[6], 'rev', rev)
 end
-return 1
+return before
 "#,
     )
 });
@@ -126,19 +131,20 @@ impl ReadModel {
         event: &ChangeSetCommitted,
         options: ApplyOptions,
     ) -> Result<(), Error> {
-        self.apply_batch(generation, &[(revision, event)], options).await
+        self.apply_batch(generation, &[(revision, event)], options).await.map(|_| ())
     }
 
     /// Applies several committed change sets in one round trip (one
     /// pipeline, executed in order). Each is still one atomic script in its
     /// namespace's slot, and applying is idempotent and order-independent,
-    /// so a batch cut short by a failure is simply applied again.
+    /// so a batch cut short by a failure is simply applied again. Answers,
+    /// per change set, its namespace's latest applied revision before it.
     pub async fn apply_batch(
         &self,
         generation: Generation,
         events: &[(Revision, &ChangeSetCommitted)],
         options: ApplyOptions,
-    ) -> Result<(), Error> {
+    ) -> Result<Vec<Revision>, Error> {
         let invocations: Vec<_> =
             events.iter().map(|(revision, event)| self.invocation(generation, *revision, event, options)).collect();
         // The namespace index is another slot; adding first means a listed
@@ -154,21 +160,23 @@ impl ReadModel {
                 p.load_script(&APPLY).ignore();
             }
             for invocation in &invocations {
-                p.invoke_script(invocation).ignore();
+                p.invoke_script(invocation);
             }
             self.wait_replicas(&mut p);
             p
         };
-        let values: Vec<redis::Value> = match pipeline(false).query_async(&mut conn).await {
+        let mut values: Vec<redis::Value> = match pipeline(false).query_async(&mut conn).await {
             Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
                 pipeline(true).query_async(&mut conn).await?
             }
             other => other?,
         };
-        if let Some(acks) = values.last() {
-            self.replicated(acks);
+        if self.replica_acks > 0
+            && let Some(acks) = values.pop()
+        {
+            self.replicated(&acks);
         }
-        Ok(())
+        values.into_iter().map(before).collect()
     }
 
     /// The index updates of a batch, all in the prefix's slot: the
@@ -205,16 +213,17 @@ impl ReadModel {
         index: redis::Pipeline,
         events: &[(Revision, &ChangeSetCommitted)],
         invocations: &[redis::ScriptInvocation<'static>],
-    ) -> Result<(), Error> {
+    ) -> Result<Vec<Revision>, Error> {
         let _: Vec<redis::Value> = index.query_async(&mut self.conn()).await?;
         let mut written = vec![self.keys.namespaces(generation)];
-        let mut by_namespace: Vec<(&str, Vec<&redis::ScriptInvocation<'static>>)> = Vec::new();
-        for ((_, event), invocation) in events.iter().zip(invocations) {
+        // Each namespace's scripts, with the positions of their change sets.
+        let mut by_namespace: Vec<(&str, Vec<(usize, &redis::ScriptInvocation<'static>)>)> = Vec::new();
+        for (i, ((_, event), invocation)) in events.iter().zip(invocations).enumerate() {
             match by_namespace.iter_mut().find(|(ns, _)| *ns == event.namespace.as_str()) {
-                Some((_, list)) => list.push(invocation),
+                Some((_, list)) => list.push((i, invocation)),
                 None => {
                     written.push(self.keys.namespace(generation, &event.namespace).kv());
-                    by_namespace.push((event.namespace.as_str(), vec![invocation]));
+                    by_namespace.push((event.namespace.as_str(), vec![(i, invocation)]));
                 }
             }
         }
@@ -226,22 +235,32 @@ impl ReadModel {
                     if load {
                         p.load_script(&APPLY).ignore();
                     }
-                    for invocation in list {
-                        p.invoke_script(invocation).ignore();
+                    for (_, invocation) in list {
+                        p.invoke_script(invocation);
                     }
                     p
                 })
                 .collect::<Vec<_>>()
         };
-        match self.per_slot(pipes(false)).await {
+        let answers = match self.per_slot(pipes(false)).await {
             Err(Error::Redis(e)) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-                self.per_slot(pipes(true)).await?;
+                self.per_slot(pipes(true)).await?
             }
-            other => {
-                other?;
+            other => other?,
+        };
+        let mut befores = vec![Revision::ZERO; events.len()];
+        for ((_, list), values) in by_namespace.iter().zip(answers) {
+            if values.len() != list.len() {
+                return Err(Error::Corrupt("a pipeline answered another number of scripts".into()));
+            }
+            for ((i, _), value) in list.iter().zip(values) {
+                if let Some(slot) = befores.get_mut(*i) {
+                    *slot = before(value)?;
+                }
             }
         }
-        self.wait_on_masters(&written).await
+        self.wait_on_masters(&written).await?;
+        Ok(befores)
     }
 
     fn invocation(
@@ -313,4 +332,10 @@ impl ReadModel {
             .await?;
         Ok(())
     }
+}
+
+/// An apply script's answer: the namespace's revision before it.
+fn before(value: redis::Value) -> Result<Revision, Error> {
+    let text: String = redis::FromRedisValue::from_redis_value(value)?;
+    text.parse().map(Revision::new).map_err(|_| Error::Corrupt(format!("revision {text:?}")))
 }

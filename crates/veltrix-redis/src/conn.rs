@@ -213,7 +213,22 @@ impl ConnectionLike for Conn {
                 Box::pin(async move {
                     let mut conn = s.connection();
                     let result = conn.req_packed_commands(pipeline, offset, count).await;
-                    s.after(&result).await;
+                    // A pipeline's refusals come back as values, not as an
+                    // error: a demoted master's READONLY among them too.
+                    let demoted = result.as_ref().is_ok_and(|values| {
+                        values.iter().any(|v| {
+                            matches!(v, Value::ServerError(e) if e.kind() == Some(redis::ServerErrorKind::ReadOnly))
+                        })
+                    });
+                    if demoted {
+                        s.after::<()>(&Err(redis::RedisError::from((
+                            redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly),
+                            "a pipeline was refused by a replica",
+                        ))))
+                        .await;
+                    } else {
+                        s.after(&result).await;
+                    }
                     result
                 })
             }

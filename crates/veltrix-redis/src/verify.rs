@@ -26,6 +26,9 @@ impl ReadModel {
     /// The latest revision applied to each named namespace, as the
     /// namespace's slot holds it (0 for one it does not know).
     pub async fn namespace_revisions(&self, generation: Generation, names: &[&str]) -> Result<Vec<Revision>, Error> {
+        if names.is_empty() {
+            return Ok(Vec::new());
+        }
         let values: Vec<Value> = if self.conn.is_cluster() {
             let pipes = names
                 .iter()
@@ -52,5 +55,19 @@ impl ReadModel {
                 })
             })
             .collect()
+    }
+
+    /// Adds the named namespaces to the namespace index again (a no-op for
+    /// those it holds): after a failover of the index's own master, which
+    /// may have lost the newest ones.
+    pub async fn reindex(&self, generation: Generation, names: &[&str]) -> Result<(), Error> {
+        for chunk in names.chunks(1000) {
+            let mut p = redis::pipe();
+            for name in chunk {
+                p.cmd("ZADD").arg(self.keys.namespaces(generation)).arg("NX").arg(0).arg(*name).ignore();
+            }
+            p.query_async::<()>(&mut self.conn()).await?;
+        }
+        Ok(())
     }
 }

@@ -26,6 +26,9 @@ impl Default for SnapshotPolicy {
     }
 }
 
+/// Namespaces whose counts are kept at most.
+const MAX_TRACKED: usize = 100_000;
+
 #[derive(Debug, Default)]
 struct Due {
     events: u64,
@@ -67,6 +70,10 @@ impl Snapshots {
             return false;
         }
         let mut due = self.due.lock().unwrap_or_else(PoisonError::into_inner);
+        if due.len() >= MAX_TRACKED && !due.contains_key(namespace) {
+            // Forgetting a count only delays a snapshot.
+            due.retain(|_, d| d.saving);
+        }
         let d = due.entry(namespace.clone()).or_default();
         d.events = d.events.saturating_add(events);
         d.bytes = d.bytes.saturating_add(bytes);

@@ -218,3 +218,38 @@ async fn a_sentinel_master_killed_under_load_is_followed_and_the_model_ends_equa
     assert!(kv.is_some(), "what the old master lost is projected again");
     assert!(env.query().state.stats.lost_namespaces.load(Ordering::Relaxed) >= 1, "the loss was noticed");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_that_lost_change_sets_is_found_by_its_next_write_and_projected_again() {
+    let mut env = TestSystem::builder().redis(RedisServer::start()).start().await;
+    let mut cmd = env.cmd();
+    let mut last = 0;
+    for i in 0..10 {
+        last = cmd.put(put("lost/w", &format!("k{i}"), &format!("v{i}"))).await.unwrap().into_inner().revision;
+    }
+    env.q().get(GetRequest { min_revision: Some(last), ..get("lost/w", "k9") }).await.unwrap();
+    // What a failover that nobody saw would leave: the namespace without
+    // its change sets, the masters unchanged.
+    let generation = env.query().state.generation().unwrap();
+    let port = env.redis().port();
+    for suffix in ["kv", "mods", "idx", "all", "log", "meta"] {
+        redis_cli(port, &["del", &format!("veltrix:g{generation}:{{lost/w}}:{suffix}")]);
+    }
+    // The next write finds the namespace behind what was applied there
+    // (before a later revision could hide it) and the rest comes back.
+    let next = cmd.put(put("lost/w", "k10", "v10")).await.unwrap().into_inner().revision;
+    let page = eventually(Duration::from_secs(30), "the namespace is projected again", || {
+        let mut q = env.q();
+        async move {
+            let page = q
+                .list(ListRequest { namespace: "lost/w".into(), min_revision: Some(next), ..Default::default() })
+                .await
+                .ok()?
+                .into_inner();
+            (page.kvs.len() == 11).then_some(page)
+        }
+    })
+    .await;
+    assert_eq!(page.kvs.iter().find(|kv| kv.key == "k3").map(|kv| kv.value.to_vec()), Some(b"v3".to_vec()));
+    assert!(env.query().state.stats.lost_namespaces.load(Ordering::Relaxed) >= 1, "the loss was noticed");
+}

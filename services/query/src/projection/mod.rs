@@ -46,8 +46,8 @@ enum Outcome {
     Shutdown,
     Restart,
     /// A failover lost change sets the projector had applied: read the
-    /// stream again from this revision (quietly up to where it was).
-    Replay(Revision),
+    /// stream again from `Memory::replay` (quietly up to where it was).
+    Replay,
 }
 
 /// What the projector remembers across its runs on one generation: the
@@ -58,6 +58,9 @@ struct Memory {
     generation: Option<Generation>,
     known: HashMap<String, Revision>,
     masters: Option<String>,
+    /// Where a replay of what a failover lost starts; kept until a run has
+    /// read the stream past where it was (an error in between loses it not).
+    replay: Option<Revision>,
 }
 
 impl Memory {
@@ -98,19 +101,15 @@ impl<F: EventFeed> Projector<F> {
         let mut backoff = Duration::from_millis(100);
         let mut waiting_for_stream = false;
         let mut memory = Memory::default();
-        let mut replay = None;
         loop {
-            let result = self.run_once(&mut memory, replay.take(), &shutdown).await;
+            let result = self.run_once(&mut memory, &shutdown).await;
             let pause = match result {
                 Ok(Outcome::Shutdown) | Err(Stop::Shutdown) => return,
                 Ok(Outcome::Restart) => {
                     backoff = Duration::from_millis(100);
                     continue;
                 }
-                Ok(Outcome::Replay(from)) => {
-                    replay = Some(from);
-                    continue;
-                }
+                Ok(Outcome::Replay) => continue,
                 Err(Stop::Read(FeedError::Undecodable { revision, message })) => {
                     self.state.stats.undecodable();
                     self.state.set_halted(true);
@@ -158,14 +157,10 @@ impl<F: EventFeed> Projector<F> {
         Ok(self.model.activate_if_none(fresh).await?)
     }
 
-    async fn run_once(
-        &self,
-        memory: &mut Memory,
-        replay: Option<Revision>,
-        shutdown: &CancellationToken,
-    ) -> Result<Outcome, Stop> {
+    async fn run_once(&self, memory: &mut Memory, shutdown: &CancellationToken) -> Result<Outcome, Stop> {
         let generation = self.generation().await?;
         memory.on(generation);
+        let replay = memory.replay;
         let gs = self.model.generation_state(generation).await?;
         let (applied, complete) = (gs.applied, gs.complete);
         // Moving to another generation (a rebuild switched it): keep reading
@@ -219,8 +214,12 @@ impl<F: EventFeed> Projector<F> {
                         return Ok(Outcome::Restart);
                     }
                     if let Some(from) = self.find_lost(generation, memory).await? {
-                        self.keep(run).await?;
-                        return Ok(Outcome::Replay(from));
+                        memory.replay = Some(memory.replay.map_or(from, |r| r.min(from)));
+                        // Best effort: the replay is remembered either way.
+                        if let Err(e) = self.keep(run).await {
+                            tracing::warn!(error = %e, "could not store the watermark before the replay");
+                        }
+                        return Ok(Outcome::Replay);
                     }
                 }
                 // Whatever else has already arrived is in the same batch:
@@ -236,12 +235,19 @@ impl<F: EventFeed> Projector<F> {
                     // One span per event, in the trace of the call that made
                     // it, spanning its apply and its hand-off to watchers.
                     let spans: Vec<_> = if traces_enabled() { batch.iter().map(apply_span).collect() } else { Vec::new() };
-                    self.apply(run, &batch, shutdown).await?;
+                    let befores = self.apply(run, &batch, shutdown).await?;
+                    if let Some(from) = self.behind(run, memory, &batch, &befores) {
+                        memory.replay = Some(memory.replay.map_or(from, |r| r.min(from)));
+                        return Ok(Outcome::Replay);
+                    }
                     remember(memory, &batch);
                     if !self.raise(run, &batch).await? {
                         return Ok(Outcome::Restart);
                     }
                     self.publish(run, &batch);
+                    if run.quiet_until.is_some_and(|until| run.applied >= until) {
+                        memory.replay = None;
+                    }
                     drop(spans);
                 }
             }
@@ -249,16 +255,22 @@ impl<F: EventFeed> Projector<F> {
     }
 
     /// Applies a batch to Redis (retrying until it is applied or shutdown).
-    async fn apply(&self, run: &mut Run, batch: &[FeedItem], shutdown: &CancellationToken) -> Result<(), Stop> {
+    /// Answers, per change set, its namespace's revision in Redis before it.
+    async fn apply(
+        &self,
+        run: &mut Run,
+        batch: &[FeedItem],
+        shutdown: &CancellationToken,
+    ) -> Result<Vec<Revision>, Stop> {
         let events: Vec<_> = batch.iter().map(|n| (n.stored.revision, &n.stored.event)).collect();
-        self.apply_with_retry(run.generation, &events, shutdown).await?;
-        let Some(FeedItem { stored: last, pending }) = batch.last() else { return Ok(()) };
+        let befores = self.apply_with_retry(run.generation, &events, shutdown).await?;
+        let Some(FeedItem { stored: last, pending }) = batch.last() else { return Ok(befores) };
         run.applied = last.revision;
         run.unraised += batch.len() as u64;
         let age = std::time::SystemTime::now().duration_since(last.event.time).unwrap_or_default();
         self.state.stats.lag(*pending, if *pending == 0 { 0.0 } else { age.as_secs_f64() });
         self.state.stats.applied(batch.len() as u64);
-        Ok(())
+        Ok(befores)
     }
 
     /// Raises the watermark in Redis when caught up or every
@@ -328,11 +340,11 @@ impl<F: EventFeed> Projector<F> {
         generation: Generation,
         events: &[(Revision, &veltrix_domain::ChangeSetCommitted)],
         shutdown: &CancellationToken,
-    ) -> Result<(), Stop> {
+    ) -> Result<Vec<Revision>, Stop> {
         let mut backoff = Duration::from_millis(50);
         loop {
             match self.model.apply_batch(generation, events, self.options).await {
-                Ok(()) => return Ok(()),
+                Ok(befores) => return Ok(befores),
                 Err(e) => {
                     self.state.stats.redis_retry();
                     tracing::warn!(error = %e, events = events.len(), retry_in = ?backoff, "applying to Redis failed; retrying");
@@ -360,6 +372,9 @@ impl<F: EventFeed> Projector<F> {
             return Ok(None);
         }
         let names: Vec<&str> = memory.known.keys().map(String::as_str).collect();
+        // The namespace index is in a slot of its own: what its master lost
+        // is put back (the namespaces' own slots are checked below).
+        self.model.reindex(generation, &names).await?;
         let stored = self.model.namespace_revisions(generation, &names).await?;
         let mut from: Option<Revision> = None;
         let mut lost = 0u64;
@@ -386,6 +401,38 @@ impl<F: EventFeed> Projector<F> {
             );
         }
         Ok(from)
+    }
+
+    /// A namespace whose revision in Redis, right before this batch's first
+    /// change set of it, is below the revision this projector applied there:
+    /// it lost change sets (a failover), whatever came after. Answers where
+    /// to read the stream again from. Not asked while replaying.
+    fn behind(&self, run: &Run, memory: &Memory, batch: &[FeedItem], befores: &[Revision]) -> Option<Revision> {
+        let first = batch.first()?.stored.revision;
+        if run.quiet_until.is_some_and(|until| first <= until) {
+            return None;
+        }
+        let mut seen = std::collections::HashSet::new();
+        let mut from: Option<Revision> = None;
+        let mut lost = 0u64;
+        for (item, before) in batch.iter().zip(befores) {
+            let ns = item.stored.event.namespace.as_str();
+            if !seen.insert(ns) {
+                continue;
+            }
+            if memory.known.get(ns).is_some_and(|known| before < known) {
+                lost += 1;
+                from = Some(from.map_or(*before, |f| f.min(*before)));
+            }
+        }
+        let from = from?;
+        self.state.stats.lost_namespaces(lost);
+        tracing::warn!(
+            namespaces = lost,
+            from = %from,
+            "Redis lost change sets the read model had applied (a failover); projecting them again from the stream"
+        );
+        Some(from)
     }
 
     /// Whether the model changed under us: another generation is active, or
