@@ -7,6 +7,7 @@ nats_port := env_var_or_default("VELTRIX_DEV_NATS_PORT", "4222")
 redis_port := env_var_or_default("VELTRIX_DEV_REDIS_PORT", "6379")
 command_listen := env_var_or_default("VELTRIX_DEV_COMMAND_LISTEN", "127.0.0.1:50051")
 query_listen := env_var_or_default("VELTRIX_DEV_QUERY_LISTEN", "127.0.0.1:50052")
+console_listen := env_var_or_default("VELTRIX_DEV_CONSOLE_LISTEN", "127.0.0.1:8080")
 buf := ".tools/bin/buf"
 nats_current := ".tools/venv/bin/nats-server"
 
@@ -37,18 +38,22 @@ dev: ensure-servers
     for port in {{nats_port}} {{redis_port}}; do
         for _ in $(seq 100); do up "$port" && break; sleep 0.1; done
     done
-    cargo build -p veltrix-command -p veltrix-query -p veltrixctl
+    cargo build -p veltrix-command -p veltrix-query -p veltrixctl -p veltrix-console
     # Development settings: no authentication (on purpose, so said at INFO), and
     # a fixed page-token key (production sets its own, shared by the replicas).
     export VELTRIX_NATS_URL=nats://127.0.0.1:{{nats_port}} VELTRIX_REDIS_URL=redis://127.0.0.1:{{redis_port}}
     export VELTRIX_AUTH_OFF=true VELTRIX_PAGE_TOKEN_KEY=veltrix-dev-page-token-key-not-for-production
     target/debug/veltrix-command --listen {{command_listen}} & pids+=($!)
     target/debug/veltrix-query --listen {{query_listen}} & pids+=($!)
-    for addr in {{command_listen}} {{query_listen}}; do
+    # The console over plain HTTP on this machine only: cookies without Secure.
+    target/debug/veltrix-console --listen {{console_listen}} --command-url http://{{command_listen}} \
+        --query-url http://{{query_listen}} --insecure-cookies & pids+=($!)
+    for addr in {{command_listen}} {{query_listen}} {{console_listen}}; do
         for _ in $(seq 100); do up "${addr##*:}" && break; sleep 0.1; done
     done
     echo
-    echo "veltrix-command on {{command_listen}}, veltrix-query on {{query_listen}}. Try:"
+    echo "veltrix-command on {{command_listen}}, veltrix-query on {{query_listen}}."
+    echo "The web console: http://{{console_listen}} (authentication is off: sign in with just your name). Try:"
     echo "  export VELTRIX_COMMAND_URL=http://{{command_listen}} VELTRIX_QUERY_URL=http://{{query_listen}} PATH=\$PWD/target/debug:\$PATH"
     echo "  veltrixctl put payments/prod db/url postgres://db --reason first"
     echo "  veltrixctl get payments/prod db/url -o json"
@@ -67,6 +72,33 @@ ensure-servers: (debian "nats-server:nats-server redis-server:redis-server redis
 
 # prometheus and promtool (alert rules, the dashboard test), from Debian packages when missing.
 tools-prometheus: (debian "prometheus:prometheus promtool:prometheus")
+
+# Node.js and npm (the console's web app and its browser test), Chromium (that
+# test's browser, never a download), from Debian packages when missing; then
+# the web app's pinned packages (package-lock.json) when missing or changed.
+console-deps: (debian "node:nodejs npm:npm chromium:chromium")
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cd services/console/web
+    if [ ! -f node_modules/.package-lock.json ] || ! cmp -s package-lock.json node_modules/.veltrix-installed-lock; then
+        echo "installing the console's web packages (npm ci)"
+        npm ci --no-audit --no-fund --loglevel=error
+        cp package-lock.json node_modules/.veltrix-installed-lock
+    fi
+
+# Rebuild the console's web app into services/console/assets (committed; the binary embeds it).
+console-build: console-deps
+    cd services/console/web && npm run --silent build
+
+# The committed bundle must be what its sources build to (pinned by package-lock.json).
+console-check: console-build
+    #!/usr/bin/env bash
+    set -euo pipefail
+    if [ -n "$(git status --porcelain -- services/console/assets)" ]; then
+        git status --short -- services/console/assets >&2
+        echo "services/console/assets differs from what services/console/web builds: run 'just console-build' and commit the result" >&2
+        exit 1
+    fi
 
 # Installs the Debian package of each COMMAND:PACKAGE whose command is missing (as root), or says how.
 [private]
@@ -94,7 +126,7 @@ debian pairs:
 # cluster test uses the pinned nats-server of `tools-nats`.
 #
 # Run every test.
-test: ensure-servers tools-prometheus tools
+test: ensure-servers tools-prometheus tools console-deps
     #!/usr/bin/env bash
     set -euo pipefail
     export VELTRIX_NATS_CLUSTER_SERVER="$PWD/{{nats_current}}" VELTRIX_BUF="$PWD/{{buf}}"
@@ -125,7 +157,7 @@ test-cluster: ensure-servers tools
         cargo nextest run -p veltrix-query --test cluster --no-capture
 
 # Formatting and lints, as CI checks them; the alert rules and their unit tests.
-lint: check-deploy tools tools-prometheus
+lint: check-deploy tools tools-prometheus console-check
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
     {{buf}} lint

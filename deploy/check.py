@@ -7,7 +7,7 @@
   (path given as the first argument; a wheel or a .json file);
 - Kubernetes manifests name an apiVersion, a kind and a metadata.name;
   every container of a Deployment has a readiness probe (gRPC health for
-  the services, /healthz for the agent), and an init container running the
+  the services, /healthz for the agent and the console), and an init container running the
   agent passes --once;
 - every alert in prometheus/alerts.yml has a `runbook` annotation that
   names an existing heading of deploy/README.md;
@@ -36,6 +36,10 @@ def fail(path, message):
 
 def is_agent(container):
     return (container.get("command") or [""])[0] == "veltrix-agent"
+
+
+def is_console(container):
+    return (container.get("command") or [""])[0] == "veltrix-console"
 
 
 def load_schema(arg):
@@ -102,9 +106,9 @@ def main():
                     probe = c.get("readinessProbe", {})
                     if not probe:
                         fail(path, f"container {c['name']} has no readiness probe")
-                    elif is_agent(c):
+                    elif is_agent(c) or is_console(c):
                         if probe.get("httpGet", {}).get("path") != "/healthz":
-                            fail(path, f"container {c['name']} does not probe the agent's /healthz for readiness")
+                            fail(path, f"container {c['name']} does not probe /healthz for readiness")
                     elif c.get("image", "").split(":")[0] == IMAGE and "grpc" not in probe:
                         fail(path, f"container {c['name']} has no gRPC readiness probe")
                 for c in pod.get("initContainers", []):

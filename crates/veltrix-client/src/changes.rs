@@ -73,6 +73,8 @@ pub struct PromoteOptions {
     pub prefix: String,
     /// Also delete the target's keys under the prefix that the source lacks.
     pub delete_missing: bool,
+    /// Only these keys (each under the prefix); empty: every key.
+    pub keys: Vec<String>,
     /// The target's current revision must be this (else a conflict).
     pub expected_revision: Option<Revision>,
     pub dry_run: bool,
@@ -151,6 +153,7 @@ impl Client {
             request_id: options.request_id.clone().unwrap_or_else(new_request_id),
             reason: options.reason.clone(),
             dry_run: options.dry_run,
+            keys: options.keys.clone(),
         };
         self.retry(|| {
             let (mut c, r) = (self.command.clone(), self.request(message.clone()));

@@ -12,7 +12,7 @@ use veltrix_proto::v1::{
 
 pub use crate::builder::ClientBuilder;
 use crate::{
-    Change, ChangeSet, Entry, Error, NamespaceInfo, Result, Revision,
+    Change, ChangeSet, Entry, Error, NamespaceInfo, Result, Revision, Roles, WhoAmI,
     builder::Settings,
     watch::{WatchStart, WatchStream},
 };
@@ -261,6 +261,27 @@ impl Client {
         }
         out.truncate(limit);
         Ok(out)
+    }
+
+    /// Who the query service takes the caller for, and the caller's roles
+    /// on each of `namespaces` (by that service's policy).
+    pub async fn who_am_i(&self, namespaces: &[String]) -> Result<WhoAmI> {
+        let message = veltrix_proto::v1::WhoAmIRequest { namespaces: namespaces.to_vec() };
+        let answer = self
+            .retry(|| {
+                let (mut q, r) = (self.query.clone(), self.request(message.clone()));
+                async move { Ok(q.who_am_i(r).await?.into_inner()) }
+            })
+            .await?;
+        Ok(WhoAmI {
+            identity: answer.identity,
+            authentication_enabled: answer.authentication_enabled,
+            roles: answer
+                .roles
+                .into_iter()
+                .map(|r| Roles { namespace: r.namespace, read: r.read, write: r.write, admin: r.admin })
+                .collect(),
+        })
     }
 
     /// Namespaces under `prefix` (all of them when empty).

@@ -52,8 +52,8 @@ pub use rollout::{
 };
 pub use sync::{Reporter, SyncHandle, SyncOptions, SyncStep};
 pub use types::{
-    Change, ChangeOp, ChangeSet, Entry, KeyChange, NamespaceInfo, Revision, RolloutMark, WatchEvent, decode_value,
-    encode_value, rfc3339,
+    Change, ChangeOp, ChangeSet, Entry, KeyChange, NamespaceInfo, Revision, Roles, RolloutMark, WatchEvent, WhoAmI,
+    decode_value, encode_value, rfc3339,
 };
 pub use watch::{WatchStart, WatchStream};
 

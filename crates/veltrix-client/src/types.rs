@@ -136,6 +136,24 @@ pub struct NamespaceInfo {
     pub deleted: bool,
 }
 
+/// Who the caller is to the query service ([`crate::Client::who_am_i`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WhoAmI {
+    /// Empty when authentication is off.
+    pub identity: String,
+    pub authentication_enabled: bool,
+    pub roles: Vec<Roles>,
+}
+
+/// The caller's roles on one namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Roles {
+    pub namespace: String,
+    pub read: bool,
+    pub write: bool,
+    pub admin: bool,
+}
+
 /// What a watch stream yields.
 #[derive(Debug, Clone, PartialEq)]
 // Changes is the variant nearly every event is: boxing it would add an

@@ -212,6 +212,7 @@ impl System {
                     target: namespace(1 - from),
                     prefix: PREFIXES[prefix].into(),
                     delete_missing,
+                    keys: Vec::new(),
                     expected: None,
                     dry_run: false,
                     meta: meta(),

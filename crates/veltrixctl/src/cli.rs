@@ -204,6 +204,9 @@ pub enum Command {
         /// Also delete TARGET's keys (under --prefix) that SOURCE lacks.
         #[arg(long)]
         delete_missing: bool,
+        /// Only this key (repeatable; default: every key under --prefix).
+        #[arg(long = "key")]
+        keys: Vec<String>,
         #[command(flatten)]
         computed: ComputedArgs,
     },

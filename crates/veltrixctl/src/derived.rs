@@ -33,6 +33,7 @@ pub struct PromoteArgs {
     pub from_revision: Option<u64>,
     pub prefix: String,
     pub delete_missing: bool,
+    pub keys: Vec<String>,
 }
 
 pub async fn promote(
@@ -47,6 +48,7 @@ pub async fn promote(
         source_revision: args.from_revision,
         prefix: args.prefix,
         delete_missing: args.delete_missing,
+        keys: args.keys,
         expected_revision: computed.expect_revision,
         dry_run: computed.dry_run,
         request_id: computed.request_id,

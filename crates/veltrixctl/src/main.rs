@@ -111,8 +111,8 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             derived::rollback(c, out, &namespace, to, prefix, computed).await
         }
         Command::Diff { from, to, prefix } => derived::diff(c, out, &from, to.as_deref(), prefix).await,
-        Command::Promote { source, target, from_revision, prefix, delete_missing, computed } => {
-            let args = derived::PromoteArgs { from_revision, prefix, delete_missing };
+        Command::Promote { source, target, from_revision, prefix, delete_missing, keys, computed } => {
+            let args = derived::PromoteArgs { from_revision, prefix, delete_missing, keys };
             derived::promote(c, out, &source, &target, args, computed).await
         }
         Command::Apply { namespace, file, dry_run, delete_missing, prefix, reason, request_id } => {

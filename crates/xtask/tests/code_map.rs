@@ -13,6 +13,7 @@ use std::{
 /// an architectural decision, so the map must say so.
 const WATCHED: &[&str] = &[
     "async-nats",
+    "axum",
     "redis",
     "tokio",
     "tonic",

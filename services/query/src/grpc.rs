@@ -16,6 +16,7 @@ use veltrix_proto::v1::{
     ReportStatusRequest, ReportStatusResponse, SyncRequest, WatchRequest, config_query_server::ConfigQuery,
 };
 use veltrix_proto::v1::{GetRolloutRequest, GetRolloutResponse, ListRolloutsRequest, ListRolloutsResponse};
+use veltrix_proto::v1::{NamespaceRoles, WhoAmIRequest, WhoAmIResponse};
 use veltrix_redis::ReadModel;
 use veltrix_server::{CallTime, CancellationToken, ServingGate};
 
@@ -48,6 +49,32 @@ fn authorize_read<T>(auth: &Auth, request: &Request<T>, namespace: &str) -> Resu
         caller.require(Role::Read, namespace)?;
     }
     Ok(caller)
+}
+
+/// The most namespaces one WhoAmI may ask about.
+const MAX_WHO_AM_I_NAMESPACES: usize = 1000;
+
+/// The caller's identity and roles on the namespaces asked about.
+fn who_am_i(caller: &Caller, enabled: bool, request: &WhoAmIRequest) -> Result<WhoAmIResponse, ReadError> {
+    if request.namespaces.len() > MAX_WHO_AM_I_NAMESPACES {
+        let rule = format!("must name at most {MAX_WHO_AM_I_NAMESPACES} namespaces (got {})", request.namespaces.len());
+        return Err(veltrix_domain::ValidationError::new("namespaces", rule).into());
+    }
+    let roles = request
+        .namespaces
+        .iter()
+        .map(|namespace| NamespaceRoles {
+            namespace: namespace.clone(),
+            read: caller.can(Role::Read, namespace),
+            write: caller.can(Role::Write, namespace),
+            admin: caller.can(Role::Admin, namespace),
+        })
+        .collect();
+    Ok(WhoAmIResponse {
+        identity: caller.identity().unwrap_or_default().to_owned(),
+        authentication_enabled: enabled,
+        roles,
+    })
 }
 
 /// Beyond a call's deadline, for answers that report their own deadline
@@ -205,6 +232,14 @@ impl ConfigQuery for QueryService {
             self.list_rollouts(request.into_inner()).await
         };
         within(deadline, answer).await.map(Response::new).map_err(to_status)
+    }
+
+    async fn who_am_i(&self, request: Request<WhoAmIRequest>) -> Result<Response<WhoAmIResponse>, Status> {
+        let answer = || {
+            let caller = self.auth.caller(&request)?;
+            who_am_i(&caller, self.auth.enabled(), request.get_ref())
+        };
+        answer().map(Response::new).map_err(to_status)
     }
 
     async fn list_namespaces(

@@ -104,3 +104,43 @@ async fn promoting_needs_read_on_the_source_and_write_on_the_target() {
     assert!(refused.message().contains("pay/staging"), "{}", refused.message());
     cmd.promote(as_caller(admin, promote(""))).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn named_keys_promote_only_those_and_are_checked() {
+    let env = TestSystem::start().await;
+    let (mut cmd, mut q) = (env.cmd(), env.q());
+    for (k, v) in [("db/url", "staging-db"), ("db/pool", "9"), ("feature/x", "on")] {
+        cmd.put(put("pay/staging", k, v)).await.unwrap();
+    }
+    cmd.put(put("pay/prod", "db/legacy", "1")).await.unwrap();
+    let named = |keys: &[&str]| PromoteRequest { keys: keys.iter().map(|k| (*k).to_owned()).collect(), ..promote("") };
+    // Only the ticked keys, each once, whatever their order; a named key the
+    // target has and the source lacks is deleted only with delete_missing.
+    let done = cmd.promote(named(&["feature/x", "db/url", "db/url", "db/legacy"])).await.unwrap().into_inner();
+    let keys: Vec<_> = done.changes.iter().map(|c| c.key.as_str()).collect();
+    assert_eq!(keys, ["db/url", "feature/x"]);
+    let now = listing(&mut q, "pay/prod", done.revision).await;
+    let names: Vec<_> = now.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(names, ["db/legacy", "db/url", "feature/x"], "db/pool was not named");
+    let pruned =
+        cmd.promote(PromoteRequest { delete_missing: true, ..named(&["db/legacy"]) }).await.unwrap().into_inner();
+    assert_eq!(pruned.changes.len(), 1);
+    assert!(!listing(&mut q, "pay/prod", pruned.revision).await.iter().any(|(k, _)| k == "db/legacy"));
+
+    // Refused with the field named, and nothing appended.
+    let status = assert_code(cmd.promote(named(&["db/url", "bad key"])).await, Code::InvalidArgument);
+    assert!(status.message().contains("keys[1]"), "{}", status.message());
+    let outside = PromoteRequest { prefix: "db/".into(), ..named(&["feature/x"]) };
+    let status = assert_code(cmd.promote(outside).await, Code::InvalidArgument);
+    assert!(status.message().contains("keys[0]") && status.message().contains("prefix"), "{}", status.message());
+    let many: Vec<String> = (0..1001).map(|i| format!("k{i}")).collect();
+    let status = assert_code(cmd.promote(PromoteRequest { keys: many, ..promote("") }).await, Code::InvalidArgument);
+    assert!(status.message().contains("at most 1000"), "{}", status.message());
+    let history = q
+        .history(HistoryRequest { namespace: "pay/prod".into(), page_size: 100, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .records;
+    assert_eq!(history.last().map(|r| r.revision), Some(pruned.revision));
+}

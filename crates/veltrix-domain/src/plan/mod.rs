@@ -129,6 +129,8 @@ pub struct Promote {
     pub prefix: String,
     /// Also delete the target's keys under the prefix that the source lacks.
     pub delete_missing: bool,
+    /// Only these keys (sorted, each once); empty: every key under the prefix.
+    pub keys: Vec<String>,
     /// The target's revision the caller expects (else ABORTED).
     pub expected: Option<Revision>,
     pub dry_run: bool,
@@ -148,6 +150,12 @@ impl Promote {
         }
         out.extend_from_slice(&source_revision.get().to_be_bytes());
         out.push(u8::from(self.delete_missing));
+        // Appended only when keys are named, so that a promotion of a whole
+        // prefix keeps the request bytes that earlier versions recorded.
+        for key in &self.keys {
+            out.extend_from_slice(&(key.len() as u64).to_be_bytes());
+            out.extend_from_slice(key.as_bytes());
+        }
         out
     }
 }
@@ -173,6 +181,9 @@ pub fn plan_promote(
     let mut changes = diff(&target.keys(&promote.target), &source.keys(&promote.source), &promote.prefix);
     if !promote.delete_missing {
         changes.retain(|c| c.kind != DiffKind::Removed);
+    }
+    if !promote.keys.is_empty() {
+        changes.retain(|c| promote.keys.binary_search_by(|k| k.as_str().cmp(c.key.as_str())).is_ok());
     }
     let from = promote.source_revision.unwrap_or_else(|| source.revision(&promote.source));
     (Plan { at: target.revision(&promote.target), changes, ..Plan::default() }, from)

@@ -59,6 +59,7 @@ fn a_promotion_copies_the_source_under_its_prefix_and_deletes_only_when_asked() 
         target: Namespace::parse("app").unwrap(),
         prefix: "db/".into(),
         delete_missing: false,
+        keys: Vec::new(),
         expected: None,
         dry_run: false,
         meta,
@@ -70,6 +71,13 @@ fn a_promotion_copies_the_source_under_its_prefix_and_deletes_only_when_asked() 
     promote.delete_missing = true;
     let (plan, _) = plan_promote(&promote, &source, &target);
     assert!(plan.changes.iter().any(|c| c.key.as_str() == "db/old" && c.kind == DiffKind::Removed));
+    // Named keys: only those, whether added, changed or (with delete_missing) removed.
+    promote.keys = vec!["db/old".into(), "db/url".into()];
+    let (plan, _) = plan_promote(&promote, &source, &target);
+    let kinds: Vec<_> = plan.changes.iter().map(|c| (c.key.as_str(), c.kind)).collect();
+    assert_eq!(kinds, [("db/old", DiffKind::Removed), ("db/url", DiffKind::Changed)]);
+    let whole = Promote { keys: Vec::new(), ..promote.clone() };
+    assert_ne!(promote.request(), whole.request(), "the named keys are part of the request");
 }
 
 #[test]

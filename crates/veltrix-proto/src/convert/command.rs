@@ -113,6 +113,29 @@ pub fn rollback(req: RollbackRequest, ctx: CallContext) -> Result<Rollback, Vali
     })
 }
 
+/// The most keys one Promote may name.
+pub const MAX_PROMOTED_KEYS: usize = 1000;
+
+/// The keys a Promote names: valid keys under its prefix, sorted, each once.
+fn promoted_keys(keys: Vec<String>, prefix: &str) -> Result<Vec<String>, ValidationError> {
+    if keys.len() > MAX_PROMOTED_KEYS {
+        return Err(ValidationError::new(
+            "keys",
+            format!("must name at most {MAX_PROMOTED_KEYS} keys (got {})", keys.len()),
+        ));
+    }
+    for (i, key) in keys.iter().enumerate() {
+        Key::parse(key).map_err(|e| e.under(&format!("keys[{i}]")))?;
+        if !key.starts_with(prefix) {
+            return Err(ValidationError::new(format!("keys[{i}]"), "must start with the prefix"));
+        }
+    }
+    let mut keys = keys;
+    keys.sort_unstable();
+    keys.dedup();
+    Ok(keys)
+}
+
 fn key_prefix(prefix: &str) -> Result<(), ValidationError> {
     if prefix.len() > Key::MAX_LEN || !prefix.bytes().all(|c| (0x21..=0x7e).contains(&c)) {
         return Err(ValidationError::new("prefix", "must be at most 256 bytes of printable ASCII without spaces"));
@@ -134,7 +157,9 @@ pub fn promote(req: PromoteRequest, ctx: CallContext) -> Result<Promote, Validat
         return Err(ValidationError::new("source_revision", "must be at least 1 when set"));
     }
     key_prefix(&req.prefix)?;
+    let keys = promoted_keys(req.keys, &req.prefix)?;
     Ok(Promote {
+        keys,
         source,
         source_revision: req.source_revision.map(Revision::new),
         target,
