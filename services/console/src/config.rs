@@ -43,6 +43,13 @@ pub struct Config {
     /// The most sessions held at once (the oldest leaves first).
     #[arg(long, env = "VELTRIX_CONSOLE_MAX_SESSIONS", default_value_t = 10_000)]
     pub max_sessions: usize,
+    /// The host names (with port) browsers may reach the console by, e.g.
+    /// `console.example.com,console.example.com:443`; any other `Host` is
+    /// refused, so a page on another name that resolves here (DNS
+    /// rebinding) gets nothing. Default: the listen address, and
+    /// `localhost`, `127.0.0.1` and `[::1]` on its port.
+    #[arg(long, env = "VELTRIX_CONSOLE_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<String>,
     /// Session cookies without the Secure attribute, for a console served
     /// over plain HTTP (development, tests). Behind HTTPS leave this off.
     #[arg(long, env = "VELTRIX_CONSOLE_INSECURE_COOKIES")]

@@ -39,9 +39,9 @@ impl Running {
 /// Binds `config.listen` and serves the console.
 pub async fn start(config: Config) -> Result<Running, BoxError> {
     let shutdown = CancellationToken::new();
-    let state = Arc::new(api::State::new(&config, shutdown.clone())?);
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let addr = listener.local_addr()?;
+    let state = Arc::new(api::State::new(&config, addr, shutdown.clone())?);
     session::spawn_sweeper(state.sessions.clone(), shutdown.clone());
     let app = api::router(state);
     let stop = shutdown.clone();

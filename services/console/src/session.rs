@@ -38,18 +38,29 @@ pub struct Session {
     pub via_certificate: bool,
     /// The name recorded on changes when authentication is off.
     pub actor: String,
-    /// The newest revision this session wrote: its reads wait until the
-    /// read model has applied it (read-your-writes across the console's
-    /// calls).
+    /// The newest revision this session wrote, and where: its reads wait
+    /// until the read model has applied it (read-your-writes across the
+    /// console's calls).
     written: Arc<AtomicU64>,
+    written_in: Arc<Mutex<String>>,
+    /// Cancelled when the session ends (sign-out, expiry, eviction): its
+    /// live streams stop with it.
+    pub ended: CancellationToken,
     created: Instant,
     last_used: Instant,
 }
 
 impl Session {
-    /// Notes a revision this session's write committed.
-    pub fn wrote(&self, revision: u64) {
-        self.written.fetch_max(revision, Ordering::Relaxed);
+    /// Notes a revision this session's write committed in `namespace`.
+    pub fn wrote(&self, revision: u64, namespace: &str) {
+        if self.written.fetch_max(revision, Ordering::Relaxed) < revision {
+            namespace.clone_into(&mut self.written_in.lock().unwrap_or_else(PoisonError::into_inner));
+        }
+    }
+
+    /// The namespace of this session's newest write.
+    pub fn written_in(&self) -> String {
+        self.written_in.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// The revision this session's reads must reflect (`None`: no write yet).
@@ -92,13 +103,22 @@ impl Sessions {
             via_certificate: new.via_certificate,
             actor: new.actor,
             written: Arc::new(AtomicU64::new(0)),
+            written_in: Arc::new(Mutex::new(String::new())),
+            ended: CancellationToken::new(),
             created: now,
             last_used: now,
         };
         let mut by_id = self.by_id.lock().unwrap_or_else(PoisonError::into_inner);
+        // One caller cannot push everyone else out: past its own share, its
+        // own least recently used session goes; past the limit, anyone's.
+        let own = |s: &Session| s.identity == session.identity && s.actor == session.actor;
+        if by_id.values().filter(|s| own(s)).count() >= PER_CALLER {
+            evict_oldest(&mut by_id, own);
+        }
         while by_id.len() >= self.limit {
-            let Some(oldest) = by_id.iter().min_by_key(|(_, s)| s.last_used).map(|(id, _)| id.clone()) else { break };
-            by_id.remove(&oldest);
+            if !evict_oldest(&mut by_id, |_| true) {
+                break;
+            }
         }
         by_id.insert(id.clone(), session.clone());
         Ok((id, session))
@@ -110,6 +130,7 @@ impl Sessions {
         let mut by_id = self.by_id.lock().unwrap_or_else(PoisonError::into_inner);
         let session = by_id.get_mut(id)?;
         if self.expired(session, now) {
+            session.ended.cancel();
             by_id.remove(id);
             return None;
         }
@@ -118,7 +139,9 @@ impl Sessions {
     }
 
     pub fn remove(&self, id: &str) {
-        self.by_id.lock().unwrap_or_else(PoisonError::into_inner).remove(id);
+        if let Some(session) = self.by_id.lock().unwrap_or_else(PoisonError::into_inner).remove(id) {
+            session.ended.cancel();
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -132,7 +155,13 @@ impl Sessions {
     /// Ends every expired session.
     pub fn sweep(&self) {
         let now = Instant::now();
-        self.by_id.lock().unwrap_or_else(PoisonError::into_inner).retain(|_, s| !self.expired(s, now));
+        self.by_id.lock().unwrap_or_else(PoisonError::into_inner).retain(|_, s| {
+            let expired = self.expired(s, now);
+            if expired {
+                s.ended.cancel();
+            }
+            !expired
+        });
     }
 
     fn expired(&self, session: &Session, now: Instant) -> bool {
@@ -143,6 +172,22 @@ impl Sessions {
     /// Seconds the cookie may live: no longer than the session can.
     pub fn cookie_max_age(&self) -> u64 {
         self.max_age.as_secs()
+    }
+}
+
+/// The most sessions one identity (and actor name) holds at once.
+const PER_CALLER: usize = 64;
+
+/// Ends the least recently used session of those `chosen` picks; false when
+/// there is none.
+fn evict_oldest(by_id: &mut HashMap<String, Session>, chosen: impl Fn(&Session) -> bool) -> bool {
+    let oldest = by_id.iter().filter(|(_, s)| chosen(s)).min_by_key(|(_, s)| s.last_used).map(|(id, _)| id.clone());
+    match oldest.and_then(|id| by_id.remove(&id)) {
+        Some(session) => {
+            session.ended.cancel();
+            true
+        }
+        None => false,
     }
 }
 

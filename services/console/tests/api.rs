@@ -214,7 +214,11 @@ async fn rollback_and_promote_preview_before_they_change_anything() {
     let keys: Vec<_> = prod.body["entries"].as_array().expect("entries").iter().map(|e| e["key"].clone()).collect();
     assert_eq!(keys, [json!("db/url")], "db/pool was not ticked");
     let history = b.get("/api/history?namespace=pay/prod").await;
-    assert_eq!(history.body[0]["origin"]["kind"], "promotion");
+    assert_eq!(history.body["change_sets"][0]["origin"]["kind"], "promotion", "{}", history.text);
+    assert_eq!(
+        history.body["revision"], done.body["revision"],
+        "read up to the promotion: a live stream goes on from there"
+    );
 
     // Roll staging back to its first revision: preview, then for real.
     let form = json!({ "namespace": "pay/staging", "to_revision": r1, "dry_run": true });
@@ -265,4 +269,82 @@ async fn without_authentication_the_session_says_so_and_changes_carry_the_name_g
     assert_eq!(browser.write("PUT", "/api/key", put("app/prod", "a", "1", 0)).await.status, 200);
     let key = browser.get("/api/key?namespace=app/prod&key=a").await;
     assert_eq!(key.body["history"][0]["actor"], "alice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_mutual_tls_a_session_without_a_token_is_the_consoles_certificate() {
+    use veltrix_testkit::pki::TestCa;
+    let ca = TestCa::new("console-test");
+    let server = ca.issue("server", "localhost", &["localhost"]);
+    let console_cert = ca.issue("console", "console", &["console.example"]);
+    let tls = veltrix_server::tls::TlsArgs {
+        tls_cert: Some(server.cert.clone()),
+        tls_key: Some(server.key.clone()),
+        tls_client_ca: Some(ca.ca.clone()),
+        ..Default::default()
+    };
+    let env = common::start_with(Some(tls), |c| {
+        c.ca_cert = Some(ca.ca.clone());
+        c.client_cert = Some(console_cert.cert.clone());
+        c.client_key = Some(console_cert.key.clone());
+    })
+    .await;
+    let mut browser = Browser::new(env.console.addr);
+    let answer = browser.send("POST", "/api/session", Some(json!({ "token": "" })), &[]).await;
+    assert_eq!(answer.status, 200, "{}", answer.text);
+    assert_eq!(
+        (answer.body["identity"].as_str(), answer.body["via_certificate"].as_bool()),
+        (Some("dns:console.example"), Some(true))
+    );
+    browser.csrf = answer.body["csrf"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(browser.write("PUT", "/api/key", put("app/prod", "a", "1", 0)).await.status, 200);
+    let key = browser.get("/api/key?namespace=app/prod&key=a").await;
+    assert_eq!(key.body["history"][0]["actor"], "dns:console.example");
+    // A token still takes precedence over the certificate.
+    let admin = Browser::sign_in(env.console.addr, ADMIN).await;
+    assert!(!admin.csrf.is_empty());
+    let mut admin = admin;
+    assert_eq!(admin.get("/api/session").await.body["identity"], "admin");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_host_name_is_refused_and_bad_requests_answer_json() {
+    let env = start(|_| {}).await;
+    let mut b = Browser::sign_in(env.console.addr, ADMIN).await;
+    // A page on another name that resolves here (DNS rebinding) gets nothing.
+    let cookie = b.cookie.clone().unwrap_or_default();
+    let csrf = b.csrf.clone();
+    let headers = [("host", "evil.example:8080"), ("cookie", cookie.as_str()), ("x-csrf-token", csrf.as_str())];
+    let mut stranger = Browser::new(env.console.addr);
+    let rebound = stranger.send("PUT", "/api/key", Some(put("app/prod", "a", "1", 0)), &headers).await;
+    assert_eq!((rebound.status, rebound.body["code"].as_str()), (421, Some("host_not_allowed")), "{}", rebound.text);
+    assert_eq!(stranger.send("GET", "/", None, &[("host", "evil.example")]).await.status, 421);
+    assert_eq!(stranger.send("GET", "/healthz", None, &[("host", "10.0.0.7:8080")]).await.status, 200);
+    assert_eq!(b.get("/api/keys?namespace=app/prod").await.body["entries"].as_array().map(Vec::len), Some(0));
+
+    // Malformed bodies and queries: the API's JSON error, naming the part.
+    let csrf = b.csrf.clone();
+    let broken = b.send("PUT", "/api/key", Some(json!({ "namespace": 7 })), &[("x-csrf-token", &csrf)]).await;
+    assert_eq!((broken.status, broken.body["field"].as_str()), (400, Some("body")), "{}", broken.text);
+    let query = b.get("/api/keys?namespace=app/prod&revision=abc").await;
+    assert_eq!((query.status, query.body["field"].as_str()), (400, Some("query")), "{}", query.text);
+
+    // A binary value travels as `base64:` and is stored as its bytes.
+    let binary = b.write("PUT", "/api/key", put("app/prod", "blob", "base64:AP8=", 0)).await;
+    assert_eq!(binary.status, 200, "{}", binary.text);
+    let read = b.get("/api/key?namespace=app/prod&key=blob").await;
+    assert_eq!(read.body["entry"]["value"], "base64:AP8=");
+    let bad = b.write("PUT", "/api/key", put("app/prod", "blob2", "base64:%%", 0)).await;
+    assert_eq!((bad.status, bad.body["field"].as_str()), (400, Some("value")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_stream_ends_with_its_session() {
+    let env = start(|_| {}).await;
+    let mut b = Browser::sign_in(env.console.addr, ADMIN).await;
+    let first = b.write("PUT", "/api/key", put("app/prod", "a", "1", 0)).await.body["revision"].as_u64().unwrap_or(1);
+    let (_, mut events) = b.events(&format!("/api/watch?namespace=app/prod&from={first}"), &[]).await;
+    assert_eq!(events.next_change().await.id, first.to_string());
+    assert_eq!(b.write("DELETE", "/api/session", json!({})).await.status, 200);
+    assert!(events.ended().await, "sign-out ends the stream");
 }

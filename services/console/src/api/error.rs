@@ -20,6 +20,8 @@ pub enum ApiError {
     Csrf(&'static str),
     #[error("no such endpoint")]
     NoSuchEndpoint,
+    #[error("this console is not served under that host name (see --allowed-hosts)")]
+    Host,
     #[error("invalid {field}: {rule}")]
     Invalid { field: &'static str, rule: String },
     #[error(transparent)]
@@ -62,6 +64,10 @@ impl IntoResponse for ApiError {
             Self::NoSuchEndpoint => {
                 body.code = "not_found";
                 StatusCode::NOT_FOUND
+            }
+            Self::Host => {
+                body.code = "host_not_allowed";
+                StatusCode::MISDIRECTED_REQUEST
             }
             Self::Invalid { field, .. } => {
                 body.code = "invalid_argument";

@@ -2,6 +2,7 @@
 //! CSRF check of writes, and the one mapping of errors to HTTP statuses.
 
 mod error;
+mod extract;
 mod read;
 mod signin;
 mod watch;
@@ -67,12 +68,14 @@ pub struct State {
     pub sessions: Arc<Sessions>,
     pub upstream: Upstream,
     pub secure_cookies: bool,
+    /// The `Host` values served (lower case).
+    pub allowed_hosts: Vec<String>,
     /// Ends the live streams when the console stops.
     pub shutdown: CancellationToken,
 }
 
 impl State {
-    pub fn new(config: &Config, shutdown: CancellationToken) -> Result<Self, BoxError> {
+    pub fn new(config: &Config, addr: std::net::SocketAddr, shutdown: CancellationToken) -> Result<Self, BoxError> {
         let read =
             |path: &std::path::Path| std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()));
         let ca_pem = config.ca_cert.as_deref().map(read).transpose()?;
@@ -90,9 +93,23 @@ impl State {
                 identity,
             },
             secure_cookies: !config.insecure_cookies,
+            allowed_hosts: allowed_hosts(config, addr),
             shutdown,
         })
     }
+}
+
+/// The hosts of `--allowed-hosts`, else the listen address and the loopback
+/// names on its port.
+fn allowed_hosts(config: &Config, addr: std::net::SocketAddr) -> Vec<String> {
+    if !config.allowed_hosts.is_empty() {
+        return config.allowed_hosts.iter().map(|h| h.trim().to_ascii_lowercase()).collect();
+    }
+    let port = addr.port();
+    let mut hosts =
+        vec![addr.to_string(), format!("localhost:{port}"), format!("127.0.0.1:{port}"), format!("[::1]:{port}")];
+    hosts.dedup();
+    hosts
 }
 
 pub type Shared = Arc<State>;
@@ -116,12 +133,26 @@ pub fn router(state: Shared) -> Router {
         .fallback(|| async { ApiError::NoSuchEndpoint });
     Router::new()
         .nest("/api", api)
-        // Liveness and readiness: the console holds no connection of its own
-        // (each session's client connects on use), so serving is ready.
-        .route("/healthz", get(|| async { "ok" }))
         .fallback(crate::assets::serve)
+        .layer(axum::middleware::from_fn_with_state(state.clone(), allowed_host))
+        // Probes come by the pod's address: health is served to any host.
+        .route("/healthz", get(|| async { "ok" }))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
+}
+
+/// Refuses a request whose `Host` is not one of the console's names (421).
+async fn allowed_host(
+    axum::extract::State(state): axum::extract::State<Shared>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let host = request.headers().get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
+    if !state.allowed_hosts.iter().any(|allowed| allowed.eq_ignore_ascii_case(host)) {
+        return ApiError::Host.into_response();
+    }
+    next.run(request).await
 }
 
 /// Headers every answer carries: no framing by other sites, no sniffing, a

@@ -2,10 +2,7 @@
 //! (searched by prefix and value), one key with its history, change sets
 //! newest first, diffs, schemas, clients and rollouts.
 
-use axum::{
-    Json,
-    extract::{Query, State},
-};
+use axum::{Json, extract::State};
 use futures::{StreamExt, stream};
 use serde::{Deserialize, Serialize};
 use veltrix_client::{
@@ -13,8 +10,10 @@ use veltrix_client::{
     Roles,
 };
 
-use super::{ApiError, Caller, Shared};
+use super::{ApiError, Caller, Shared, extract::Params};
 
+/// The most namespaces one WhoAmI asks about (the query service's limit).
+const WHO_AM_I_BATCH: usize = 1000;
 /// The most change sets one history answer carries.
 const MAX_HISTORY: usize = 500;
 /// The most keys a listing answers (a namespace is browsed, not exported).
@@ -33,20 +32,18 @@ pub struct NamespaceView {
 
 pub async fn namespaces(State(_): State<Shared>, caller: Caller) -> Result<Json<Vec<NamespaceView>>, ApiError> {
     let client = &caller.session.client;
-    let mut all = client.namespaces("").await?;
-    // After this session's write, list again once the model has applied it.
-    if caller.session.min_revision().is_some()
-        && let Some(first) = all.first()
-    {
-        caught_up(&caller, &first.name).await?;
-        all = client.namespaces("").await?;
+    caught_up(&caller).await?;
+    let all = client.namespaces("").await?;
+    let mut roles = Vec::with_capacity(all.len());
+    for names in all.chunks(WHO_AM_I_BATCH) {
+        let names: Vec<String> = names.iter().map(|n| n.name.clone()).collect();
+        roles.extend(client.who_am_i(&names).await?.roles);
     }
-    let names: Vec<String> = all.iter().map(|n| n.name.clone()).collect();
-    let mut roles = client.who_am_i(&names).await?.roles.into_iter();
+    let mut roles = roles.into_iter();
     let views = stream::iter(all.into_iter().map(|info| {
         let roles = roles.next();
         async move {
-            let last_change = recent(client, &info.name, None, 1, None).await.ok().and_then(|mut v| v.pop());
+            let last_change = recent(client, &info.name, None, 1, None).await.ok().and_then(|(_, mut v)| v.pop());
             let fleet = client
                 .revision_status(&info.name, None)
                 .await
@@ -74,7 +71,7 @@ pub struct RolesQuery {
 }
 
 /// The caller's roles on one namespace (to show only the controls it may use).
-pub async fn roles(caller: Caller, Query(q): Query<RolesQuery>) -> Result<Json<Option<Roles>>, ApiError> {
+pub async fn roles(caller: Caller, Params(q): Params<RolesQuery>) -> Result<Json<Option<Roles>>, ApiError> {
     Ok(Json(caller.session.client.who_am_i(&[q.namespace]).await?.roles.pop()))
 }
 
@@ -112,7 +109,7 @@ pub struct KeysView {
     roles: Option<Roles>,
 }
 
-pub async fn keys(caller: Caller, Query(q): Query<KeysQuery>) -> Result<Json<KeysView>, ApiError> {
+pub async fn keys(caller: Caller, Params(q): Params<KeysQuery>) -> Result<Json<KeysView>, ApiError> {
     let client = &caller.session.client;
     let options = ReadOptions { at_revision: q.revision, min_revision: caller.session.min_revision() };
     let listing = client.list_with(&q.namespace, &q.prefix, options).await?;
@@ -158,7 +155,7 @@ pub struct KeyView {
     roles: Option<Roles>,
 }
 
-pub async fn key(caller: Caller, Query(q): Query<KeyQuery>) -> Result<Json<KeyView>, ApiError> {
+pub async fn key(caller: Caller, Params(q): Params<KeyQuery>) -> Result<Json<KeyView>, ApiError> {
     let client = &caller.session.client;
     let options = ReadOptions { at_revision: q.revision, min_revision: caller.session.min_revision() };
     let entry = match client.get_with(&q.namespace, &q.key, options).await {
@@ -166,7 +163,7 @@ pub async fn key(caller: Caller, Query(q): Query<KeyQuery>) -> Result<Json<KeyVi
         Err(Error::NotFound { .. }) => None,
         Err(e) => return Err(e.into()),
     };
-    let history = recent(client, &q.namespace, Some(&q.key), 50, None).await?;
+    let (_, history) = recent(client, &q.namespace, Some(&q.key), 50, None).await?;
     let roles = client.who_am_i(std::slice::from_ref(&q.namespace)).await?.roles.pop();
     Ok(Json(KeyView { entry, history, roles }))
 }
@@ -180,21 +177,33 @@ pub struct HistoryQuery {
     limit: Option<usize>,
 }
 
-pub async fn history(caller: Caller, Query(q): Query<HistoryQuery>) -> Result<Json<Vec<ChangeSet>>, ApiError> {
+#[derive(Serialize)]
+pub struct HistoryView {
+    /// The revision the history was read up to: a live stream from the next
+    /// one misses nothing.
+    revision: Revision,
+    /// Newest first.
+    change_sets: Vec<ChangeSet>,
+}
+
+pub async fn history(caller: Caller, Params(q): Params<HistoryQuery>) -> Result<Json<HistoryView>, ApiError> {
     let limit = q.limit.unwrap_or(100).clamp(1, MAX_HISTORY);
     let key = q.key.as_deref().filter(|k| !k.is_empty());
-    caught_up(&caller, &q.namespace).await?;
-    Ok(Json(recent(&caller.session.client, &q.namespace, key, limit, q.before).await?))
+    caught_up(&caller).await?;
+    let (revision, change_sets) = recent(&caller.session.client, &q.namespace, key, limit, q.before).await?;
+    Ok(Json(HistoryView { revision, change_sets }))
 }
 
 /// Waits until the read model has applied this session's last write (the
-/// watermark is the whole stream's, so any namespace's read waits for it):
-/// a page shown after a save shows the save. A missing key is an answer too.
-async fn caught_up(caller: &Caller, namespace: &str) -> Result<(), ApiError> {
+/// watermark is the whole stream's: a read in the namespace written waits
+/// for it), so a page shown after a save shows the save. A missing key is
+/// an answer too; a caller who may not read where it wrote cannot wait.
+async fn caught_up(caller: &Caller) -> Result<(), ApiError> {
     let Some(min_revision) = caller.session.min_revision() else { return Ok(()) };
     let options = ReadOptions { min_revision: Some(min_revision), at_revision: None };
-    match caller.session.client.get_with(namespace, PROBE_KEY, options).await {
-        Ok(_) | Err(Error::NotFound { .. }) => Ok(()),
+    let namespace = caller.session.written_in();
+    match caller.session.client.get_with(&namespace, PROBE_KEY, options).await {
+        Ok(_) | Err(Error::NotFound { .. } | Error::PermissionDenied { .. }) => Ok(()),
         Err(e) => Err(e.into()),
     }
 }
@@ -203,40 +212,44 @@ async fn caught_up(caller: &Caller, namespace: &str) -> Result<(), ApiError> {
 const PROBE_KEY: &str = "veltrix-console-read-your-writes";
 
 /// The newest `limit` change sets of a namespace (or of one key) older
-/// than `before`, newest first. History pages run oldest first, and
-/// revisions count the whole stream, so the window read grows until it
-/// holds enough (or reaches the oldest retained).
+/// than `before`, newest first, and the revision they were read up to.
+/// History pages run oldest first, and revisions count the whole stream,
+/// so the window read grows until it holds enough (or reaches the oldest
+/// retained).
 async fn recent(
     client: &Client,
     namespace: &str,
     key: Option<&str>,
     limit: usize,
     before: Option<Revision>,
-) -> Result<Vec<ChangeSet>, Error> {
+) -> Result<(Revision, Vec<ChangeSet>), Error> {
     let head = match before {
         Some(before) => before.saturating_sub(1),
         None => client.revision(namespace).await?,
     };
     if head == 0 {
-        return Ok(Vec::new());
+        return Ok((head, Vec::new()));
     }
+    let newest = |mut sets: Vec<ChangeSet>| {
+        sets.reverse();
+        sets.truncate(limit);
+        (head, sets)
+    };
     let mut window: u64 = 256;
     loop {
         let from = head.saturating_sub(window).saturating_add(1);
         let options = HistoryOptions { from_revision: Some(from), to_revision: Some(head), limit: None };
-        let mut sets = match client.history(namespace, key, options).await {
+        let sets = match client.history(namespace, key, options).await {
             Ok(sets) => sets,
-            // Older than the retained history: read from the oldest kept.
+            // Older than the retained history: all that is kept is here.
             Err(Error::Compacted { .. }) => {
                 let options = HistoryOptions { from_revision: None, ..options };
-                client.history(namespace, key, options).await?
+                return Ok(newest(client.history(namespace, key, options).await?));
             }
             Err(e) => return Err(e),
         };
         if sets.len() >= limit || from <= 1 {
-            sets.reverse();
-            sets.truncate(limit);
-            return Ok(sets);
+            return Ok(newest(sets));
         }
         window = window.saturating_mul(8);
     }
@@ -252,14 +265,14 @@ pub struct DiffQuery {
     prefix: String,
 }
 
-pub async fn diff(caller: Caller, Query(q): Query<DiffQuery>) -> Result<Json<veltrix_client::Differences>, ApiError> {
+pub async fn diff(caller: Caller, Params(q): Params<DiffQuery>) -> Result<Json<veltrix_client::Differences>, ApiError> {
     let options = DiffOptions {
         from_revision: q.from,
         to_namespace: q.to_namespace.unwrap_or_default(),
         to_revision: q.to,
         prefix: q.prefix,
     };
-    caught_up(&caller, &q.namespace).await?;
+    caught_up(&caller).await?;
     Ok(Json(caller.session.client.diff(&q.namespace, &options).await?))
 }
 
@@ -271,8 +284,9 @@ pub struct NamespaceQuery {
 
 pub async fn schemas(
     caller: Caller,
-    Query(q): Query<NamespaceQuery>,
+    Params(q): Params<NamespaceQuery>,
 ) -> Result<Json<Vec<veltrix_client::SchemaInfo>>, ApiError> {
+    caught_up(&caller).await?;
     Ok(Json(caller.session.client.schemas(&q.namespace, q.revision).await?))
 }
 
@@ -282,8 +296,9 @@ pub struct FleetView {
     status: RevisionStatus,
 }
 
-pub async fn clients(caller: Caller, Query(q): Query<NamespaceQuery>) -> Result<Json<FleetView>, ApiError> {
+pub async fn clients(caller: Caller, Params(q): Params<NamespaceQuery>) -> Result<Json<FleetView>, ApiError> {
     let client = &caller.session.client;
+    caught_up(&caller).await?;
     let clients = client.clients(&q.namespace, &ClientFilter::default()).await?;
     let status = client.revision_status(&q.namespace, q.revision).await?;
     Ok(Json(FleetView { clients, status }))
@@ -291,9 +306,10 @@ pub async fn clients(caller: Caller, Query(q): Query<NamespaceQuery>) -> Result<
 
 pub async fn rollouts(
     caller: Caller,
-    Query(q): Query<NamespaceQuery>,
+    Params(q): Params<NamespaceQuery>,
 ) -> Result<Json<Vec<veltrix_client::Rollout>>, ApiError> {
     let client = &caller.session.client;
+    caught_up(&caller).await?;
     let mut rollouts = client.rollouts(&q.namespace).await?;
     // The live one with its cohort now (the listing carries no cohort).
     if let Some(live) = rollouts.iter_mut().find(|r| r.is_live())

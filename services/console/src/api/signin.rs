@@ -9,7 +9,7 @@ use axum::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, Caller, Shared, Writer, same_origin};
+use super::{ApiError, Caller, Shared, Writer, extract::Body, same_origin};
 use crate::session::{NewSession, Session, clear_cookie, set_cookie};
 
 #[derive(Deserialize)]
@@ -51,7 +51,7 @@ pub async fn current(caller: Caller) -> Json<serde_json::Value> {
 pub async fn sign_in(
     State(state): State<Shared>,
     headers: HeaderMap,
-    Json(form): Json<SignIn>,
+    Body(form): Body<SignIn>,
 ) -> Result<Response, ApiError> {
     same_origin(&headers)?;
     let token = form.token.trim();

@@ -6,12 +6,14 @@
 //! up to its id was sent). A browser that reconnects sends `Last-Event-ID`,
 //! and the stream resumes right after it, so nothing is missed or repeated.
 //! Behind it is the client's resuming watch: a lost connection to the query
-//! service resumes by itself too.
+//! service resumes by itself too. The stream ends with its session
+//! (sign-out, expiry) and with the console; while it runs it keeps its
+//! session in use, as a page that shows it is.
 
 use std::convert::Infallible;
 
 use axum::{
-    extract::{Query, State},
+    extract::State,
     http::HeaderMap,
     response::sse::{Event, KeepAlive, Sse},
 };
@@ -19,7 +21,7 @@ use futures::{Stream, StreamExt};
 use serde::Deserialize;
 use veltrix_client::{Revision, WatchEvent, WatchStart};
 
-use super::{ApiError, Caller, Shared};
+use super::{ApiError, Caller, Shared, extract::Params};
 
 #[derive(Deserialize)]
 pub struct WatchQuery {
@@ -34,7 +36,7 @@ pub async fn watch(
     State(state): State<Shared>,
     caller: Caller,
     headers: HeaderMap,
-    Query(q): Query<WatchQuery>,
+    Params(q): Params<WatchQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let start = match last_event_id(&headers)? {
         Some(last) => WatchStart::From(last.saturating_add(1)),
@@ -45,8 +47,18 @@ pub async fn watch(
         },
     };
     let events = caller.session.client.watch(&q.namespace, &q.prefix, start);
-    let stop = state.shutdown.clone();
-    let stream = events.map(|event| Ok(to_sse(event))).take_until(async move { stop.cancelled().await });
+    let (stop, ended) = (state.shutdown.clone(), caller.session.ended.clone());
+    let (sessions, id) = (state.sessions.clone(), caller.id);
+    let stream = events
+        // Each event marks the session used; one that has ended stops here.
+        .take_while(move |_| std::future::ready(sessions.get(&id).is_some()))
+        .map(|event| Ok(to_sse(event)))
+        .take_until(async move {
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                _ = ended.cancelled() => {}
+            }
+        });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
@@ -69,8 +81,13 @@ fn to_sse(event: veltrix_client::Result<WatchEvent>) -> Event {
         }
         Ok(WatchEvent::Progress(revision)) => json("progress", revision, &serde_json::json!({ "revision": revision })),
         Err(e) => {
+            // The services' own refusals pass; transport and local text stays in the log.
             let message = match &e {
                 veltrix_client::Error::Unavailable { .. } => "the query service is unavailable".to_owned(),
+                veltrix_client::Error::Local(_) | veltrix_client::Error::Other { .. } => {
+                    tracing::warn!(error = %e, "a console watch ended");
+                    "the live stream ended".to_owned()
+                }
                 other => other.to_string(),
             };
             Event::default().event("error").data(serde_json::json!({ "message": message }).to_string())

@@ -11,7 +11,7 @@ use veltrix_client::{
     WriteOptions,
 };
 
-use super::{ApiError, Shared, Writer};
+use super::{ApiError, Shared, Writer, extract::Body};
 
 /// The longest reason recorded.
 const MAX_REASON: usize = 1024;
@@ -45,7 +45,7 @@ pub struct Written {
     revision: Revision,
 }
 
-pub async fn put(Writer(caller): Writer, Json(form): Json<PutForm>) -> Result<Json<Written>, ApiError> {
+pub async fn put(Writer(caller): Writer, Body(form): Body<PutForm>) -> Result<Json<Written>, ApiError> {
     let expected = form.expected_revision.ok_or_else(|| {
         ApiError::invalid("expected_revision", "is required: the revision the edit started from (0 for a new key)")
     })?;
@@ -55,8 +55,10 @@ pub async fn put(Writer(caller): Writer, Json(form): Json<PutForm>) -> Result<Js
         request_id: None,
         content_type: form.content_type,
     };
-    let revision = caller.session.client.put_with(&form.namespace, &form.key, form.value, &options).await?;
-    caller.session.wrote(revision);
+    // Values travel as the API shows them: text, or `base64:` and the bytes.
+    let value = veltrix_client::decode_value(&form.value).map_err(|rule| ApiError::invalid("value", rule))?;
+    let revision = caller.session.client.put_with(&form.namespace, &form.key, value, &options).await?;
+    caller.session.wrote(revision, &form.namespace);
     Ok(Json(Written { revision }))
 }
 
@@ -69,14 +71,14 @@ pub struct DeleteForm {
     reason: String,
 }
 
-pub async fn delete(Writer(caller): Writer, Json(form): Json<DeleteForm>) -> Result<Json<Written>, ApiError> {
+pub async fn delete(Writer(caller): Writer, Body(form): Body<DeleteForm>) -> Result<Json<Written>, ApiError> {
     let expected = form
         .expected_revision
         .ok_or_else(|| ApiError::invalid("expected_revision", "is required: the revision of the key being deleted"))?;
     let options =
         WriteOptions { expected_revision: Some(expected), reason: reason(&form.reason)?, ..Default::default() };
     let revision = caller.session.client.delete_with(&form.namespace, &form.key, &options).await?;
-    caller.session.wrote(revision);
+    caller.session.wrote(revision, &form.namespace);
     Ok(Json(Written { revision }))
 }
 
@@ -93,7 +95,7 @@ pub struct RollbackForm {
     reason: String,
 }
 
-pub async fn rollback(Writer(caller): Writer, Json(form): Json<RollbackForm>) -> Result<Json<Computed>, ApiError> {
+pub async fn rollback(Writer(caller): Writer, Body(form): Body<RollbackForm>) -> Result<Json<Computed>, ApiError> {
     let options = RollbackOptions {
         prefix: form.prefix,
         expected_revision: form.expected_revision,
@@ -102,7 +104,7 @@ pub async fn rollback(Writer(caller): Writer, Json(form): Json<RollbackForm>) ->
         reason: if form.dry_run { form.reason } else { reason(&form.reason)? },
     };
     let computed = caller.session.client.rollback(&form.namespace, form.to_revision, &options).await?;
-    caller.session.wrote(computed.revision);
+    caller.session.wrote(computed.revision, &form.namespace);
     Ok(Json(computed))
 }
 
@@ -123,7 +125,7 @@ pub struct PromoteForm {
     reason: String,
 }
 
-pub async fn promote(Writer(caller): Writer, Json(form): Json<PromoteForm>) -> Result<Json<Computed>, ApiError> {
+pub async fn promote(Writer(caller): Writer, Body(form): Body<PromoteForm>) -> Result<Json<Computed>, ApiError> {
     let options = PromoteOptions {
         source_revision: form.source_revision,
         prefix: String::new(),
@@ -135,7 +137,7 @@ pub async fn promote(Writer(caller): Writer, Json(form): Json<PromoteForm>) -> R
         reason: if form.dry_run { form.reason } else { reason(&form.reason)? },
     };
     let computed = caller.session.client.promote(&form.source, &form.target, &options).await?;
-    caller.session.wrote(computed.revision);
+    caller.session.wrote(computed.revision, &form.target);
     Ok(Json(computed))
 }
 
@@ -163,18 +165,18 @@ fn admin(form: &SchemaForm) -> Result<AdminOptions, ApiError> {
 
 /// Sets a schema; with `dry_run`, checks it against the current values
 /// (the service refuses one that a current value breaks, naming it).
-pub async fn set_schema(Writer(caller): Writer, Json(form): Json<SchemaForm>) -> Result<Json<Written>, ApiError> {
+pub async fn set_schema(Writer(caller): Writer, Body(form): Body<SchemaForm>) -> Result<Json<Written>, ApiError> {
     let options = admin(&form)?;
     let client = &caller.session.client;
     let revision = client.set_schema(&form.namespace, &form.key_pattern, &form.schema, &options).await?;
-    caller.session.wrote(revision);
+    caller.session.wrote(revision, &form.namespace);
     Ok(Json(Written { revision }))
 }
 
-pub async fn delete_schema(Writer(caller): Writer, Json(form): Json<SchemaForm>) -> Result<Json<Written>, ApiError> {
+pub async fn delete_schema(Writer(caller): Writer, Body(form): Body<SchemaForm>) -> Result<Json<Written>, ApiError> {
     let options = admin(&form)?;
     let revision = caller.session.client.delete_schema(&form.namespace, &form.key_pattern, &options).await?;
-    caller.session.wrote(revision);
+    caller.session.wrote(revision, &form.namespace);
     Ok(Json(Written { revision }))
 }
 
@@ -192,7 +194,7 @@ pub struct RolloutForm {
 pub async fn rollout_action(
     State(_): State<Shared>,
     Writer(caller): Writer,
-    Json(form): Json<RolloutForm>,
+    Body(form): Body<RolloutForm>,
 ) -> Result<Json<Rollout>, ApiError> {
     let action = match form.action.as_str() {
         "pause" => RolloutAction::Pause,

@@ -13,13 +13,15 @@ use veltrix_testsystem::TestSystem;
 pub const ADMIN: &str = "console-admin-token-0123456789";
 pub const READER: &str = "console-reader-token-0123456789";
 
-/// admin: read, write and admin everywhere; reader: read everywhere.
+/// admin: read, write and admin everywhere; reader: read everywhere; the
+/// client certificate `dns:console.example`: read and write everywhere.
 pub fn write_policy(dir: &Path) -> std::path::PathBuf {
     let path = dir.join("auth.yaml");
     let text = format!(
         "tokens:\n  - {{identity: admin, sha256: \"{}\"}}\n  - {{identity: reader, sha256: \"{}\"}}\n\
          grants:\n  - {{identity: admin, namespaces: [\"**\"], roles: [read, write, admin]}}\n\
-         \x20 - {{identity: reader, namespaces: [\"**\"], roles: [read]}}\n",
+         \x20 - {{identity: reader, namespaces: [\"**\"], roles: [read]}}\n\
+         \x20 - {{identity: \"dns:console.example\", namespaces: [\"**\"], roles: [read, write]}}\n",
         veltrix_auth_digest(ADMIN),
         veltrix_auth_digest(READER),
     );
@@ -39,9 +41,21 @@ pub struct Env {
 
 /// Both services with authentication, and a console in front of them.
 pub async fn start(adjust: impl FnOnce(&mut veltrix_console::Config)) -> Env {
+    start_with(None, adjust).await
+}
+
+/// Like [`start`], the services serving TLS with `tls` when given.
+pub async fn start_with(
+    tls: Option<veltrix_server::tls::TlsArgs>,
+    adjust: impl FnOnce(&mut veltrix_console::Config),
+) -> Env {
     let dir = tempfile::tempdir().expect("a temp dir");
     let policy = write_policy(dir.path());
-    let system = TestSystem::builder().auth(&policy).start().await;
+    let builder = TestSystem::builder().auth(&policy);
+    let system = match tls {
+        Some(tls) => builder.tls(tls).start().await,
+        None => builder.start().await,
+    };
     let console = start_console(&system, adjust).await;
     Env { system, console, _dir: dir }
 }
@@ -125,7 +139,10 @@ impl Browser {
         headers: &[(&str, &str)],
     ) -> (u16, hyper::HeaderMap, Bytes) {
         let mut sender = connect(self.addr).await;
-        let mut request = Request::builder().method(method).uri(path).header("host", self.addr.to_string());
+        let mut request = Request::builder().method(method).uri(path);
+        if !headers.iter().any(|(name, _)| name.eq_ignore_ascii_case("host")) {
+            request = request.header("host", self.addr.to_string());
+        }
         if let Some(cookie) = &self.cookie {
             request = request.header("cookie", cookie);
         }
@@ -198,6 +215,24 @@ impl Events {
                 return event;
             }
         }
+    }
+
+    /// Whether the stream ends (within 10 s) without another change.
+    pub async fn ended(&mut self) -> bool {
+        let ended = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                match self.body.frame().await {
+                    None | Some(Err(_)) => return true,
+                    Some(Ok(frame)) => {
+                        let data = frame.into_data().unwrap_or_default();
+                        if String::from_utf8_lossy(&data).contains("event: changes") {
+                            return false;
+                        }
+                    }
+                }
+            }
+        });
+        ended.await.unwrap_or(false)
     }
 
     pub async fn next(&mut self) -> Event {

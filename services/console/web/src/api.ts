@@ -99,7 +99,8 @@ async function call<T>(method: string, path: string, body?: unknown): Promise<T>
     method, headers, credentials: 'same-origin', body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await response.text();
-  const data = text ? JSON.parse(text) : null;
+  let data: any = null;
+  try { data = text ? JSON.parse(text) : null; } catch { data = { message: text }; }
   if (!response.ok) {
     if (response.status === 401 && path !== '/api/session') onSignedOut();
     throw new ApiError(response.status, data?.code ?? 'error', data?.message ?? response.statusText, data?.field, data?.current_revision);
@@ -127,14 +128,15 @@ export const api = {
     call<{ revision: Revision }>('PUT', '/api/key', { namespace, key, value, content_type, expected_revision, reason }),
   delete: (namespace: string, key: string, expected_revision: Revision, reason: string) =>
     call<{ revision: Revision }>('DELETE', '/api/key', { namespace, key, expected_revision, reason }),
+  /** Newest first, with the revision they were read up to. */
   history: (namespace: string, key?: string, before?: Revision) =>
-    call<ChangeSet[]>('GET', `/api/history?${qs({ namespace, key, before })}`),
+    call<{ revision: Revision; change_sets: ChangeSet[] }>('GET', `/api/history?${qs({ namespace, key, before })}`),
   diff: (namespace: string, from?: Revision, to_namespace?: string, to?: Revision) =>
     call<Differences>('GET', `/api/diff?${qs({ namespace, from, to_namespace, to })}`),
   rollback: (namespace: string, to_revision: Revision, dry_run: boolean, reason: string, expected_revision?: Revision) =>
     call<Computed>('POST', '/api/rollback', { namespace, to_revision, dry_run, reason, expected_revision }),
-  promote: (source: string, target: string, keys: string[], dry_run: boolean, reason: string, expected_revision?: Revision, source_revision?: Revision) =>
-    call<Computed>('POST', '/api/promote', { source, target, keys, dry_run, reason, expected_revision, source_revision }),
+  promote: (source: string, target: string, keys: string[], delete_missing: boolean, dry_run: boolean, reason: string, expected_revision?: Revision, source_revision?: Revision) =>
+    call<Computed>('POST', '/api/promote', { source, target, keys, delete_missing, dry_run, reason, expected_revision, source_revision }),
   schemas: (namespace: string) => call<SchemaInfo[]>('GET', `/api/schemas?${qs({ namespace })}`),
   setSchema: (namespace: string, key_pattern: string, schema: string, dry_run: boolean, reason: string) =>
     call<{ revision: Revision }>('PUT', '/api/schemas', { namespace, key_pattern, schema, dry_run, reason }),

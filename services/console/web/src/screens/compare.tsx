@@ -47,14 +47,24 @@ function Namespaces(props: { a: string; ra?: number; b: string; rb?: number }) {
   const [roles] = useLoad(() => api.roles(props.b), [props.b]);
   const [shown, setShown] = useState({ added: true, removed: true, changed: true });
   const [picked, setPicked] = useState<Set<string>>(new Set());
-  const [preview, setPreview] = useState<Computed | null>(null);
+  // What the preview was taken of: confirming promotes exactly that.
+  const [preview, setPreview] = useState<{ computed: Computed; keys: string[]; deleteMissing: boolean } | null>(null);
   const [failure, setFailure] = useState('');
-  const toggle = (key: string) => setPicked((p) => { const n = new Set(p); n.has(key) ? n.delete(key) : n.add(key); return n; });
+  const toggle = (key: string) => {
+    if (preview) return;
+    setPicked((p) => { const n = new Set(p); n.has(key) ? n.delete(key) : n.add(key); return n; });
+  };
   const entries = (diff?.entries ?? []).filter((d) => shown[d.kind]);
   const canPromote = roles?.write ?? false;
   const previewPromotion = async () => {
     setFailure('');
-    try { setPreview(await api.promote(props.a, props.b, [...picked], true, '', undefined, diff?.to_revision)); } catch (e) { setFailure(message(e)); }
+    const keys = [...picked];
+    // A ticked key that only the target has is deleted from it.
+    const deleteMissing = (diff?.entries ?? []).some((d) => d.kind === 'removed' && picked.has(d.key));
+    try {
+      const computed = await api.promote(props.a, props.b, keys, deleteMissing, true, '', undefined, diff?.to_revision);
+      setPreview({ computed, keys, deleteMissing });
+    } catch (e) { setFailure(message(e)); }
   };
   return (
     <div>
@@ -69,17 +79,17 @@ function Namespaces(props: { a: string; ra?: number; b: string; rb?: number }) {
       {canPromote && picked.size > 0 && !preview && (
         <button class="primary" onClick={previewPromotion} data-testid="promote-preview">Preview promoting {picked.size} key(s) into {props.b}</button>
       )}
-      {preview && <PromoteConfirm a={props.a} b={props.b} keys={[...picked]} preview={preview} sourceRevision={diff?.to_revision} onDone={() => { setPreview(null); setPicked(new Set()); }} />}
+      {preview && <PromoteConfirm a={props.a} b={props.b} keys={preview.keys} deleteMissing={preview.deleteMissing} preview={preview.computed} sourceRevision={diff?.to_revision} onDone={() => { setPreview(null); setPicked(new Set()); }} />}
     </div>
   );
 }
 
-function PromoteConfirm(props: { a: string; b: string; keys: string[]; preview: Computed; sourceRevision?: number; onDone: () => void }) {
+function PromoteConfirm(props: { a: string; b: string; keys: string[]; deleteMissing: boolean; preview: Computed; sourceRevision?: number; onDone: () => void }) {
   const [reason, setReason] = useState('');
   const [done, setDone] = useState<Computed | null>(null);
   const [failure, setFailure] = useState('');
   const run = async () => {
-    try { setDone(await api.promote(props.a, props.b, props.keys, false, reason, props.preview.revision, props.sourceRevision)); } catch (e) { setFailure(message(e)); }
+    try { setDone(await api.promote(props.a, props.b, props.keys, props.deleteMissing, false, reason, props.preview.revision, props.sourceRevision)); } catch (e) { setFailure(message(e)); }
   };
   return (
     <div class="panel" data-testid="promote-panel">
@@ -89,6 +99,7 @@ function PromoteConfirm(props: { a: string; b: string; keys: string[]; preview: 
       <Failure error={failure} />
       {!done && <Reason value={reason} onInput={setReason} testid="promote-reason" />}
       {!done && <button class="primary" disabled={!reason.trim()} onClick={run} data-testid="promote-confirm">Promote</button>}
+      {!done && <button class="link" onClick={props.onDone}>Cancel</button>}
       {done && <p data-testid="promote-done">Promoted: {props.b} is at revision {done.revision}. <button class="link" onClick={() => { props.onDone(); location.reload(); }}>Compare again</button></p>}
     </div>
   );

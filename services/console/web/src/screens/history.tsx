@@ -18,8 +18,9 @@ export function History(props: { namespace: string; query: URLSearchParams }) {
   const [roles] = useLoad(() => api.roles(ns), [ns]);
   useEffect(() => {
     if (!loaded) return;
-    setSets(loaded);
-    const from = (loaded[0]?.revision ?? 0) + 1;
+    setSets(loaded.change_sets);
+    // Live from right after what was read: nothing missed, nothing twice.
+    const from = loaded.revision + 1;
     return watch(ns, from, (set) => {
       if (key && !set.changes.some((c) => c.key === key)) return;
       setSets((old) => (old.some((s) => s.revision === set.revision) ? old : [set, ...old]));

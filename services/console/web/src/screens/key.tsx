@@ -75,9 +75,12 @@ function Value(props: { entry: Entry }) {
 }
 
 function Edit(props: { ns: string; keyName: string; entry?: Entry; onCancel: () => void; onSaved: (key: string) => void }) {
+  // The value as stored: saving without an edit changes nothing (no
+  // re-indenting behind the user's back; "Format JSON" does it on request).
   const before = props.entry?.value ?? '';
   const [key, setKey] = useState(props.keyName);
-  const [text, setText] = useState(props.entry ? pretty(before, props.entry.content_type) : '');
+  const [text, setText] = useState(before);
+  const [editorKey, setEditorKey] = useState(0);
   const [contentType, setContentType] = useState(props.entry?.content_type ?? 'application/json');
   const [reason, setReason] = useState('');
   const [reviewing, setReviewing] = useState(false);
@@ -100,9 +103,12 @@ function Edit(props: { ns: string; keyName: string; entry?: Entry; onCancel: () 
     <div class="edit" data-testid="edit-form">
       {!props.keyName && <label>Key <input value={key} onInput={(e) => setKey(e.currentTarget.value)} data-testid="new-key-name" /></label>}
       <label>Content type <input value={contentType} onInput={(e) => setContentType(e.currentTarget.value)} data-testid="content-type" /></label>
-      {!reviewing && <Editor value={text} json={asJson} onChange={setText} testid="editor" />}
+      {!reviewing && <Editor key={editorKey} value={text} json={asJson} onChange={setText} testid="editor" />}
+      {!reviewing && asJson && !jsonError && (
+        <button class="small" onClick={() => { setText(pretty(text)); setEditorKey((k) => k + 1); }} data-testid="format">Format JSON</button>
+      )}
       {jsonError && <p class="error" data-testid="json-error">Not valid JSON: {jsonError}</p>}
-      {reviewing && <Merge before={pretty(before, props.entry?.content_type)} after={text} json={asJson} testid="edit-diff" />}
+      {reviewing && <Merge before={before} after={text} json={asJson} testid="edit-diff" />}
       <Reason value={reason} onInput={setReason} />
       {error && <p class="error" role="alert" data-testid="form-error">{error}</p>}
       {conflict !== null && (
@@ -111,7 +117,7 @@ function Edit(props: { ns: string; keyName: string; entry?: Entry; onCancel: () 
         </p>
       )}
       <div class="actions">
-        {!reviewing && <button disabled={!!jsonError || !key} onClick={() => setReviewing(true)} data-testid="review">Review changes</button>}
+        {!reviewing && <button disabled={!!jsonError || !key || (!!props.entry && text === before)} onClick={() => setReviewing(true)} data-testid="review">Review changes</button>}
         {reviewing && <button class="primary" disabled={!reason.trim() || conflict !== null} onClick={save} data-testid="save">Save</button>}
         {reviewing && <button onClick={() => setReviewing(false)}>Back to editing</button>}
         <button class="link" onClick={props.onCancel}>Cancel</button>
