@@ -163,6 +163,28 @@ impl Bench {
             "",
         ));
         self.spread = Some(ours_spread);
+        self.write_spread_alone().await
+    }
+
+    /// The same writes to a command service whose stream no query service
+    /// projects (its own NATS), beside raw publishes to that NATS: the
+    /// command path's own ratio, without the projector's reads competing
+    /// for the machine.
+    async fn write_spread_alone(&mut self) -> anyhow::Result<()> {
+        let nats = self.env.nats("nats-command-alone", "nats-server", false)?;
+        let command = self.env.command("veltrix-command-alone", &nats)?;
+        serving(&command).await?;
+        let cmds: Vec<Command> = channels(&command, 4).await?.into_iter().map(Command::new).collect();
+        let ours = writes::puts(cmds, 64, writes::NAMESPACES, self.d).await?;
+        let raw = writes::raw_publish(&nats.url("nats"), 64, 16, self.d).await?;
+        self.rows.push(Row::throughput(
+            "1b. Write, spread, command path alone (no projection)",
+            ours,
+            "JetStream publish, expected seq, c=64, same NATS",
+            raw,
+            "≥ 0.50",
+            "its own NATS, no query service reading the stream",
+        ));
         Ok(())
     }
 
