@@ -215,10 +215,12 @@ async fn rollback_and_promote_preview_before_they_change_anything() {
     assert_eq!(keys, [json!("db/url")], "db/pool was not ticked");
     let history = b.get("/api/history?namespace=pay/prod").await;
     assert_eq!(history.body["change_sets"][0]["origin"]["kind"], "promotion", "{}", history.text);
-    assert_eq!(
-        history.body["revision"], done.body["revision"],
-        "read up to the promotion: a live stream goes on from there"
-    );
+    // A key's history says how far it was read, not its own newest change:
+    // a live stream from the next revision misses nothing.
+    let of_key = b.get("/api/history?namespace=pay/staging&key=db/url").await;
+    let (read_to, newest) = (of_key.body["revision"].as_u64(), of_key.body["change_sets"][0]["revision"].as_u64());
+    assert_eq!(newest, r1, "{}", of_key.text);
+    assert!(read_to >= done.body["revision"].as_u64(), "read up to at least the promotion: {}", of_key.text);
 
     // Roll staging back to its first revision: preview, then for real.
     let form = json!({ "namespace": "pay/staging", "to_revision": r1, "dry_run": true });
@@ -347,4 +349,34 @@ async fn a_live_stream_ends_with_its_session() {
     assert_eq!(events.next_change().await.id, first.to_string());
     assert_eq!(b.write("DELETE", "/api/session", json!({})).await.status, 200);
     assert!(events.ended().await, "sign-out ends the stream");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_caller_signing_in_again_and_again_pushes_out_only_its_own_sessions() {
+    let env = start(|c| c.max_sessions = 100).await;
+    let mut reader = Browser::sign_in(env.console.addr, READER).await;
+    let (_, mut stream) = reader.events("/api/watch?namespace=app/prod", &[]).await;
+    let mut first_admin = Browser::sign_in(env.console.addr, ADMIN).await;
+    // Under other actor names too: with authentication on, the caller is its identity.
+    for i in 0..70 {
+        let answer = Browser::new(env.console.addr)
+            .send("POST", "/api/session", Some(json!({ "token": ADMIN, "actor": format!("name-{i}") })), &[])
+            .await;
+        assert_eq!(answer.status, 200);
+    }
+    assert_eq!(reader.get("/api/namespaces").await.status, 200, "another caller's session stays");
+    assert_eq!(first_admin.get("/api/namespaces").await.status, 401, "its own oldest went");
+    assert_eq!(reader.get("/api/session").await.body["identity"], "reader");
+    // And a session pushed out at the limit takes its live stream with it.
+    for _ in 0..100 {
+        let answer =
+            Browser::new(env.console.addr).send("POST", "/api/session", Some(json!({ "token": ADMIN })), &[]).await;
+        assert_eq!(answer.status, 200);
+    }
+    let _ = Browser::sign_in(env.console.addr, READER).await;
+    for _ in 0..64 {
+        let _ = Browser::sign_in(env.console.addr, READER).await;
+    }
+    assert_eq!(reader.get("/api/namespaces").await.status, 401);
+    assert!(stream.ended().await, "the evicted session's stream ends");
 }

@@ -103,7 +103,7 @@ impl State {
 /// names on its port.
 fn allowed_hosts(config: &Config, addr: std::net::SocketAddr) -> Vec<String> {
     if !config.allowed_hosts.is_empty() {
-        return config.allowed_hosts.iter().map(|h| h.trim().to_ascii_lowercase()).collect();
+        return config.allowed_hosts.iter().map(|h| h.trim().to_ascii_lowercase()).filter(|h| !h.is_empty()).collect();
     }
     let port = addr.port();
     let mut hosts =

@@ -75,7 +75,7 @@ function Namespaces(props: { a: string; ra?: number; b: string; rb?: number }) {
           <label class="toggle" key={k}><input type="checkbox" checked={shown[k]} onChange={(e) => setShown({ ...shown, [k]: e.currentTarget.checked })} data-testid={`show-${k}`} /> {LABELS[k]} ({(diff?.entries ?? []).filter((d) => d.kind === k).length})</label>
         ))}
       </div>
-      {diff && <DiffList entries={entries} testid="compare-diff" labels={LABELS} pick={canPromote ? { picked, toggle } : undefined} />}
+      {diff && <DiffList entries={entries} testid="compare-diff" labels={LABELS} pick={canPromote ? { picked, toggle, frozen: preview !== null } : undefined} />}
       {canPromote && picked.size > 0 && !preview && (
         <button class="primary" onClick={previewPromotion} data-testid="promote-preview">Preview promoting {picked.size} key(s) into {props.b}</button>
       )}

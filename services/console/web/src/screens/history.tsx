@@ -53,7 +53,7 @@ export function History(props: { namespace: string; query: URLSearchParams }) {
   );
 }
 
-export function DiffList(props: { entries: Diff[]; testid?: string; pick?: { picked: Set<string>; toggle: (key: string) => void }; labels?: Record<string, string> }) {
+export function DiffList(props: { entries: Diff[]; testid?: string; pick?: { picked: Set<string>; toggle: (key: string) => void; frozen?: boolean }; labels?: Record<string, string> }) {
   if (props.entries.length === 0) return <p data-testid={props.testid}>No differences.</p>;
   return (
     <div class="diffs" data-testid={props.testid}>
@@ -62,7 +62,7 @@ export function DiffList(props: { entries: Diff[]; testid?: string; pick?: { pic
         return (
           <details key={d.key} open={props.entries.length <= 5} data-testid={`diff-${d.key}`}>
             <summary>
-              {props.pick && <input type="checkbox" checked={props.pick.picked.has(d.key)} onClick={(e) => e.stopPropagation()} onChange={() => props.pick!.toggle(d.key)} data-testid={`tick-${d.key}`} />}
+              {props.pick && <input type="checkbox" checked={props.pick.picked.has(d.key)} disabled={props.pick.frozen} onClick={(e) => e.stopPropagation()} onChange={() => props.pick!.toggle(d.key)} data-testid={`tick-${d.key}`} />}
               <span class={`kind ${d.kind}`}>{props.labels?.[d.kind] ?? d.kind}</span> <code>{d.key}</code>
             </summary>
             <Merge before={pretty(d.before?.value ?? '', d.before?.content_type)} after={pretty(d.after?.value ?? '', d.after?.content_type)} json={json} />

@@ -117,7 +117,7 @@ function Edit(props: { ns: string; keyName: string; entry?: Entry; onCancel: () 
         </p>
       )}
       <div class="actions">
-        {!reviewing && <button disabled={!!jsonError || !key || (!!props.entry && text === before)} onClick={() => setReviewing(true)} data-testid="review">Review changes</button>}
+        {!reviewing && <button disabled={!!jsonError || !key || (!!props.entry && text === before && contentType === (props.entry.content_type ?? ''))} onClick={() => setReviewing(true)} data-testid="review">Review changes</button>}
         {reviewing && <button class="primary" disabled={!reason.trim() || conflict !== null} onClick={save} data-testid="save">Save</button>}
         {reviewing && <button onClick={() => setReviewing(false)}>Back to editing</button>}
         <button class="link" onClick={props.onCancel}>Cancel</button>
