@@ -24,7 +24,7 @@ use clap::Parser;
 use crate::{
     procs::{Env, version},
     report::Report,
-    workloads::{Bench, WORKLOADS},
+    workloads::{Bench, WORKLOADS, Workload},
 };
 
 #[derive(Debug, Parser)]
@@ -126,9 +126,14 @@ async fn main() -> anyhow::Result<()> {
     }
     let mut bench = Bench::start(env, plan, args.nats_server_sync.clone()).await?;
     let only = args.only.as_deref().map(str::to_lowercase);
+    let chosen = |w: Workload, plan: &Plan| only.as_ref().is_none_or(|o| w.name(plan).to_lowercase().contains(o));
+    // The reads need their data set, whichever of them is chosen.
+    let reads_chosen =
+        WORKLOADS.iter().any(|w| matches!(w, Workload::Read | Workload::List) && chosen(*w, bench.plan()));
     for workload in WORKLOADS {
         let name = workload.name(bench.plan());
-        if only.as_ref().is_some_and(|o| !name.to_lowercase().contains(o)) {
+        let needed = matches!(workload, Workload::Populate) && reads_chosen;
+        if !needed && !chosen(workload, bench.plan()) {
             continue;
         }
         println!("{name}");

@@ -189,8 +189,20 @@ impl Env {
 
     /// A query service on any Redis URL (a `redis+cluster://` one too).
     pub fn query_on(&self, name: &str, nats: &Proc, redis_url: &str, metrics_port: u16) -> anyhow::Result<Proc> {
+        self.query_with(name, nats, redis_url, metrics_port, &[])
+    }
+
+    /// A query service with extra flags.
+    pub fn query_with(
+        &self,
+        name: &str,
+        nats: &Proc,
+        redis_url: &str,
+        metrics_port: u16,
+        extra: &[&str],
+    ) -> anyhow::Result<Proc> {
         let port = free_port();
-        let args = vec![
+        let mut args = vec![
             "--listen".to_owned(),
             format!("127.0.0.1:{port}"),
             "--nats-url".to_owned(),
@@ -204,6 +216,7 @@ impl Env {
             "--max-watchers-per-caller".to_owned(),
             "20000".to_owned(),
         ];
+        args.extend(extra.iter().map(|a| (*a).to_owned()));
         spawn(
             name,
             &self.wrap,

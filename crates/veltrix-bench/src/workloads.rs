@@ -104,6 +104,8 @@ pub struct Bench {
     etcd_ch: Vec<tonic::transport::Channel>,
     /// Workload 1's figure, compared with etcd in workload 3.
     spread: Option<Figure>,
+    /// The revision the populated data set ends at.
+    populated: u64,
     pub rows: Vec<Row>,
     pub footprint: Vec<(String, u64)>,
 }
@@ -146,6 +148,7 @@ impl Bench {
             q_ch,
             etcd_ch,
             spread: None,
+            populated: 0,
             rows: Vec::new(),
             footprint,
         })
@@ -240,6 +243,7 @@ impl Bench {
     async fn populate(&mut self) -> anyhow::Result<()> {
         let mut cmd0 = self.cmds[0].clone();
         let last = reads::populate(&mut cmd0, self.plan.populate_namespaces).await?;
+        self.populated = last;
         reads::caught_up(&mut self.queries[0].clone(), last).await?;
         let thousands = self.plan.populate_namespaces / 10;
         self.footprint.push((format!("veltrix-command, {thousands}k keys written"), self.command.rss_kib()));
@@ -252,6 +256,7 @@ impl Bench {
         let ours_get = reads::gets(self.queries.clone(), 64, reads::READ_NAMESPACES, self.d).await?;
         self.footprint.push(("veltrix-query, under workload 4".to_owned(), self.query.rss_kib()));
         let floor = reads::floor(self.q_ch.clone(), 64, self.d).await?;
+        let floor_again = floor.clone();
         let redis_get = reads::redis_gets(&self.redis.url("redis"), 64, self.d).await?;
         let etcd_get = reads::etcd_gets(self.etcds.clone(), 64, reads::READ_NAMESPACES, self.d).await?;
         self.rows.push(Row::throughput(
@@ -278,7 +283,28 @@ impl Bench {
             "≥ 3",
             "",
         ));
+        let uncached = self.read_uncached().await?;
+        self.rows.push(Row::throughput(
+            "4d. Read (Get, c=64), read cache off",
+            uncached,
+            "gRPC floor: no-op unary RPC (4a's figure)",
+            floor_again,
+            "report (before: every Get reads Redis)",
+            "another query replica on the same NATS and Redis, --read-cache-bytes 0",
+        ));
         Ok(())
+    }
+
+    /// The same Gets against a second replica whose read cache is off:
+    /// what 4a was before the cache, in the same run.
+    async fn read_uncached(&mut self) -> anyhow::Result<Figure> {
+        let redis = self.redis.url("redis");
+        let args = ["--read-cache-bytes", "0"];
+        let query = self.env.query_with("veltrix-query-no-cache", &self.nats, &redis, free_port(), &args)?;
+        serving(&query).await?;
+        let queries: Vec<Query> = channels(&query, 4).await?.into_iter().map(Query::new).collect();
+        reads::caught_up(&mut queries[0].clone(), self.populated).await?;
+        reads::gets(queries, 64, reads::READ_NAMESPACES, self.d).await
     }
 
     async fn list(&mut self) -> anyhow::Result<()> {

@@ -42,7 +42,7 @@ pub async fn start(config: Config) -> Result<Started, BoxError> {
             TokenKey::random().map_err(|e| format!("no secure random source for the page-token key: {e}"))?
         }
     };
-    let state = ReadState::new();
+    let state = ReadState::with_read_cache(config.read_cache_bytes);
     let gate = ServingGate::new("connecting to NATS and Redis");
     let hub = Hub::new(config.watch.watch_hub_capacity, config.watch.watch_max_namespaces);
     let shutdown = server.shutdown();

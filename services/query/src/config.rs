@@ -8,6 +8,9 @@ use veltrix_jetstream::StreamSettings;
 use veltrix_redis::ApplyOptions;
 use veltrix_server::{ServeArgs, parse_duration};
 
+/// The read cache's size unless configured.
+pub const DEFAULT_READ_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
 #[derive(Clone, Parser)]
 #[command(
     name = "veltrix-query",
@@ -89,6 +92,12 @@ pub struct Config {
     /// its token leads on (a single entry larger than this still comes, alone).
     #[arg(long, env = "VELTRIX_MAX_RESPONSE_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_response_bytes: usize,
+
+    /// Bytes of current keys kept in process for Get (an estimate of keys,
+    /// values and entries): the namespaces read most recently stay, a miss
+    /// reads Redis. 0 turns the cache off.
+    #[arg(long, env = "VELTRIX_READ_CACHE_BYTES", default_value_t = DEFAULT_READ_CACHE_BYTES)]
+    pub read_cache_bytes: usize,
 
     /// How often the service checks that the read model is still there and
     /// which generation is active.
@@ -205,6 +214,7 @@ impl std::fmt::Debug for Config {
             .field("page_token_key_file", &self.page_token_key_file)
             .field("max_request_bytes", &self.max_request_bytes)
             .field("max_response_bytes", &self.max_response_bytes)
+            .field("read_cache_bytes", &self.read_cache_bytes)
             .field("model_check_interval", &self.model_check_interval)
             .field("watch", &self.watch)
             .field("serve", &self.serve)

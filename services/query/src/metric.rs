@@ -25,3 +25,5 @@ pub const LEDGER_ERRORS: &str = "veltrix_ledger_write_errors_total";
 pub const ROLLOUTS: &str = "veltrix_rollouts";
 pub const ROLLOUT_TRANSITIONS: &str = "veltrix_rollout_transitions_total";
 pub const ROLLOUT_DELIVERIES: &str = "veltrix_rollout_deliveries_total";
+pub const READ_CACHE_LOOKUPS: &str = "veltrix_read_cache_lookups_total";
+pub const READ_CACHE_BYTES: &str = "veltrix_read_cache_bytes";

@@ -22,6 +22,9 @@ pub struct ReadState {
     pub stats: ProjectionStats,
     /// Each namespace's rollout events (the projector drops what changes).
     pub rollouts: crate::rollout::cache::RolloutCache,
+    /// Current keys of the namespaces read most (the projector keeps it
+    /// coherent); `None` when turned off.
+    pub cache: Option<crate::read::cache::ReadCache>,
 }
 
 /// Counters of the projection, kept here for tests and health, and exported
@@ -109,6 +112,14 @@ pub fn describe_metrics() {
     for reason in crate::watch::END_REASONS {
         metrics::counter!(metric::WATCH_ENDED, "reason" => reason).increment(0);
     }
+    describe_counter!(
+        metric::READ_CACHE_LOOKUPS,
+        "Gets of current values looked up in the in-process read cache, by result (hit, miss)."
+    );
+    for result in ["hit", "miss"] {
+        metrics::counter!(metric::READ_CACHE_LOOKUPS, "result" => result).increment(0);
+    }
+    describe_gauge!(metric::READ_CACHE_BYTES, Unit::Bytes, "Bytes the in-process read cache holds (an estimate).");
     describe_counter!(metric::REPORTS, "Client reports received, by kind (subscribe, ack, nack, status).");
     for kind in crate::fleet::REPORT_KINDS {
         metrics::counter!(metric::REPORTS, "kind" => kind).increment(0);
@@ -146,7 +157,14 @@ pub fn describe_metrics() {
         metrics::counter!(metric::ROLLOUT_DELIVERIES, "kind" => kind).increment(0);
     }
     // Gauges exist from the start too (a fresh replica's panels show 0).
-    for gauge in [metric::WATCHERS, metric::APPLIED_REVISION, metric::HALTED, metric::LAG_EVENTS, metric::LAG_SECONDS] {
+    for gauge in [
+        metric::WATCHERS,
+        metric::READ_CACHE_BYTES,
+        metric::APPLIED_REVISION,
+        metric::HALTED,
+        metric::LAG_EVENTS,
+        metric::LAG_SECONDS,
+    ] {
         metrics::gauge!(gauge).increment(0.0);
     }
     describe_histogram!(
@@ -157,7 +175,13 @@ pub fn describe_metrics() {
 }
 
 impl ReadState {
+    /// With a read cache of the default size.
     pub fn new() -> Arc<Self> {
+        Self::with_read_cache(crate::config::DEFAULT_READ_CACHE_BYTES)
+    }
+
+    /// With a read cache of at most `bytes` (0: none).
+    pub fn with_read_cache(bytes: usize) -> Arc<Self> {
         Arc::new(Self {
             generation: AtomicU64::new(0),
             watermark: watch::Sender::new(Revision::ZERO),
@@ -165,6 +189,7 @@ impl ReadState {
             complete: watch::Sender::new(false),
             stats: ProjectionStats::default(),
             rollouts: Default::default(),
+            cache: crate::read::cache::ReadCache::new(bytes),
         })
     }
 

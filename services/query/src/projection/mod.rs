@@ -160,6 +160,9 @@ impl<F: EventFeed> Projector<F> {
     async fn run_once(&self, memory: &mut Memory, shutdown: &CancellationToken) -> Result<Outcome, Stop> {
         let generation = self.generation().await?;
         memory.on(generation);
+        if let Some(cache) = &self.state.cache {
+            cache.on(generation);
+        }
         let replay = memory.replay;
         let gs = self.model.generation_state(generation).await?;
         let (applied, complete) = (gs.applied, gs.complete);
@@ -295,11 +298,17 @@ impl<F: EventFeed> Projector<F> {
         Ok(true)
     }
 
-    /// Hands the batch to watchers, then moves the read watermark. Watchers
+    /// Updates the read cache, hands the batch to watchers, then moves the
+    /// read watermark. Watchers
     /// get a change set after it is applied and before the watermark moves,
     /// so a watcher's progress after draining its channel covers everything
     /// up to the watermark.
     fn publish(&self, run: &Run, batch: &[FeedItem]) {
+        // Before the watermark moves: a Get that sees it finds the cache as far.
+        if let Some(cache) = &self.state.cache {
+            let events: Vec<_> = batch.iter().map(|i| (i.stored.revision, &i.stored.event)).collect();
+            cache.apply(run.generation, &events);
+        }
         // A namespace's rollout changed: readers read it again (from here on
         // they find it applied).
         for FeedItem { stored, .. } in batch.iter().filter(|i| i.stored.event.rollout.is_some()) {

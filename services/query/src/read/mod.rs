@@ -3,6 +3,7 @@
 //! asked; with what they share (pages as of a revision, signed page tokens).
 
 mod blame;
+pub mod cache;
 mod diff;
 pub mod pages;
 pub mod token;
@@ -12,14 +13,15 @@ use tonic::Request;
 use veltrix_access::{Caller, Role};
 use veltrix_domain::{Key, Namespace, Revision, ValidationError};
 use veltrix_proto::v1::{
-    GetRequest, GetResponse, HistoryRequest, HistoryResponse, ListNamespacesRequest, ListNamespacesResponse,
+    GetRequest, GetResponse, HistoryRequest, HistoryResponse, KeyValue, ListNamespacesRequest, ListNamespacesResponse,
     ListRequest, ListResponse, NamespaceInfo, PageCursor,
 };
-use veltrix_redis::{Generation, ListPage};
+use veltrix_redis::{Generation, ListPage, ReadModel};
 
 use crate::{
     grpc::QueryService,
     read::{
+        cache::Lookup,
         pages::{fit, page_as_of},
         token::Scope,
     },
@@ -104,15 +106,36 @@ impl QueryService {
         let (generation, watermark) = self.generation()?;
         let (kv, revision) = match at {
             Some(at) => (model.get_at(generation, &ns, key.as_str(), at).await?, at),
-            None => {
-                let (kv, ns_rev) = model.get(generation, &ns, key.as_str()).await?;
-                (kv, watermark.max(ns_rev))
-            }
+            None => self.current(model, generation, watermark, &ns, &key).await?,
         };
         match kv {
             Some(kv) => Ok(GetResponse { kv: Some(kv), revision: revision.get() }),
             None => Err(ReadError::NotFound { namespace: ns.to_string(), key: key.to_string(), revision }),
         }
+    }
+
+    /// A key's current value: from the read cache when it holds it, else
+    /// from Redis (and kept when coherent).
+    async fn current(
+        &self,
+        model: &ReadModel,
+        generation: Generation,
+        watermark: Revision,
+        ns: &Namespace,
+        key: &Key,
+    ) -> Result<(Option<KeyValue>, Revision), ReadError> {
+        let ticket = match &self.state.cache {
+            None => None,
+            Some(cache) => match cache.lookup(generation, ns.as_str(), key.as_str(), watermark) {
+                Lookup::Hit { kv, revision } => return Ok((kv, revision)),
+                Lookup::Miss(ticket) => Some((cache, ticket)),
+            },
+        };
+        let (kv, ns_rev) = model.get(generation, ns, key.as_str()).await?;
+        if let Some((cache, ticket)) = ticket {
+            cache.fill(ticket, ns.as_str(), key.as_str(), kv.as_ref(), ns_rev);
+        }
+        Ok((kv, watermark.max(ns_rev)))
     }
 
     pub(crate) async fn list(&self, req: ListRequest, deadline: Instant) -> Result<ListResponse, ReadError> {
