@@ -1,7 +1,8 @@
 //! The in-process read cache against a real redis-server: under random
 //! writes, reads, reads racing writes, reads of a Redis another replica has
-//! already moved ahead, and evictions, every answer a Get gives equals
-//! Redis's answer as of the revision it reports.
+//! already moved ahead, projector restarts past what the cache saw, and
+//! evictions, every answer a Get gives equals Redis's answer as of the
+//! revision it reports.
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
 use std::{
@@ -80,6 +81,10 @@ enum Step {
     /// Another replica applied the next change set to Redis first; a Get
     /// runs before this replica's projector applies it.
     Ahead(usize, u8),
+    /// Another replica applied the next change sets and raised the shared
+    /// watermark past them; this replica's projector restarts from there
+    /// (its cache never sees them).
+    Restart(usize),
 }
 
 fn steps() -> impl Strategy<Value = Vec<Step>> {
@@ -89,6 +94,7 @@ fn steps() -> impl Strategy<Value = Vec<Step>> {
         4 => (ns.clone(), 0u8..6).prop_map(|(n, k)| Step::Read(n, k)),
         2 => (ns.clone(), 0u8..6, 1usize..3).prop_map(|(n, k, w)| Step::Racy(n, k, w)),
         1 => (ns, 0u8..6).prop_map(|(n, k)| Step::Ahead(n, k)),
+        1 => (1usize..4).prop_map(Step::Restart),
     ];
     proptest::collection::vec(step, 1..80)
 }
@@ -185,6 +191,12 @@ impl Replica<'_> {
                 self.check(ns, key, answer).await;
                 self.project(1).await;
             }
+            Step::Restart(skipped) => {
+                let from = (self.watermark + skipped).min(self.events.len());
+                self.land_in_redis(from).await;
+                self.watermark = from;
+                self.cache.start(self.generation, self.revision(), false);
+            }
         }
     }
 }
@@ -193,7 +205,7 @@ async fn run(model: &ReadModel, events: &[(Revision, ChangeSetCommitted)], steps
     let generation = Generation::from_u64(GENERATION.fetch_add(1, Ordering::Relaxed));
     model.mark_complete_inactive(generation).await.unwrap();
     let cache = ReadCache::new(capacity).unwrap();
-    cache.on(generation);
+    cache.start(generation, Revision::ZERO, false);
     let mut replica = Replica { model, generation, cache, events, watermark: 0, in_redis: 0, hits: 0 };
     for step in steps {
         replica.step(step).await;
@@ -254,7 +266,7 @@ async fn hits_follow_writes_and_evictions_and_deletions() {
     let generation = Generation::from_u64(GENERATION.fetch_add(1, Ordering::Relaxed));
     model.mark_complete_inactive(generation).await.unwrap();
     let cache = ReadCache::new(1 << 20).unwrap();
-    cache.on(generation);
+    cache.start(generation, Revision::ZERO, false);
     let mut r = Replica { model: &model, generation, cache, events: &events, watermark: 0, in_redis: 0, hits: 0 };
     r.project(3).await;
     for _ in 0..2 {
@@ -281,7 +293,7 @@ async fn hits_follow_writes_and_evictions_and_deletions() {
 
     // Too small for two namespaces: reading one evicts the other.
     let small = ReadCache::new(500).unwrap();
-    small.on(generation);
+    small.start(generation, Revision::ZERO, false);
     let mut r =
         Replica { model: &model, generation, cache: small, events: &events, watermark: 0, in_redis: 0, hits: 0 };
     r.project(5).await;
@@ -291,6 +303,21 @@ async fn hits_follow_writes_and_evictions_and_deletions() {
     let answer = r.get(0, 1, 0).await;
     assert_eq!(r.hits, 0, "app/a was evicted");
     r.check(0, 1, answer).await;
+
+    // One namespace larger than the cache keeps its entry, drops its keys
+    // when full, and caches what is read next.
+    for key in [2, 3, 4, 1] {
+        r.get(0, key, 0).await;
+        assert!(r.cache.bytes() <= 500, "{} bytes", r.cache.bytes());
+    }
+    assert_eq!(r.cache.namespaces(), 1);
+    // The first read may fill it past the budget (the keys go again), the
+    // second then fills an emptied entry, the third is a hit.
+    for _ in 0..3 {
+        let answer = r.get(0, 1, 0).await;
+        r.check(0, 1, answer).await;
+    }
+    assert!(r.hits >= 1, "a key read after the keys were dropped is cached");
 }
 
 /// A race the property test may not draw: a Get misses, a change set to
@@ -304,7 +331,7 @@ async fn an_answer_older_than_the_projector_is_not_kept() {
         let generation = Generation::from_u64(GENERATION.fetch_add(1, Ordering::Relaxed));
         model.mark_complete_inactive(generation).await.unwrap();
         let cache = ReadCache::new(1 << 20).unwrap();
-        cache.on(generation);
+        cache.start(generation, Revision::ZERO, false);
         let mut r = Replica { model: &model, generation, cache, events: &events, watermark: 0, in_redis: 0, hits: 0 };
         r.project(first).await;
         if existing {
@@ -316,4 +343,43 @@ async fn an_answer_older_than_the_projector_is_not_kept() {
         let (kv, revision) = r.get(0, 1, 0).await;
         assert_eq!((kv.map(|kv| kv.mod_revision), revision), (Some(2), Revision::new(2)), "existing: {existing}");
     }
+}
+
+/// A run that replays what a Redis failover lost empties the cache and
+/// takes no namespace in until the replay is done (Redis then holds newer
+/// revisions than some of its keys); a run that starts past what the cache
+/// saw empties it too.
+#[tokio::test]
+async fn replays_and_restarts_past_the_cache_empty_it() {
+    let model = model().await;
+    let events = committed(&[set(0, 1, 10), set(0, 2, 20), set(0, 1, 11)]);
+    let generation = Generation::from_u64(GENERATION.fetch_add(1, Ordering::Relaxed));
+    model.mark_complete_inactive(generation).await.unwrap();
+    let cache = ReadCache::new(1 << 20).unwrap();
+    cache.start(generation, Revision::ZERO, false);
+    let mut r = Replica { model: &model, generation, cache, events: &events, watermark: 0, in_redis: 0, hits: 0 };
+    r.project(2).await;
+    r.get(0, 1, 0).await;
+    assert_eq!(r.cache.namespaces(), 1);
+
+    // A restart from where this replica's cache is: nothing is lost.
+    r.cache.start(generation, Revision::new(2), false);
+    assert_eq!(r.cache.namespaces(), 1);
+
+    // Replaying: emptied, and a miss is not kept until the replay is done.
+    r.cache.start(generation, Revision::new(1), true);
+    assert_eq!(r.cache.namespaces(), 0);
+    r.get(0, 1, 0).await;
+    assert_eq!(r.cache.namespaces(), 0, "nothing enters during a replay");
+    r.cache.replayed();
+    r.get(0, 1, 0).await;
+    assert_eq!(r.cache.namespaces(), 1);
+
+    // Another replica's change set, and a run that starts after it.
+    r.land_in_redis(3).await;
+    r.watermark = 3;
+    r.cache.start(generation, Revision::new(3), false);
+    assert_eq!(r.cache.namespaces(), 0, "the cache never saw revision 3");
+    let (kv, revision) = r.get(0, 1, 0).await;
+    assert_eq!((kv.map(|kv| kv.mod_revision), revision), (Some(3), Revision::new(3)));
 }

@@ -160,9 +160,6 @@ impl<F: EventFeed> Projector<F> {
     async fn run_once(&self, memory: &mut Memory, shutdown: &CancellationToken) -> Result<Outcome, Stop> {
         let generation = self.generation().await?;
         memory.on(generation);
-        if let Some(cache) = &self.state.cache {
-            cache.on(generation);
-        }
         let replay = memory.replay;
         let gs = self.model.generation_state(generation).await?;
         let (applied, complete) = (gs.applied, gs.complete);
@@ -180,6 +177,9 @@ impl<F: EventFeed> Projector<F> {
 
         let from = replay.map_or(applied, |r| r.min(applied));
         let quiet_until = (from < applied).then_some(applied);
+        if let Some(cache) = &self.state.cache {
+            cache.start(generation, from, replay.is_some());
+        }
         let mut reader = self.feed.open(from).await?;
         let mut run = Run { generation, applied: from, complete, switch_at, unraised: 0, quiet_until };
         let outcome = self.project(&mut run, memory, &mut reader, shutdown).await;
@@ -250,6 +250,11 @@ impl<F: EventFeed> Projector<F> {
                     self.publish(run, &batch);
                     if run.quiet_until.is_some_and(|until| run.applied >= until) {
                         memory.replay = None;
+                    }
+                    // Past what was lost (or at the head): Redis holds the fold again.
+                    let caught_up = batch.last().is_some_and(|item| item.pending == 0);
+                    if let Some(cache) = self.state.cache.as_ref().filter(|_| caught_up || memory.replay.is_none()) {
+                        cache.replayed();
                     }
                     drop(spans);
                 }

@@ -17,6 +17,11 @@
 //!   cache has seen was then in Redis before the read, and every later one
 //!   reaches the new entry (one Redis already holds is skipped by revision).
 //!
+//! - It is emptied when a run of the projector starts past what it has seen
+//!   (the shared watermark, raised by another replica) or replays what a
+//!   Redis failover lost, and takes no new namespace until the replay is
+//!   done.
+//!
 //! Memory is bounded by `capacity` bytes (an estimate of the keys, values
 //! and entries held): the least recently read namespaces leave first.
 //! Point-in-time reads, listings, history and rebuilds stay on Redis.
@@ -75,6 +80,11 @@ struct Inner {
     epoch: u64,
     touched: Vec<u64>,
     hasher: RandomState,
+    /// Every change set of the generation up to here has been applied
+    /// (since the cache was last emptied).
+    seen: Revision,
+    /// Replaying what a failover lost: nothing enters.
+    paused: bool,
 }
 
 struct Space {
@@ -117,6 +127,8 @@ impl ReadCache {
                 epoch: 0,
                 touched: vec![0; BUCKETS],
                 hasher: RandomState::new(),
+                seen: Revision::ZERO,
+                paused: false,
             }),
         })
     }
@@ -127,19 +139,33 @@ impl ReadCache {
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The projector works on `generation` from now on: what was cached of
-    /// another is dropped.
-    pub fn on(&self, generation: Generation) {
+    /// A run of the projector begins on `generation`, reading the stream
+    /// from `from` (everything up to it is in Redis). The cache is emptied
+    /// when it belongs to another generation, when it has not seen every
+    /// change set up to `from` (another replica raised the shared
+    /// watermark past this one's own position), and when the run replays
+    /// what a Redis failover lost (`replaying`: entries may have been made
+    /// from what Redis still held; until [`ReadCache::replayed`] none are
+    /// made, Redis holding newer revisions than some of its keys).
+    pub fn start(&self, generation: Generation, from: Revision, replaying: bool) {
         let mut inner = self.lock();
-        if inner.generation != Some(generation) {
+        if inner.generation != Some(generation) || from > inner.seen || replaying {
             inner.generation = Some(generation);
             inner.spaces.clear();
             inner.bytes = 0;
             inner.epoch = inner.epoch.saturating_add(1);
             let epoch = inner.epoch;
             inner.touched.fill(epoch);
+            inner.seen = from;
             metrics::gauge!(metric::READ_CACHE_BYTES).set(0.0);
         }
+        inner.paused = replaying;
+    }
+
+    /// The replay [`ReadCache::start`] was told of is done: Redis holds
+    /// the fold again, and namespaces may enter the cache.
+    pub fn replayed(&self) {
+        self.lock().paused = false;
     }
 
     /// The key's current value, if cached for `generation`; `watermark` is
@@ -167,7 +193,7 @@ impl ReadCache {
     /// the module's documentation).
     pub fn fill(&self, ticket: Ticket, namespace: &str, key: &str, kv: Option<&KeyValue>, at: Revision) {
         let mut inner = self.lock();
-        if inner.generation != Some(ticket.generation) {
+        if inner.generation != Some(ticket.generation) || inner.paused {
             return;
         }
         let added = key_bytes(key, kv);
@@ -204,6 +230,7 @@ impl ReadCache {
         }
         for (revision, event) in batch {
             inner.apply_one(*revision, event);
+            inner.seen = inner.seen.max(*revision);
         }
         inner.evict(self.capacity);
     }
@@ -266,12 +293,26 @@ impl Inner {
         space.bytes = bytes;
     }
 
+    /// Namespaces leave, least recently read first, until the cache fits;
+    /// one namespace larger than the whole cache keeps its entry (its
+    /// revision) and drops its keys, which fill again as they are read.
     fn evict(&mut self, capacity: usize) {
         while self.bytes > capacity {
-            let Some((name, space)) = self.spaces.pop_lru() else {
+            if self.spaces.len() <= 1 {
                 self.bytes = 0;
+                if let Some((name, mut space)) = self.spaces.pop_lru() {
+                    space.keys = HashMap::new();
+                    space.bytes = name.len().saturating_add(SPACE_OVERHEAD);
+                    if space.bytes <= capacity {
+                        self.bytes = space.bytes;
+                        self.spaces.push(name, space);
+                    } else {
+                        self.touch(&name);
+                    }
+                }
                 break;
-            };
+            }
+            let Some((name, space)) = self.spaces.pop_lru() else { break };
             self.bytes = self.bytes.saturating_sub(space.bytes);
             self.touch(&name);
         }
