@@ -126,7 +126,7 @@ debian pairs:
 # cluster test uses the pinned nats-server of `tools-nats`.
 #
 # Run every test.
-test: ensure-servers tools-prometheus tools console-deps
+test: ensure-servers tools-prometheus tools console-deps tools-fonts
     #!/usr/bin/env bash
     set -euo pipefail
     export VELTRIX_NATS_CLUSTER_SERVER="$PWD/{{nats_current}}" VELTRIX_BUF="$PWD/{{buf}}"
@@ -194,13 +194,29 @@ check-deploy:
 # etcd (the peer the benchmarks compare with), from Debian packages.
 tools-etcd: (debian "etcd:etcd-server")
 
+# DejaVu Sans, the font of the benchmark plots, from Debian's packages.
+[private]
+tools-fonts:
+    #!/usr/bin/env bash
+    set -euo pipefail
+    font=/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
+    [ -f "$font" ] && exit 0
+    if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+        echo "installing fonts-dejavu-core (Debian package)"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends fonts-dejavu-core >/dev/null
+    else
+        echo "missing: $font. Install with: sudo apt-get install -y fonts-dejavu-core" >&2
+        exit 1
+    fi
+
 # Every benchmark, side by side with its baseline; writes docs/BENCHMARKS.md.
-bench: ensure-servers tools-etcd tools
+bench: ensure-servers tools-etcd tools tools-fonts
     cargo build --release -p veltrix-command -p veltrix-query -p veltrix-bench
     target/release/veltrix-bench
 
 # The same workloads for a few seconds each (checks the harness, asserts no speed).
-bench-quick: ensure-servers tools-etcd tools
+bench-quick: ensure-servers tools-etcd tools tools-fonts
     cargo build --release -p veltrix-command -p veltrix-query -p veltrix-bench
     target/release/veltrix-bench --quick
 

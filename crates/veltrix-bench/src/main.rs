@@ -8,6 +8,7 @@ mod clients;
 mod first_write;
 mod fleet;
 mod load;
+mod plots;
 mod procs;
 mod profile;
 mod reads;
@@ -70,6 +71,10 @@ pub struct Plan {
     pub fleet_clients: usize,
     /// History lengths of the first-write-after-a-restart workload.
     pub first_write_events: Vec<u64>,
+    /// Keys per namespace of the Get curve.
+    pub curve_keys: Vec<usize>,
+    /// Where plots go: docs/ for a full run, beside the quick report else.
+    pub plots: PathBuf,
 }
 
 fn machine() -> String {
@@ -99,6 +104,8 @@ async fn main() -> anyhow::Result<()> {
             populate_namespaces: 100,
             fleet_clients: 1000,
             first_write_events: vec![1_000, 10_000],
+            curve_keys: vec![1_000, 10_000],
+            plots: PathBuf::from("target/bench"),
         }
     } else {
         Plan {
@@ -108,6 +115,8 @@ async fn main() -> anyhow::Result<()> {
             populate_namespaces: 1000,
             fleet_clients: 10_000,
             first_write_events: vec![10_000, 100_000, 1_000_000],
+            curve_keys: vec![1_000, 100_000, 1_000_000],
+            plots: PathBuf::from(if args.only.is_some() { "target/bench" } else { "docs" }),
         }
     };
     let logs = PathBuf::from("target/bench/logs");

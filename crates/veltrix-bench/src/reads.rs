@@ -34,6 +34,74 @@ pub async fn populate(cmd: &mut Command, namespaces: usize) -> anyhow::Result<u6
     Ok(last)
 }
 
+/// Fills one namespace with `keys` keys (`k0000000`, ...), 1000 per Apply;
+/// answers the last revision.
+pub async fn populate_keys(cmd: &mut Command, namespace: &str, keys: usize) -> anyhow::Result<u64> {
+    let (mut last, mut start) = (0, 0);
+    while start < keys {
+        let end = (start + 1000).min(keys);
+        let changes = (start..end)
+            .map(|k| Change {
+                key: format!("k{k:07}"),
+                expected_revision: None,
+                op: Some(change::Op::Set(SetValue { value: vec![b'v'; VALUE_BYTES], content_type: String::new() })),
+            })
+            .collect();
+        let mut request =
+            tonic::Request::new(ApplyRequest { namespace: namespace.into(), changes, ..Default::default() });
+        request.set_timeout(Duration::from_secs(60));
+        last = cmd.apply(request).await?.into_inner().revision;
+        start = end;
+    }
+    Ok(last)
+}
+
+/// Waits until `query` has applied `revision` of `namespace` (asking again
+/// while the service's own call limit answers first, for up to 10 minutes).
+pub async fn caught_up_in(query: &mut Query, namespace: &str, revision: u64) -> anyhow::Result<()> {
+    let give_up = std::time::Instant::now() + Duration::from_secs(600);
+    loop {
+        let mut probe = tonic::Request::new(GetRequest {
+            namespace: namespace.into(),
+            key: "k0000000".into(),
+            min_revision: Some(revision),
+            ..Default::default()
+        });
+        probe.set_timeout(Duration::from_secs(60));
+        match query.get(probe).await {
+            Err(e) if e.code() == tonic::Code::DeadlineExceeded && std::time::Instant::now() < give_up => continue,
+            answer => return answer.map(drop).map_err(Into::into),
+        }
+    }
+}
+
+/// Gets of keys spread over all `keys` keys of one namespace (a
+/// multiplicative hash of the worker and its call, so every key is as
+/// likely).
+pub async fn gets_in(
+    clients: Vec<Query>,
+    concurrency: usize,
+    namespace: &str,
+    keys: usize,
+    d: Duration,
+) -> anyhow::Result<Figure> {
+    let namespace = namespace.to_owned();
+    closed_loop(concurrency, d, move |w, i| {
+        let mut c = clients[w % clients.len()].clone();
+        let spread = ((w as u64) << 40 ^ i).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 16;
+        let req = GetRequest {
+            namespace: namespace.clone(),
+            key: format!("k{:07}", spread % keys.max(1) as u64),
+            ..Default::default()
+        };
+        async move {
+            c.get(req).await?;
+            Ok(())
+        }
+    })
+    .await
+}
+
 /// Waits until the read model has applied `revision` (read-your-writes).
 pub async fn caught_up(query: &mut Query, revision: u64) -> anyhow::Result<()> {
     let mut probe = tonic::Request::new(GetRequest {

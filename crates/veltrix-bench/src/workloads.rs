@@ -14,6 +14,7 @@ use crate::{
     clients::{self, Command, Etcd, Query, channels, serving},
     fleet,
     load::Figure,
+    plots,
     procs::{Env, Proc, version},
     reads, rebuild,
     report::Row,
@@ -21,12 +22,13 @@ use crate::{
 };
 
 /// The workloads in the order they run (and are reported).
-pub const WORKLOADS: [Workload; 11] = [
+pub const WORKLOADS: [Workload; 12] = [
     Workload::WriteSpread,
     Workload::WriteHot,
     Workload::WriteVsEtcd,
     Workload::Populate,
     Workload::Read,
+    Workload::ReadCurve,
     Workload::List,
     Workload::Propagation,
     Workload::FanOut,
@@ -43,6 +45,8 @@ pub enum Workload {
     /// Not measured: fills the data set the reads run on.
     Populate,
     Read,
+    /// Get against keys per namespace, read cache on and off (a plot).
+    ReadCurve,
     List,
     Propagation,
     FanOut,
@@ -59,6 +63,7 @@ impl Workload {
             Self::WriteVsEtcd => "3. write vs etcd".into(),
             Self::Populate => format!("populating {} namespaces × 100 keys", plan.populate_namespaces),
             Self::Read => "4. read".into(),
+            Self::ReadCurve => "4e. read vs keys per namespace".into(),
             Self::List => "5. list".into(),
             Self::Propagation => "6. propagation".into(),
             Self::FanOut => format!("7. fan-out to {} watchers", plan.watchers_fanout),
@@ -75,6 +80,7 @@ impl Workload {
             Self::WriteVsEtcd => bench.write_vs_etcd().await,
             Self::Populate => bench.populate().await,
             Self::Read => bench.read().await,
+            Self::ReadCurve => bench.read_curve().await,
             Self::List => bench.list().await,
             Self::Propagation => bench.propagation().await,
             Self::FanOut => bench.fan_out().await,
@@ -292,6 +298,46 @@ impl Bench {
             "report (before: every Get reads Redis)",
             "another query replica on the same NATS and Redis, --read-cache-bytes 0",
         ));
+        Ok(())
+    }
+
+    /// Gets over the whole of one namespace of 1k, 100k and 1M keys (the
+    /// quick run: 1k, 10k), against the replica with its read cache and one
+    /// without, side by side; drawn as `get-vs-keys.png`.
+    async fn read_curve(&mut self) -> anyhow::Result<()> {
+        let redis = self.redis.url("redis");
+        let args = ["--read-cache-bytes", "0"];
+        let uncached = self.env.query_with("veltrix-query-no-cache-curve", &self.nats, &redis, free_port(), &args)?;
+        serving(&uncached).await?;
+        let off: Vec<Query> = channels(&uncached, 4).await?.into_iter().map(Query::new).collect();
+        let (mut with_cache, mut without) = (Vec::new(), Vec::new());
+        for &keys in &self.plan.curve_keys.clone() {
+            let namespace = format!("curve/k{keys}");
+            let started = Instant::now();
+            let last = reads::populate_keys(&mut self.cmds[0].clone(), &namespace, keys).await?;
+            reads::caught_up_in(&mut self.queries[0].clone(), &namespace, last).await?;
+            reads::caught_up_in(&mut off[0].clone(), &namespace, last).await?;
+            println!("   {keys} keys written and projected in {:.1} s", started.elapsed().as_secs_f64());
+            let on = reads::gets_in(self.queries.clone(), 64, &namespace, keys, self.d).await?;
+            let cold = reads::gets_in(off.clone(), 64, &namespace, keys, self.d).await?;
+            self.rows.push(Row::throughput(
+                &format!("4e. Get vs keys per namespace ({keys} keys, c=64)"),
+                on.clone(),
+                "the same Gets, read cache off (another replica)",
+                cold.clone(),
+                "report",
+                "keys drawn uniformly over the namespace; the cache starts cold (default 64 MiB)",
+            ));
+            with_cache.push((keys as f64, on));
+            without.push((keys as f64, cold));
+        }
+        let series = [
+            plots::Series { label: "read cache on (64 MiB)".into(), points: with_cache },
+            plots::Series { label: "read cache off (every Get reads Redis)".into(), points: without },
+        ];
+        let path = self.plan.plots.join("get-vs-keys.png");
+        plots::growth(&path, "Get (c=64) against keys per namespace", "keys per namespace", &series)?;
+        println!("   plot written to {}", path.display());
         Ok(())
     }
 

@@ -87,11 +87,13 @@ struct Inner {
     paused: bool,
 }
 
+/// Cached keys of a namespace; `None`: the key does not exist.
+type Keys = HashMap<String, Option<KeyValue>>;
+
 struct Space {
     /// The namespace's revision these keys are as of.
     applied: Revision,
-    /// Cached keys; `None`: the key does not exist.
-    keys: HashMap<String, Option<KeyValue>>,
+    keys: Keys,
     bytes: usize,
 }
 
@@ -218,7 +220,9 @@ impl ReadCache {
             }
         };
         inner.bytes = inner.bytes.saturating_add(grown);
-        inner.evict(self.capacity);
+        let left = inner.evict(self.capacity);
+        drop(inner);
+        drop(left);
     }
 
     /// A batch the projector applied to `generation` in Redis, in order;
@@ -232,7 +236,9 @@ impl ReadCache {
             inner.apply_one(*revision, event);
             inner.seen = inner.seen.max(*revision);
         }
-        inner.evict(self.capacity);
+        let left = inner.evict(self.capacity);
+        drop(inner);
+        drop(left);
     }
 
     /// Bytes held (an estimate), for tests and the gauge.
@@ -296,12 +302,16 @@ impl Inner {
     /// Namespaces leave, least recently read first, until the cache fits;
     /// one namespace larger than the whole cache keeps its entry (its
     /// revision) and drops its keys, which fill again as they are read.
-    fn evict(&mut self, capacity: usize) {
+    /// Answers what left, for the caller to free once the lock is released
+    /// (freeing a large namespace takes a while; readers need not wait).
+    #[must_use]
+    fn evict(&mut self, capacity: usize) -> Vec<Keys> {
+        let mut left = Vec::new();
         while self.bytes > capacity {
             if self.spaces.len() <= 1 {
                 self.bytes = 0;
                 if let Some((name, mut space)) = self.spaces.pop_lru() {
-                    space.keys = HashMap::new();
+                    left.push(std::mem::take(&mut space.keys));
                     space.bytes = name.len().saturating_add(SPACE_OVERHEAD);
                     if space.bytes <= capacity {
                         self.bytes = space.bytes;
@@ -315,7 +325,9 @@ impl Inner {
             let Some((name, space)) = self.spaces.pop_lru() else { break };
             self.bytes = self.bytes.saturating_sub(space.bytes);
             self.touch(&name);
+            left.push(space.keys);
         }
         metrics::gauge!(metric::READ_CACHE_BYTES).set(self.bytes as f64);
+        left
     }
 }
