@@ -83,9 +83,9 @@ async fn every_write_path_refuses_values_that_break_a_schema_and_appends_nothing
     assert_eq!(reader.count().await, count, "nothing appended");
 
     // Valid values pass; keys no pattern matches are not checked.
-    let ok = cmd.put(json(ns, "limits/api", r#"{"rps": 100}"#)).await.unwrap().into_inner().revision;
-    cmd.put(put(ns, "readme", "anything")).await.unwrap();
-    // Schemas are not keys.
+    cmd.put(json(ns, "limits/api", r#"{"rps": 100}"#)).await.unwrap();
+    let ok = cmd.put(put(ns, "readme", "anything")).await.unwrap().into_inner().revision;
+    // Schemas are not keys (read after both writes: the listing waits for the last).
     let list = ListRequest { namespace: ns.into(), min_revision: Some(ok), ..Default::default() };
     let keys: Vec<_> = q.list(list).await.unwrap().into_inner().kvs.into_iter().map(|kv| kv.key).collect();
     assert_eq!(keys, ["limits/api", "readme"]);
