@@ -204,8 +204,9 @@ impl Agent {
                 return Ok(());
             }
         }
-        self.healthy.store(true, Ordering::Relaxed);
+        // The gauge first: a probe that finds the agent healthy finds its revision too.
         metrics::gauge!("veltrix_agent_applied_revision").set(revision as f64);
+        self.healthy.store(true, Ordering::Relaxed);
         tracing::info!(revision, "serving the last good revision from the state directory");
         Ok(())
     }
@@ -275,8 +276,8 @@ impl Agent {
             tracing::warn!(error = %e, "could not save the state directory");
         }
         self.good = Some(good);
-        self.healthy.store(true, Ordering::Relaxed);
         metrics::gauge!("veltrix_agent_applied_revision").set(config.revision as f64);
+        self.healthy.store(true, Ordering::Relaxed);
         Outcome::Ack { revision: config.revision, digest }
     }
 }

@@ -34,8 +34,12 @@ pub enum Violation {
     StaleRead { op: u64, min_revision: u64, revision: u64 },
     /// A read's answer is not the stream's state of the key at its revision.
     WrongRead { op: u64, revision: u64, expected: (Option<String>, u64), got: (Option<String>, u64) },
-    /// A read saw a write that began after the read ended.
-    FutureRead { op: u64, writer: u64 },
+    /// A read answered as of a revision whose change sets include one
+    /// (`writer`'s) first asked for after the read ended.
+    FutureRead { op: u64, writer: u64, revision: u64 },
+    /// Two operations with one request id ask different things (the
+    /// history is malformed: a request id names one request).
+    RequestIdReused { first: u64, again: u64 },
     /// A watch stream missed a change set touching its prefix.
     WatchGap { watch: usize, missing: u64 },
     /// A watch stream delivered a change set twice.
@@ -60,7 +64,8 @@ impl Violation {
             | Self::StaleRead { op, .. }
             | Self::WrongRead { op, .. } => vec![*op],
             Self::RealTime { earlier, later, .. } => vec![*earlier, *later],
-            Self::FutureRead { op, writer } => vec![*writer, *op],
+            Self::FutureRead { op, writer, .. } => vec![*writer, *op],
+            Self::RequestIdReused { first, again } => vec![*first, *again],
             Self::RevisionTwice { .. }
             | Self::StreamOutOfOrder { .. }
             | Self::CommittedTwice { .. }
@@ -75,8 +80,26 @@ impl Violation {
     /// watch stream it is about, and the change sets of the keys involved.
     pub fn sub_history(&self, history: &History) -> History {
         let ids = self.ops();
-        let ops: Vec<Op> = history.ops.iter().filter(|o| ids.contains(&o.id)).cloned().collect();
-        let keys: HashSet<(&str, &str)> = ops.iter().flat_map(op_keys).collect();
+        let named: Vec<&Op> = history.ops.iter().filter(|o| ids.contains(&o.id)).collect();
+        let keys: HashSet<(&str, &str)> = named.iter().flat_map(|o| op_keys(o)).collect();
+        // With every write of those keys: what decides whether the named
+        // operations were legal.
+        let ops: Vec<Op> = history
+            .ops
+            .iter()
+            .filter(|o| {
+                let of_request = match (&o.call, self) {
+                    (Call::Write { request_id, .. }, Self::CommittedTwice { request_id: twice, .. }) => {
+                        request_id == twice
+                    }
+                    _ => false,
+                };
+                ids.contains(&o.id)
+                    || of_request
+                    || (matches!(o.call, Call::Write { .. }) && op_keys(o).iter().any(|k| keys.contains(k)))
+            })
+            .cloned()
+            .collect();
         let watches: Vec<WatchLog> = match self {
             Self::WatchGap { watch, .. }
             | Self::WatchDuplicate { watch, .. }
@@ -99,7 +122,9 @@ impl Violation {
 
     fn revisions(&self) -> Vec<u64> {
         match self {
-            Self::RevisionTwice { revision } | Self::StreamOutOfOrder { revision, .. } => vec![*revision],
+            Self::RevisionTwice { revision }
+            | Self::StreamOutOfOrder { revision, .. }
+            | Self::FutureRead { revision, .. } => vec![*revision],
             Self::CommittedTwice { revisions, .. } => revisions.clone(),
             _ => Vec::new(),
         }
@@ -137,7 +162,15 @@ impl fmt::Display for Violation {
             Self::WrongRead { op, revision, expected, got } => {
                 write!(f, "op {op} read {got:?} as of {revision}; the stream holds {expected:?}")
             }
-            Self::FutureRead { op, writer } => write!(f, "op {op} read what op {writer} wrote after the read ended"),
+            Self::FutureRead { op, writer, revision } => {
+                write!(
+                    f,
+                    "op {op} answered as of {revision}, which holds op {writer}'s write, asked for after the read ended"
+                )
+            }
+            Self::RequestIdReused { first, again } => {
+                write!(f, "ops {first} and {again} share a request id but ask different things")
+            }
             Self::WatchGap { watch, missing } => write!(f, "watch {watch} never got change set {missing}"),
             Self::WatchDuplicate { watch, revision } => write!(f, "watch {watch} got change set {revision} twice"),
             Self::WatchOutOfOrder { watch, revision, after } => {
@@ -167,20 +200,45 @@ fn touches(c: &Committed, w: &WatchLog) -> bool {
 
 /// Every check, in order.
 pub fn check(history: &History) -> Vec<Violation> {
-    let mut found = check_writes(history);
-    found.extend(check_reads(history));
+    let index = Index::new(history);
+    let mut found = writes(history, &index);
+    found.extend(reads(history, &index));
     found.extend(check_watches(history));
     found
 }
 
+/// When a write's request took effect at the latest, as far as a client
+/// can tell: an acknowledged write before its answer; anything else
+/// (a timeout, UNAVAILABLE, no answer) may still land later.
+fn effect_by(op: &Op) -> u64 {
+    if matches!(op.outcome, Outcome::Written { .. }) { op.complete } else { u64::MAX }
+}
+
+/// One request as its client made it, over all its attempts (a retry with
+/// the same request id is the same request): from the first invocation to
+/// the first acknowledgement.
+#[derive(Debug, Clone, Copy)]
+struct Request {
+    /// The first attempt's id, for reports.
+    op: u64,
+    invoke: u64,
+    effect_by: u64,
+}
+
 /// One key's change sets in revision order: (revision, value after, the
-/// operation that wrote it when the history has it).
-type Timeline<'a> = Vec<(u64, Option<&'a str>, Option<&'a Op>)>;
+/// request that wrote it when the history has it).
+type Timeline<'a> = Vec<(u64, Option<&'a str>, Option<Request>)>;
 
 struct Index<'a> {
     by_request: HashMap<(&'a str, &'a str), Vec<&'a Committed>>,
-    keys: HashMap<(&'a str, &'a str), Timeline<'a>>,
+    requests: HashMap<(&'a str, &'a str), Request>,
+    /// Namespace → key → timeline.
+    keys: HashMap<&'a str, HashMap<&'a str, Timeline<'a>>>,
     by_revision: HashMap<u64, &'a Committed>,
+    /// The stream by revision, with the latest invocation among the
+    /// requests of it and every change set before it (the earliest time
+    /// all of them could have been committed).
+    prefix: Vec<(u64, u64, Option<u64>)>,
 }
 
 impl<'a> Index<'a> {
@@ -189,40 +247,73 @@ impl<'a> Index<'a> {
         for c in history.stream.iter().filter(|c| !c.request_id.is_empty()) {
             by_request.entry((c.namespace.as_str(), c.request_id.as_str())).or_default().push(c);
         }
-        let writers: HashMap<(&str, &str), &Op> = history
-            .ops
-            .iter()
-            .filter_map(|op| match &op.call {
-                Call::Write { namespace, request_id, .. } if !request_id.is_empty() => {
-                    Some(((namespace.as_str(), request_id.as_str()), op))
+        let by_revision: HashMap<u64, &Committed> = history.stream.iter().map(|c| (c.revision, c)).collect();
+        let mut requests: HashMap<(&str, &str), Request> = HashMap::new();
+        // Acknowledged writes without a request id are found by revision.
+        let mut anonymous: HashMap<u64, Request> = HashMap::new();
+        for op in &history.ops {
+            let Call::Write { namespace, request_id, .. } = &op.call else { continue };
+            let attempt = Request { op: op.id, invoke: op.invoke, effect_by: effect_by(op) };
+            if request_id.is_empty() {
+                if let Outcome::Written { revision } = op.outcome {
+                    anonymous.insert(revision, attempt);
                 }
-                _ => None,
-            })
-            .collect();
+                continue;
+            }
+            requests
+                .entry((namespace.as_str(), request_id.as_str()))
+                .and_modify(|r| {
+                    r.invoke = r.invoke.min(attempt.invoke);
+                    r.effect_by = r.effect_by.min(attempt.effect_by);
+                })
+                .or_insert(attempt);
+        }
         let mut stream: Vec<&Committed> = history.stream.iter().collect();
         stream.sort_by_key(|c| c.revision);
-        let mut keys: HashMap<(&str, &str), Timeline> = HashMap::new();
+        let mut keys: HashMap<&str, HashMap<&str, Timeline>> = HashMap::new();
+        let mut prefix = Vec::with_capacity(stream.len());
+        let mut latest: (u64, Option<u64>) = (0, None);
         for c in &stream {
-            let writer = writers.get(&(c.namespace.as_str(), c.request_id.as_str())).copied();
+            let writer = match c.request_id.as_str() {
+                "" => anonymous.get(&c.revision).copied(),
+                id => requests.get(&(c.namespace.as_str(), id)).copied(),
+            };
+            if let Some(w) = writer.filter(|w| w.invoke > latest.0) {
+                latest = (w.invoke, Some(w.op));
+            }
+            prefix.push((c.revision, latest.0, latest.1));
             for (k, v) in &c.changes {
-                keys.entry((c.namespace.as_str(), k.as_str())).or_default().push((c.revision, v.as_deref(), writer));
+                let timeline = keys.entry(c.namespace.as_str()).or_default().entry(k.as_str()).or_default();
+                timeline.push((c.revision, v.as_deref(), writer));
             }
         }
-        let by_revision = history.stream.iter().map(|c| (c.revision, c)).collect();
-        Self { by_request, keys, by_revision }
+        Self { by_request, requests, keys, by_revision, prefix }
     }
 
-    fn committed(&self, namespace: &str, request_id: &str) -> Option<&'a Committed> {
+    /// The change set a write committed as: by its request id, or (without
+    /// one) at the revision it was acknowledged with, if it is that write.
+    fn committed(&self, op: &Op) -> Option<&'a Committed> {
+        let Call::Write { namespace, request_id, changes, .. } = &op.call else { return None };
         if request_id.is_empty() {
-            return None;
+            let Outcome::Written { revision } = op.outcome else { return None };
+            return self
+                .by_revision
+                .get(&revision)
+                .copied()
+                .filter(|c| c.namespace == *namespace && c.changes == *changes);
         }
-        self.by_request.get(&(namespace, request_id)).and_then(|v| v.first().copied())
+        self.by_request.get(&(namespace.as_str(), request_id.as_str())).and_then(|v| v.first().copied())
+    }
+
+    fn timeline(&self, namespace: &str, key: &str) -> &[(u64, Option<&'a str>, Option<Request>)] {
+        self.keys.get(namespace).and_then(|keys| keys.get(key)).map(Vec::as_slice).unwrap_or_default()
     }
 
     /// The key's value and mod revision right after `revision` (0: absent).
     fn state_at(&self, namespace: &str, key: &str, revision: u64) -> (Option<String>, u64) {
-        let timeline = self.keys.get(&(namespace, key)).map(Vec::as_slice).unwrap_or_default();
-        match timeline.iter().rev().find(|(r, _, _)| *r <= revision) {
+        let timeline = self.timeline(namespace, key);
+        let upto = timeline.partition_point(|(r, _, _)| *r <= revision);
+        match upto.checked_sub(1).and_then(|i| timeline.get(i)) {
             Some((r, Some(v), _)) => (Some((*v).to_owned()), *r),
             _ => (None, 0),
         }
@@ -232,6 +323,10 @@ impl<'a> Index<'a> {
 /// Acknowledged writes, definite failures, requests, real-time order and
 /// compare-and-set.
 pub fn check_writes(history: &History) -> Vec<Violation> {
+    writes(history, &Index::new(history))
+}
+
+fn writes(history: &History, index: &Index) -> Vec<Violation> {
     let mut found = Vec::new();
     let mut seen = HashSet::new();
     let mut last = 0u64;
@@ -243,16 +338,19 @@ pub fn check_writes(history: &History) -> Vec<Violation> {
         }
         last = last.max(c.revision);
     }
-    let index = Index::new(history);
-    let mut twice: Vec<_> = index.by_request.iter().filter(|(_, v)| v.len() > 1).collect();
+    // Requests of the history only: others (a rollout controller's, say)
+    // follow rules of their own.
+    let mut twice: Vec<_> =
+        index.by_request.iter().filter(|(k, v)| v.len() > 1 && index.requests.contains_key(*k)).collect();
     twice.sort_by_key(|(_, v)| v.first().map(|c| c.revision));
     for ((_, request_id), v) in twice {
         let revisions = v.iter().map(|c| c.revision).collect();
         found.push(Violation::CommittedTwice { request_id: (*request_id).to_owned(), revisions });
     }
+    found.extend(reused_ids(history));
     for op in &history.ops {
-        let Call::Write { namespace, request_id, changes, .. } = &op.call else { continue };
-        let committed = index.committed(namespace, request_id);
+        let Call::Write { changes, .. } = &op.call else { continue };
+        let committed = index.committed(op);
         match (&op.outcome, committed) {
             (Outcome::Written { revision }, None) => {
                 found.push(Violation::LostWrite { op: op.id, revision: *revision })
@@ -271,29 +369,51 @@ pub fn check_writes(history: &History) -> Vec<Violation> {
             found.push(Violation::WrongChanges { op: op.id, revision: c.revision });
         }
     }
-    found.extend(real_time(&index));
-    found.extend(compare_and_set(history, &index));
+    found.extend(real_time(index));
+    found.extend(compare_and_set(history, index));
     found
 }
 
-/// Per key, in revision order: no write completed before an earlier-revision
-/// write began.
+/// Attempts of one request id must ask the same thing.
+fn reused_ids(history: &History) -> Vec<Violation> {
+    let mut first: HashMap<(&str, &str), &Op> = HashMap::new();
+    let mut found = Vec::new();
+    for op in &history.ops {
+        let Call::Write { namespace, request_id, .. } = &op.call else { continue };
+        if request_id.is_empty() {
+            continue;
+        }
+        match first.get(&(namespace.as_str(), request_id.as_str())) {
+            Some(earlier) if earlier.call != op.call => {
+                found.push(Violation::RequestIdReused { first: earlier.id, again: op.id });
+            }
+            Some(_) => {}
+            None => {
+                first.insert((namespace.as_str(), request_id.as_str()), op);
+            }
+        }
+    }
+    found
+}
+
+/// Per key, in revision order: no request took effect (by its answer)
+/// before an earlier-revision request was first made.
 fn real_time(index: &Index) -> Vec<Violation> {
     let mut found = Vec::new();
-    let mut keys: Vec<_> = index.keys.iter().collect();
-    keys.sort_by_key(|((ns, k), _)| (*ns, *k));
+    let mut keys: Vec<_> =
+        index.keys.iter().flat_map(|(ns, keys)| keys.iter().map(move |(k, timeline)| ((*ns, *k), timeline))).collect();
+    keys.sort_by_key(|(key, _)| *key);
     for ((ns, key), timeline) in keys {
-        let ops: Vec<&Op> = timeline.iter().filter_map(|(_, _, op)| *op).collect();
-        // The earliest completion among the writes after each one.
-        let mut after: Option<&Op> = None;
-        for &op in ops.iter().rev() {
+        // The earliest acknowledgement among the requests after each one.
+        let mut after: Option<Request> = None;
+        for request in timeline.iter().rev().filter_map(|(_, _, w)| *w) {
             if let Some(later) = after
-                && later.complete < op.invoke
+                && later.effect_by < request.invoke
             {
-                found.push(Violation::RealTime { key: format!("{ns}/{key}"), earlier: later.id, later: op.id });
+                found.push(Violation::RealTime { key: format!("{ns}/{key}"), earlier: later.op, later: request.op });
             }
-            if after.is_none_or(|a| op.complete < a.complete) {
-                after = Some(op);
+            if after.is_none_or(|a| request.effect_by < a.effect_by) {
+                after = Some(request);
             }
         }
     }
@@ -303,11 +423,11 @@ fn real_time(index: &Index) -> Vec<Violation> {
 fn compare_and_set(history: &History, index: &Index) -> Vec<Violation> {
     let mut found = Vec::new();
     for op in &history.ops {
-        let Call::Write { namespace, request_id, expected, .. } = &op.call else { continue };
+        let Call::Write { namespace, expected, .. } = &op.call else { continue };
         if expected.is_empty() {
             continue;
         }
-        if let Some(c) = index.committed(namespace, request_id) {
+        if let Some(c) = index.committed(op) {
             for (key, want) in expected {
                 let (_, actual) = index.state_at(namespace, key, c.revision.saturating_sub(1));
                 if actual != *want {
@@ -324,37 +444,34 @@ fn compare_and_set(history: &History, index: &Index) -> Vec<Violation> {
 }
 
 /// Whether `key` was at revision `want` (0: absent) for all of `op`'s call:
-/// the change set that put it there completed before the call began, and
-/// the next one to the key began after the call ended. Change sets the
-/// history has no operation for may have happened at any time.
+/// the change set that put it there was acknowledged before the call
+/// began, and the next one to the key was first asked for after the call
+/// ended. Change sets the history has no request for may have happened at
+/// any time.
 fn certainly_at(index: &Index, namespace: &str, key: &str, want: u64, op: &Op) -> bool {
-    let timeline = index.keys.get(&(namespace, key)).map(Vec::as_slice).unwrap_or_default();
-    // Positions after which the key is at `want`: the beginning (absent),
-    // or right after a change set that set it at `want` (or deleted it).
-    let starts = std::iter::once(None).chain((0..timeline.len()).map(Some));
-    starts.into_iter().any(|start| {
-        let (established, state) = match start {
-            None => (true, 0),
-            Some(i) => match timeline.get(i) {
-                Some((r, value, writer)) => {
-                    let state = if value.is_some() { *r } else { 0 };
-                    (writer.is_some_and(|w| w.complete < op.invoke), state)
-                }
-                None => (false, u64::MAX),
-            },
-        };
-        let next = timeline.get(start.map_or(0, |i| i.saturating_add(1)));
-        let undisturbed = match next {
-            None => true,
-            Some((_, _, writer)) => writer.is_some_and(|w| w.invoke > op.complete),
-        };
-        state == want && established && undisturbed
-    })
+    let timeline = index.timeline(namespace, key);
+    let undisturbed = |next: usize| match timeline.get(next) {
+        None => true,
+        Some((_, _, writer)) => writer.is_some_and(|w| w.invoke > op.complete),
+    };
+    let established =
+        |i: usize| timeline.get(i).is_some_and(|(_, _, writer)| writer.is_some_and(|w| w.effect_by < op.invoke));
+    if want == 0 {
+        // Absent from the beginning, or after a delete.
+        let deletes = timeline.iter().enumerate().filter(|(_, (_, v, _))| v.is_none()).map(|(i, _)| i);
+        return undisturbed(0) || deletes.into_iter().any(|i| established(i) && undisturbed(i.saturating_add(1)));
+    }
+    let i = timeline.partition_point(|(r, _, _)| *r < want);
+    let set_there = timeline.get(i).is_some_and(|(r, v, _)| *r == want && v.is_some());
+    set_there && established(i) && undisturbed(i.saturating_add(1))
 }
 
 /// Reads against the stream's state at the revisions they report.
 pub fn check_reads(history: &History) -> Vec<Violation> {
-    let index = Index::new(history);
+    reads(history, &Index::new(history))
+}
+
+fn reads(history: &History, index: &Index) -> Vec<Violation> {
     let mut found = Vec::new();
     for op in &history.ops {
         let (Call::Get { namespace, key, min_revision }, Outcome::Read { value, mod_revision, revision }) =
@@ -373,12 +490,13 @@ pub fn check_reads(history: &History) -> Vec<Violation> {
             found.push(Violation::WrongRead { op: op.id, revision: *revision, expected, got });
             continue;
         }
-        let writer = index
-            .by_revision
-            .get(mod_revision)
-            .and_then(|c| history.ops.iter().find(|w| matches!(&w.call, Call::Write { namespace: n, request_id, .. } if *n == c.namespace && *request_id == c.request_id && !request_id.is_empty())));
-        if let Some(w) = writer.filter(|w| w.invoke > op.complete) {
-            found.push(Violation::FutureRead { op: op.id, writer: w.id });
+        // Everything up to the answer's revision was committed before the
+        // answer came: none of it may have been asked for after.
+        let upto = index.prefix.partition_point(|(r, _, _)| r <= revision);
+        if let Some((_, latest, Some(writer))) = upto.checked_sub(1).and_then(|i| index.prefix.get(i))
+            && *latest > op.complete
+        {
+            found.push(Violation::FutureRead { op: op.id, writer: *writer, revision: *revision });
         }
     }
     found

@@ -42,7 +42,8 @@ pub enum Outcome {
     /// `mod_revision` (0 when not found) and the answer's revision.
     Read { value: Option<String>, mod_revision: u64, revision: u64 },
     /// A definite failure: the call changed nothing. `conflict`: a
-    /// compare-and-set refused (ABORTED).
+    /// compare-and-set refused because a key was at another revision (the
+    /// REVISION_CONFLICT refusal; not contention, which is also ABORTED).
     Failed { conflict: bool },
     /// A timeout or UNAVAILABLE: it may or may not have taken effect.
     Unknown,

@@ -15,9 +15,14 @@
 //!   and every compare-and-set held when it committed, and every refused
 //!   one was refused while the key really was elsewhere.
 //! - [`check_reads`]: a read answers exactly the stream's state of its key
-//!   as of the revision it reports, never below its `min_revision`, never
-//!   a write that began after the read ended, and a client that carries its
-//!   last revision never reads back in time.
+//!   as of the revision it reports, never below its `min_revision` (a
+//!   client that carries its last revision never reads back in time), and
+//!   never as of a revision that holds a write first asked for after the
+//!   read ended.
+//!
+//! A request is all the operations that carry its request id (retries);
+//! it took effect at the latest when one of them was acknowledged: a
+//! timeout or UNAVAILABLE may still land later.
 //! - [`check_watches`]: each watch stream, stitched across its resumes, is
 //!   exactly the committed change sets touching its prefix: no gap, no
 //!   duplicate, no reordering.

@@ -95,6 +95,16 @@ fn violations(history: &History) -> Vec<Violation> {
     check(history)
 }
 
+/// `v` is found, and found again in its own sub-history (which holds what
+/// decides it, and little else).
+fn assert_found(history: &History, v: &Violation) {
+    let found = check(history);
+    assert!(found.contains(v), "{v} not in {found:?}");
+    let sub = v.sub_history(history);
+    assert!(check(&sub).contains(v), "{v} not found in its sub-history {sub:?}");
+    assert!(sub.ops.len() <= history.ops.len() && sub.stream.len() <= history.stream.len());
+}
+
 #[test]
 fn a_legal_history_passes() {
     assert_eq!(violations(&legal()), Vec::new());
@@ -104,8 +114,7 @@ fn a_legal_history_passes() {
 fn a_lost_write_is_found() {
     let mut h = legal();
     h.stream.retain(|c| c.revision != 2);
-    let found = violations(&h);
-    assert!(found.contains(&Violation::LostWrite { op: 2, revision: 2 }), "{found:?}");
+    assert_found(&h, &Violation::LostWrite { op: 2, revision: 2 });
 }
 
 #[test]
@@ -130,7 +139,7 @@ fn a_revision_assigned_twice_is_found() {
         request_id: "other".into(),
         changes: vec![("c".into(), None)],
     });
-    assert!(violations(&h).contains(&Violation::RevisionTwice { revision: 3 }));
+    assert_found(&h, &Violation::RevisionTwice { revision: 3 });
 }
 
 #[test]
@@ -140,24 +149,75 @@ fn stale_and_wrong_reads_are_found() {
     h.ops.push(get(8, 1, (100, 110), "b", Some(3), (None, 0, 2)));
     // As of 3, but the value from before revision 2.
     h.ops.push(get(9, 2, (100, 110), "a", None, (Some("1"), 1, 3)));
-    let found = violations(&h);
-    assert!(found.contains(&Violation::StaleRead { op: 8, min_revision: 3, revision: 2 }), "{found:?}");
-    assert!(
-        found.contains(&Violation::WrongRead {
-            op: 9,
-            revision: 3,
-            expected: (Some("2".into()), 2),
-            got: (Some("1".into()), 1)
-        }),
-        "{found:?}"
-    );
+    assert_found(&h, &Violation::StaleRead { op: 8, min_revision: 3, revision: 2 });
+    let wrong =
+        Violation::WrongRead { op: 9, revision: 3, expected: (Some("2".into()), 2), got: (Some("1".into()), 1) };
+    assert_found(&h, &wrong);
 }
 
 #[test]
 fn a_read_of_a_write_begun_after_it_ended_is_found() {
     let mut h = legal();
     h.ops.push(get(8, 2, (1, 5), "b", None, (Some("x"), 3, 3)));
-    assert!(violations(&h).contains(&Violation::FutureRead { op: 8, writer: 4 }));
+    assert_found(&h, &Violation::FutureRead { op: 8, writer: 4, revision: 3 });
+    // Not found, as of a revision holding a later delete (nothing to look
+    // the writer up by but the revision).
+    let mut h = legal();
+    h.ops.push(Op {
+        id: 8,
+        client: 2,
+        invoke: 100,
+        complete: 110,
+        call: Call::Write {
+            namespace: NS.into(),
+            request_id: "req-8".into(),
+            changes: vec![("b".into(), None)],
+            expected: vec![],
+        },
+        outcome: written(4),
+    });
+    h.stream.push(committed(4, 8, "b", None));
+    h.ops.push(get(9, 1, (20, 30), "b", None, (None, 0, 4)));
+    assert_found(&h, &Violation::FutureRead { op: 9, writer: 8, revision: 4 });
+}
+
+#[test]
+fn an_indeterminate_write_may_land_after_its_timeout_and_retries_are_one_request() {
+    // Op 8 timed out at 110; op 9 began at 112 and was acknowledged at 114
+    // as revision 4...
+    let mut h = legal();
+    h.ops.push(put(8, 1, (100, 110), "c", "u", None, Outcome::Unknown));
+    h.ops.push(put(9, 2, (112, 114), "c", "w", None, written(4)));
+    // ... and op 8's publish landed afterwards, at 5: legal.
+    h.stream.push(committed(4, 9, "c", Some("w")));
+    h.stream.push(committed(5, 8, "c", Some("u")));
+    assert_eq!(violations(&h), Vec::new());
+    // A retry of op 8 with the same request id, acknowledged at 5: the
+    // request began with the first attempt.
+    let retry = Op { id: 10, invoke: 200, complete: 210, outcome: written(5), ..h.ops[7].clone() };
+    h.ops.push(retry);
+    assert_eq!(violations(&h), Vec::new());
+    // The same id for another call is a malformed history.
+    let mut other = put(11, 1, (300, 310), "c", "other", None, Outcome::Unknown);
+    if let Call::Write { request_id, .. } = &mut other.call {
+        *request_id = "req-8".into();
+    }
+    h.ops.push(other);
+    assert!(violations(&h).contains(&Violation::RequestIdReused { first: 8, again: 11 }));
+}
+
+#[test]
+fn a_write_without_a_request_id_is_found_by_its_revision() {
+    let mut h = legal();
+    let mut anonymous = put(8, 1, (100, 110), "c", "v", None, written(4));
+    if let Call::Write { request_id, .. } = &mut anonymous.call {
+        request_id.clear();
+    }
+    h.ops.push(anonymous);
+    h.stream.push(Committed { request_id: String::new(), ..committed(4, 8, "c", Some("v")) });
+    assert_eq!(violations(&h), Vec::new());
+    h.stream.pop();
+    assert_found(&h, &Violation::LostWrite { op: 8, revision: 4 });
 }
 
 #[test]
@@ -187,8 +247,12 @@ fn non_linearizable_compare_and_set_is_found() {
     h.stream.push(committed(5, 9, "a", Some("5")));
     let found = violations(&h);
     assert_eq!(found, vec![Violation::CasBroken { op: 9, key: "a".into(), expected: 2, actual: 4 }]);
+    assert_found(&h, &found[0]);
     let sub = found[0].sub_history(&h);
-    assert_eq!(sub.ops.iter().map(|o| o.id).collect::<Vec<_>>(), vec![9], "the minimal failing part");
+    assert!(
+        sub.ops.iter().all(|o| matches!(&o.call, Call::Write { changes, .. } if changes[0].0 == "a")),
+        "only key a's writes"
+    );
     assert!(sub.stream.iter().all(|c| c.changes.iter().all(|(k, _)| k == "a")));
 }
 
@@ -200,7 +264,9 @@ fn a_stream_order_against_real_time_is_found() {
     h.ops.push(put(9, 2, (100, 110), "c", "early", None, written(5)));
     h.stream.push(committed(4, 8, "c", Some("late")));
     h.stream.push(committed(5, 9, "c", Some("early")));
-    assert_eq!(violations(&h), vec![Violation::RealTime { key: "app/c".into(), earlier: 9, later: 8 }]);
+    let v = Violation::RealTime { key: "app/c".into(), earlier: 9, later: 8 };
+    assert_eq!(violations(&h), vec![v.clone()]);
+    assert_found(&h, &v);
 }
 
 #[test]
@@ -210,6 +276,7 @@ fn a_refusal_without_cause_is_found_and_one_with_a_concurrent_write_is_not() {
     // "expected 2" at t=100 had no cause.
     h.ops.push(put(8, 1, (100, 110), "a", "4", Some(2), Outcome::Failed { conflict: true }));
     assert_eq!(violations(&h), vec![Violation::CasRefusedWithoutCause { op: 8 }]);
+    assert_found(&h, &Violation::CasRefusedWithoutCause { op: 8 });
     // With a write to a that overlaps it, the refusal may be right.
     h.ops.push(put(9, 2, (105, 120), "a", "5", None, written(4)));
     h.stream.push(committed(4, 9, "a", Some("5")));
