@@ -14,6 +14,8 @@ pub mod conformance;
 pub mod digest;
 pub mod event;
 pub mod feed;
+#[cfg(any(test, feature = "test-util"))]
+pub mod fixtures;
 pub mod fleet;
 #[cfg(any(test, feature = "test-util"))]
 pub mod memory;

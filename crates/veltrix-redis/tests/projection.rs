@@ -3,15 +3,13 @@
 //! the reference fold of the same events.
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
-use std::{
-    sync::atomic::{AtomicU64, Ordering},
-    time::{Duration, SystemTime},
-};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use proptest::prelude::*;
 use veltrix_domain::{
-    Actor, ChangeSetCommand, ChangeSetCommitted, CommandMeta, Decision, Key, KeyCommand, Limits, Namespace,
-    NamespaceState, Operation, Reason, RequestId, Revision, TraceContext, decide, projection::Projection,
+    ChangeSetCommitted, Namespace, Revision,
+    fixtures::{self, Command, KeyOp},
+    projection::Projection,
 };
 use veltrix_redis::{ApplyOptions, Generation, ReadModel};
 
@@ -22,54 +20,12 @@ fn app_a() -> Namespace {
 }
 use veltrix_testkit::Redis;
 
-#[derive(Debug, Clone)]
-enum Op {
-    Set(u8),
-    Delete,
+fn committed(cmds: &[Command]) -> Vec<(Revision, ChangeSetCommitted)> {
+    fixtures::committed(&[app_a(), Namespace::parse("app/b").unwrap()], cmds)
 }
 
-/// Committed events for random commands over two namespaces, decided by the
-/// real aggregate (rejected commands are dropped, like the service does).
-fn committed(cmds: &[(u8, Vec<(u8, Op)>)]) -> Vec<(Revision, ChangeSetCommitted)> {
-    let namespaces = [Namespace::parse("app/a").unwrap(), Namespace::parse("app/b").unwrap()];
-    let mut states: Vec<NamespaceState> = (0..2).map(|_| NamespaceState::new(Duration::from_secs(3600))).collect();
-    let mut out = Vec::new();
-    for (i, (ns, changes)) in cmds.iter().enumerate() {
-        let n = usize::from(*ns % 2);
-        let mut seen = std::collections::HashSet::new();
-        let changes: Vec<KeyCommand> = changes
-            .iter()
-            .filter(|(k, _)| seen.insert(*k))
-            .map(|(k, op)| KeyCommand {
-                key: Key::parse(&format!("k/{k}")).unwrap(),
-                expected: None,
-                op: match op {
-                    Op::Set(v) => {
-                        Operation::set(vec![*v; usize::from(*v % 4)], "text/plain", &Limits::default()).unwrap()
-                    }
-                    Op::Delete => Operation::Delete,
-                },
-            })
-            .collect();
-        let meta = CommandMeta {
-            actor: Actor::parse(&format!("actor-{i}")).unwrap(),
-            reason: Reason::parse("prop").unwrap(),
-            request_id: RequestId::default(),
-            trace: TraceContext::default(),
-            time: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + i as u64),
-        };
-        let cmd = ChangeSetCommand::new(namespaces[n].clone(), changes, meta, &Limits::default()).unwrap();
-        if let Ok(Decision::Append(event)) = decide(&states[n], &cmd) {
-            let revision = Revision::new(out.len() as u64 + 1);
-            states[n].evolve(revision, &event);
-            out.push((revision, *event));
-        }
-    }
-    out
-}
-
-fn commands() -> impl Strategy<Value = Vec<(u8, Vec<(u8, Op)>)>> {
-    let op = prop_oneof![3 => any::<u8>().prop_map(Op::Set), 1 => Just(Op::Delete)];
+fn commands() -> impl Strategy<Value = Vec<Command>> {
+    let op = prop_oneof![3 => any::<u8>().prop_map(KeyOp::Set), 1 => Just(KeyOp::Delete)];
     proptest::collection::vec((any::<u8>(), proptest::collection::vec((0u8..6, op), 1..4)), 1..40)
 }
 
@@ -165,7 +121,7 @@ async fn history_is_compacted_to_the_configured_length() {
     let redis = Redis::from_env();
     let model = ReadModel::connect(&redis.url(), "c").await.unwrap();
     model.mark_complete_inactive(G1).await.unwrap();
-    let events = committed(&(0..10u8).map(|i| (0u8, vec![(i % 3, Op::Set(i))])).collect::<Vec<_>>());
+    let events = committed(&(0..10u8).map(|i| (0u8, vec![(i % 3, KeyOp::Set(i))])).collect::<Vec<_>>());
     for (revision, event) in &events {
         model.apply(G1, *revision, event, ApplyOptions { history_keep: 4 }).await.unwrap();
     }
@@ -199,12 +155,12 @@ async fn rollout_events_are_kept_apart_and_a_finished_rollout_leaves_the_round_u
     let model = ReadModel::connect(&redis.url(), "r").await.unwrap();
     model.mark_complete_inactive(G1).await.unwrap();
     let transition = |revision: u64, id: &str, change: RolloutChange| {
-        let base = committed(&[(0, vec![(0, Op::Set(1))])]).remove(0).1;
+        let base = committed(&[(0, vec![(0, KeyOp::Set(1))])]).remove(0).1;
         let rollout =
             RolloutEvent { id: RolloutId::parse(id).unwrap(), change, triggered_by: Trigger::User, inputs: None };
         (Revision::new(revision), ChangeSetCommitted { changes: Vec::new(), rollout: Some(Box::new(rollout)), ..base })
     };
-    let plain = committed(&[(0, vec![(1, Op::Set(2))])]);
+    let plain = committed(&[(0, vec![(1, KeyOp::Set(2))])]);
     let (paused, aborted) = (
         transition(5, "r-1", RolloutChange::Paused),
         transition(6, "r-1", RolloutChange::Aborted { rejections: Vec::new() }),

@@ -5,15 +5,12 @@
 //! revision it reports.
 #![allow(clippy::unwrap_used)] // tests may unwrap
 
-use std::{
-    sync::atomic::{AtomicU64, Ordering},
-    time::{Duration, SystemTime},
-};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use proptest::prelude::*;
 use veltrix_domain::{
-    Actor, ChangeSetCommand, ChangeSetCommitted, CommandMeta, Decision, Key, KeyCommand, Limits, Namespace,
-    NamespaceState, Operation, Origin, Reason, RequestId, Revision, TraceContext, decide,
+    ChangeSetCommitted, Namespace, Origin, Revision,
+    fixtures::{self, Command, KeyOp},
 };
 use veltrix_proto::v1::KeyValue;
 use veltrix_query::read::cache::{Lookup, ReadCache};
@@ -22,51 +19,8 @@ use veltrix_testkit::Redis;
 
 const NAMESPACES: [&str; 3] = ["app/a", "app/b", "app/c"];
 
-#[derive(Debug, Clone)]
-enum Op {
-    Set(u8),
-    Delete,
-}
-
-/// Committed events for random commands, decided by the real aggregate
-/// (rejected commands are dropped, like the service does).
-fn committed(cmds: &[(u8, Vec<(u8, Op)>)]) -> Vec<(Revision, ChangeSetCommitted)> {
-    let namespaces: Vec<Namespace> = NAMESPACES.iter().map(|n| Namespace::parse(n).unwrap()).collect();
-    let mut states: Vec<NamespaceState> =
-        namespaces.iter().map(|_| NamespaceState::new(Duration::from_secs(3600))).collect();
-    let mut out = Vec::new();
-    for (i, (ns, changes)) in cmds.iter().enumerate() {
-        let n = usize::from(*ns) % namespaces.len();
-        let mut seen = std::collections::HashSet::new();
-        let changes: Vec<KeyCommand> = changes
-            .iter()
-            .filter(|(k, _)| seen.insert(*k))
-            .map(|(k, op)| KeyCommand {
-                key: Key::parse(&format!("k/{k}")).unwrap(),
-                expected: None,
-                op: match op {
-                    Op::Set(v) => {
-                        Operation::set(vec![*v; usize::from(*v % 8)], "text/plain", &Limits::default()).unwrap()
-                    }
-                    Op::Delete => Operation::Delete,
-                },
-            })
-            .collect();
-        let meta = CommandMeta {
-            actor: Actor::parse(&format!("actor-{i}")).unwrap(),
-            reason: Reason::parse("prop").unwrap(),
-            request_id: RequestId::default(),
-            trace: TraceContext::default(),
-            time: SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000 + i as u64),
-        };
-        let cmd = ChangeSetCommand::new(namespaces[n].clone(), changes, meta, &Limits::default()).unwrap();
-        if let Ok(Decision::Append(event)) = decide(&states[n], &cmd) {
-            let revision = Revision::new(out.len() as u64 + 1);
-            states[n].evolve(revision, &event);
-            out.push((revision, *event));
-        }
-    }
-    out
+fn committed(cmds: &[Command]) -> Vec<(Revision, ChangeSetCommitted)> {
+    fixtures::committed(&NAMESPACES.map(|n| Namespace::parse(n).unwrap()), cmds)
 }
 
 #[derive(Debug, Clone)]
@@ -99,8 +53,8 @@ fn steps() -> impl Strategy<Value = Vec<Step>> {
     proptest::collection::vec(step, 1..80)
 }
 
-fn commands() -> impl Strategy<Value = Vec<(u8, Vec<(u8, Op)>)>> {
-    let op = prop_oneof![3 => any::<u8>().prop_map(Op::Set), 1 => Just(Op::Delete)];
+fn commands() -> impl Strategy<Value = Vec<Command>> {
+    let op = prop_oneof![3 => any::<u8>().prop_map(KeyOp::Set), 1 => Just(KeyOp::Delete)];
     proptest::collection::vec((any::<u8>(), proptest::collection::vec((0u8..6, op), 1..4)), 1..60)
 }
 
@@ -119,7 +73,16 @@ struct Replica<'a> {
     hits: u64,
 }
 
-impl Replica<'_> {
+impl<'a> Replica<'a> {
+    /// A replica on a fresh generation, with a cache of `capacity` bytes.
+    async fn new(model: &'a ReadModel, events: &'a [(Revision, ChangeSetCommitted)], capacity: usize) -> Self {
+        let generation = Generation::from_u64(GENERATION.fetch_add(1, Ordering::Relaxed));
+        model.mark_complete_inactive(generation).await.unwrap();
+        let cache = ReadCache::new(capacity).unwrap();
+        cache.start(generation, Revision::ZERO, false);
+        Replica { model, generation, cache, events, watermark: 0, in_redis: 0, hits: 0 }
+    }
+
     async fn land_in_redis(&mut self, upto: usize) {
         let upto = upto.min(self.events.len());
         for (revision, event) in self.events.get(self.in_redis..upto).unwrap_or_default() {
@@ -202,11 +165,7 @@ impl Replica<'_> {
 }
 
 async fn run(model: &ReadModel, events: &[(Revision, ChangeSetCommitted)], steps: &[Step], capacity: usize) -> u64 {
-    let generation = Generation::from_u64(GENERATION.fetch_add(1, Ordering::Relaxed));
-    model.mark_complete_inactive(generation).await.unwrap();
-    let cache = ReadCache::new(capacity).unwrap();
-    cache.start(generation, Revision::ZERO, false);
-    let mut replica = Replica { model, generation, cache, events, watermark: 0, in_redis: 0, hits: 0 };
+    let mut replica = Replica::new(model, events, capacity).await;
     for step in steps {
         replica.step(step).await;
     }
@@ -252,8 +211,8 @@ async fn model() -> ReadModel {
     ReadModel::connect(&REDIS.url(), "cache").await.unwrap()
 }
 
-fn set(ns: u8, key: u8, value: u8) -> (u8, Vec<(u8, Op)>) {
-    (ns, vec![(key, Op::Set(value))])
+fn set(ns: u8, key: u8, value: u8) -> Command {
+    (ns, vec![(key, KeyOp::Set(value))])
 }
 
 /// The cache is used at all: a second Get is a hit, a write to a cached
@@ -263,11 +222,8 @@ fn set(ns: u8, key: u8, value: u8) -> (u8, Vec<(u8, Op)>) {
 async fn hits_follow_writes_and_evictions_and_deletions() {
     let model = model().await;
     let events = committed(&[set(0, 1, 10), set(0, 2, 20), set(1, 1, 30), set(0, 1, 11), set(1, 2, 40)]);
-    let generation = Generation::from_u64(GENERATION.fetch_add(1, Ordering::Relaxed));
-    model.mark_complete_inactive(generation).await.unwrap();
-    let cache = ReadCache::new(1 << 20).unwrap();
-    cache.start(generation, Revision::ZERO, false);
-    let mut r = Replica { model: &model, generation, cache, events: &events, watermark: 0, in_redis: 0, hits: 0 };
+    let mut r = Replica::new(&model, &events, 1 << 20).await;
+    let generation = r.generation;
     r.project(3).await;
     for _ in 0..2 {
         let answer = r.get(0, 1, 0).await;
@@ -292,10 +248,7 @@ async fn hits_follow_writes_and_evictions_and_deletions() {
     assert_eq!(r.cache.namespaces(), 0);
 
     // Too small for two namespaces: reading one evicts the other.
-    let small = ReadCache::new(500).unwrap();
-    small.start(generation, Revision::ZERO, false);
-    let mut r =
-        Replica { model: &model, generation, cache: small, events: &events, watermark: 0, in_redis: 0, hits: 0 };
+    let mut r = Replica::new(&model, &events, 500).await;
     r.project(5).await;
     r.get(0, 1, 0).await;
     r.get(1, 1, 0).await;
@@ -328,11 +281,7 @@ async fn an_answer_older_than_the_projector_is_not_kept() {
     let model = model().await;
     let events = committed(&[set(0, 1, 10), set(0, 1, 11)]);
     for (existing, first) in [(false, 1usize), (true, 1)] {
-        let generation = Generation::from_u64(GENERATION.fetch_add(1, Ordering::Relaxed));
-        model.mark_complete_inactive(generation).await.unwrap();
-        let cache = ReadCache::new(1 << 20).unwrap();
-        cache.start(generation, Revision::ZERO, false);
-        let mut r = Replica { model: &model, generation, cache, events: &events, watermark: 0, in_redis: 0, hits: 0 };
+        let mut r = Replica::new(&model, &events, 1 << 20).await;
         r.project(first).await;
         if existing {
             // The namespace is cached (another key), k/1 is not.
@@ -353,11 +302,8 @@ async fn an_answer_older_than_the_projector_is_not_kept() {
 async fn replays_and_restarts_past_the_cache_empty_it() {
     let model = model().await;
     let events = committed(&[set(0, 1, 10), set(0, 2, 20), set(0, 1, 11)]);
-    let generation = Generation::from_u64(GENERATION.fetch_add(1, Ordering::Relaxed));
-    model.mark_complete_inactive(generation).await.unwrap();
-    let cache = ReadCache::new(1 << 20).unwrap();
-    cache.start(generation, Revision::ZERO, false);
-    let mut r = Replica { model: &model, generation, cache, events: &events, watermark: 0, in_redis: 0, hits: 0 };
+    let mut r = Replica::new(&model, &events, 1 << 20).await;
+    let generation = r.generation;
     r.project(2).await;
     r.get(0, 1, 0).await;
     assert_eq!(r.cache.namespaces(), 1);

@@ -241,7 +241,7 @@ impl ReadCache {
         drop(left);
     }
 
-    /// Bytes held (an estimate), for tests and the gauge.
+    /// Bytes held (an estimate).
     pub fn bytes(&self) -> usize {
         self.lock().bytes
     }
