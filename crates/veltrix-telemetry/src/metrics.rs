@@ -44,14 +44,29 @@ pub fn recorder() -> &'static PrometheusHandle {
 }
 
 /// Serves `GET /metrics` on `listener` until `shutdown`.
-pub async fn serve_metrics(listener: TcpListener, shutdown: CancellationToken) {
-    serve_endpoints(listener, shutdown, None).await;
+pub fn serve_metrics(listener: TcpListener, shutdown: CancellationToken) -> impl Future<Output = ()> {
+    serve_endpoints(listener, shutdown, None)
 }
 
 /// Serves `GET /metrics`, and with `healthy` also `GET /healthz` (200 while
-/// it is true, else 503), on `listener` until `shutdown`.
-pub async fn serve_endpoints(listener: TcpListener, shutdown: CancellationToken, healthy: Option<Arc<AtomicBool>>) {
+/// it is true, else 503), on `listener` until `shutdown`. The recorder is
+/// installed when this is called, not when the future first runs: what the
+/// process records right after spawning it is not lost to no recorder.
+pub fn serve_endpoints(
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    healthy: Option<Arc<AtomicBool>>,
+) -> impl Future<Output = ()> {
     let handle = recorder();
+    serve(listener, shutdown, healthy, handle)
+}
+
+async fn serve(
+    listener: TcpListener,
+    shutdown: CancellationToken,
+    healthy: Option<Arc<AtomicBool>>,
+    handle: &'static PrometheusHandle,
+) {
     let upkeep = {
         let shutdown = shutdown.clone();
         async move {
